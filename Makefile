@@ -1,0 +1,53 @@
+# vidcat: `make demo` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export VIDCAT_HOME ?= $(CURDIR)/.vidcat
+export DAGSTER_HOME ?= $(VIDCAT_HOME)/dagster_home
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+DEMO_VIDEOS ?= 240
+DEMO_SEED ?= 7
+SHARED ?= $(CURDIR)/../shared
+
+.PHONY: venv demo test test-fast up bench eval-text lint clean
+
+venv: $(STAMP)
+
+# torch is installed alone first and pinned: a bare or ranged torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/vidcat demo
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+up: venv
+	$(BIN)/vidcat up
+
+bench: venv
+	$(BIN)/python -m bench
+
+eval-text: venv
+	$(BIN)/vidcat eval-text --data $(SHARED)/data/youtube_trending --train GB,US,CA,FR --test DE,MX,BR,IN --json
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VIDCAT_HOME)

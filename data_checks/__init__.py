@@ -1,0 +1,1 @@
+"""Great Expectations suites and Evidently drift reports as pure functions (no dagster import)."""

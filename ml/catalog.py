@@ -35,7 +35,6 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         1,
         "videos, batches, probe, failures, labels, models, predictions",
         """
-        CREATE SEQUENCE IF NOT EXISTS video_seq START 1;
         CREATE TABLE videos (
             video_id       VARCHAR PRIMARY KEY,
             seq            BIGINT NOT NULL,          -- registration order: the upload sensor's cursor
@@ -259,9 +258,7 @@ class Catalog:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(sql)
-                    con.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
-                    )
+                    con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [version, description])
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
@@ -321,3 +318,43 @@ def open_catalog(path: Path) -> Catalog:
     catalog = Catalog(Path(path))
     catalog.ensure_schema()
     return catalog
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    replace: bool = False,
+) -> int:
+    """Bulk insert through a DataFrame (one vectorized statement, not one per row); empty is a no-op.
+
+    ``replace`` overwrites rows with the same primary key (INSERT OR REPLACE).
+    """
+    if not rows:
+        return 0
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(list(rows), columns=list(columns))  # noqa: F841 - read by DuckDB below
+    cols = ", ".join(f'"{c}"' for c in columns)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    # DuckDB's replacement scan reads the local DataFrame `frame` by name: one vectorized statement.
+    con.execute(f'{verb} INTO "{table}" ({cols}) SELECT {cols} FROM frame')
+    return len(rows)
+
+
+def delete_where_in(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    values: Sequence[str],
+    extra_sql: str = "",
+    extra_params: Sequence[Any] = (),
+) -> None:
+    """DELETE rows whose ``column`` is in ``values`` (the idempotent half of replace-by-key)."""
+    if not values:
+        return
+    con.execute(
+        f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT unnest(?::VARCHAR[])) {extra_sql}',
+        [list(values), *extra_params],
+    )

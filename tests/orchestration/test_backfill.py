@@ -1,0 +1,38 @@
+"""`vidcat backfill`: batching, partitions and the stored asset backfill, without running it."""
+
+from __future__ import annotations
+
+
+from ml.catalog import insert_rows
+from orchestration.backfill import get_instance, launch_backfill
+
+
+def _register(catalog, n, start=1):
+    with catalog.transaction() as con:
+        insert_rows(con, "videos", ["video_id", "seq", "uri", "registered_at", "origin"],
+                    [(f"v{i}", i, f"/m/v{i}.mp4", "2026-01-01", "test") for i in range(start, start + n)])
+
+
+def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, catalog):
+    _register(catalog, 10)
+    launch = launch_backfill(settings, catalog)
+    assert launch.partitions == ["b00000001", "b00000002", "b00000003"]
+    instance = get_instance(settings)
+    assert instance.get_dynamic_partitions("video_batches") == launch.partitions
+    backfill = instance.get_backfill(launch.backfill_id)
+    assert backfill.is_asset_backfill
+    assert {k.to_user_string() for k in backfill.asset_selection} == set(launch.assets)
+    assert "video_probe" in launch.assets and "video_registry" not in launch.assets
+
+    # Idempotent: nothing new to batch, no second backfill.
+    again = launch_backfill(settings, catalog)
+    assert again.backfill_id is None and again.new_batches == []
+    assert len(instance.get_backfills()) == 1
+
+    # New uploads get their own batch; --rescore covers every batch; --train adds unpartitioned assets.
+    _register(catalog, 2, start=11)
+    more = launch_backfill(settings, catalog, train=True)
+    assert more.partitions == ["b00000004"] and "video_registry" in more.assets
+    rescore = launch_backfill(settings, catalog, rescore=True)
+    assert rescore.partitions == ["b00000001", "b00000002", "b00000003", "b00000004"]
+    assert instance.get_backfill(rescore.backfill_id).status.value == "REQUESTED"

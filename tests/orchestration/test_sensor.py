@@ -1,0 +1,62 @@
+"""The upload sensor through Dagster's sensor context: partitions, run requests, cursor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from ml.catalog import insert_rows
+from orchestration.definitions import defs
+from orchestration.resources import VidcatResource
+from tests.conftest import make_video
+
+
+def _tick(instance, cursor=None, batch_size=4):
+    sensor = defs.resolve_sensor_def("upload_sensor")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"vidcat": VidcatResource(batch_size=batch_size)}
+    ) as ctx:
+        return sensor(ctx)
+
+
+def _register(catalog, n, start=1, age_s=0.0):
+    at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
+    with catalog.transaction() as con:
+        insert_rows(con, "videos", ["video_id", "seq", "uri", "registered_at", "origin"],
+                    [(f"v{i}", i, f"/m/v{i}.mp4", at, "test") for i in range(start, start + n)])
+
+
+def test_new_videos_become_partitions_and_runs_once(settings, catalog):
+    instance = dg.DagsterInstance.ephemeral()
+    _register(catalog, 9)
+    result = _tick(instance)
+    assert [r.partition_key for r in result.run_requests] == ["b00000001", "b00000002"]
+    assert [r.run_key for r in result.run_requests] == ["b00000001", "b00000002"]
+    (add,) = result.dynamic_partitions_requests
+    assert add.partitions_def_name == "video_batches" and list(add.partition_keys) == ["b00000001", "b00000002"]
+    assert result.cursor == "2"
+    # The 9th video waits (batch not full, not old); a second tick with the cursor requests nothing new.
+    again = _tick(instance, cursor=result.cursor)
+    assert not again.run_requests and again.cursor == "2"
+    assert "1 video(s) pending" in again.skip_reason.skip_message
+
+
+def test_old_pending_video_closes_a_partial_batch(settings, catalog):
+    instance = dg.DagsterInstance.ephemeral()
+    _register(catalog, 1, age_s=3600)
+    result = _tick(instance)
+    assert [r.partition_key for r in result.run_requests] == ["b00000001"]
+
+
+def test_inbox_drop_is_registered_and_batched_by_the_sensor(settings, catalog):
+    instance = dg.DagsterInstance.ephemeral()
+    make_video(settings.inbox_dir / "clip.mp4")
+    (settings.inbox_dir / "clip.json").write_text(json.dumps({"id": "clip", "title": "My dog"}))
+    _register(catalog, 3, start=10)
+    result = _tick(instance)
+    assert [r.partition_key for r in result.run_requests] == ["b00000001"]
+    assert catalog.query("SELECT video_id FROM batch_members WHERE batch_id = 'b00000001' ORDER BY seq")[-1] == (
+        "clip",
+    )

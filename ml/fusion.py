@@ -1,0 +1,270 @@
+"""Fusing the text and visual sources into final categories, and the comparison of the ways to do it.
+
+Rules, all sharing one interface (`fit` on gold data, `decide` on any videos):
+- ``text`` / ``visual``: one source alone, under its own 80%-precision thresholds;
+- ``union``: a category is emitted when either source passes its own threshold (the seed design);
+- ``max``: the larger of the two calibrated scores, under a threshold chosen on that fused score;
+- ``stacked``: per category, a logistic regression on both calibrated logits, their product, a
+  no-text and a no-visual flag and the text length, trained on gold labels; threshold chosen the same
+  way on out-of-fold stacker scores. Categories with too few gold positives share one pooled model.
+Scores are NaN where a source did not score a video (no usable text, frames failed to decode):
+missing is a state the rules see, not a zero.
+
+`compare_rules` measures every rule by cross-validation over the gold set (thresholds and stackers
+fitted on the other folds), which is what "held-out gold data" means when the gold set is small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.thresholds import DEFAULT_POLICY, Threshold, ThresholdPolicy, select_thresholds, threshold_vector
+
+RULES = ("text", "visual", "union", "max", "stacked")
+EPS = 1e-4
+MIN_POSITIVES_PER_CATEGORY_MODEL = 6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _present(x: np.ndarray) -> np.ndarray:
+    return np.isfinite(x)
+
+
+def _ge(scores: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(scores), scores >= thr[None, :], False)
+
+
+@dataclass
+class Decisions:
+    emitted: np.ndarray  # bool (n, C)
+    score: np.ndarray  # float (n, C), NaN where no source scored
+    text_fired: np.ndarray  # bool (n, C): text alone passes its own threshold
+    visual_fired: np.ndarray  # bool (n, C)
+
+    def source(self) -> np.ndarray:
+        """Provenance of each emitted category: text, visual, both, or fused (only together)."""
+        out = np.full(self.emitted.shape, "", dtype=object)
+        out[self.emitted & self.text_fired & self.visual_fired] = "both"
+        out[self.emitted & self.text_fired & ~self.visual_fired] = "text"
+        out[self.emitted & ~self.text_fired & self.visual_fired] = "visual"
+        out[self.emitted & ~self.text_fired & ~self.visual_fired] = "fused"
+        return out
+
+
+@dataclass
+class FusionModel:
+    rule: str
+    text_thresholds: list[Threshold]
+    visual_thresholds: list[Threshold]
+    fused_thresholds: list[Threshold] | None = None
+    visual_calibration: tuple[float, float] = (1.0, 0.0)  # a, b of sigmoid(a * logit + b), pooled over categories
+    stackers: list[dict] = field(default_factory=list)  # per category: {"w": [...], "b": float} (or pooled)
+
+    def calibrate_visual(self, visual: np.ndarray) -> np.ndarray:
+        a, b = self.visual_calibration
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(visual), 1 / (1 + np.exp(-(a * _logit(np.nan_to_num(visual)) + b))), np.nan)
+
+    def fused_score(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
+        v = self.calibrate_visual(visual)
+        if self.rule in ("text", "visual", "union", "max"):
+            if self.rule == "text":
+                return text
+            if self.rule == "visual":
+                return v
+            return np.fmax(text, v)
+        return _stack_predict(self.stackers, _features(text, v, text_chars))
+
+    def decide(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> Decisions:
+        t_thr = threshold_vector(self.text_thresholds)
+        v_thr = threshold_vector(self.visual_thresholds)
+        v = self.calibrate_visual(visual)
+        text_fired, visual_fired = _ge(text, t_thr), _ge(v, v_thr)
+        score = self.fused_score(text, visual, text_chars)
+        if self.rule == "text":
+            emitted = text_fired.copy()
+        elif self.rule == "visual":
+            emitted = visual_fired.copy()
+        elif self.rule == "union":
+            emitted = text_fired | visual_fired
+        else:
+            assert self.fused_thresholds is not None
+            emitted = _ge(score, threshold_vector(self.fused_thresholds))
+        return Decisions(emitted, score, text_fired, visual_fired)
+
+    def to_json(self) -> dict:
+        return {
+            "rule": self.rule,
+            "visual_calibration": list(self.visual_calibration),
+            "stackers": self.stackers,
+            "text_thresholds": [t.as_dict() for t in self.text_thresholds],
+            "visual_thresholds": [t.as_dict() for t in self.visual_thresholds],
+            "fused_thresholds": None if self.fused_thresholds is None else [t.as_dict() for t in self.fused_thresholds],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> FusionModel:
+        def ts(items):
+            return None if items is None else [Threshold(**t) for t in items]
+
+        return cls(
+            rule=data["rule"],
+            text_thresholds=ts(data["text_thresholds"]),
+            visual_thresholds=ts(data["visual_thresholds"]),
+            fused_thresholds=ts(data["fused_thresholds"]),
+            visual_calibration=tuple(data["visual_calibration"]),
+            stackers=data["stackers"],
+        )
+
+
+def fit_visual_calibration(visual: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Pooled Platt scaling of the student's scores on gold labels.
+
+    The student learnt from pseudo-labels, so its probabilities estimate agreement with the teacher,
+    not truth. One (a, b) over all categories: per-category Platt on a few gold positives would overfit.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mask = np.isfinite(visual)
+    x, y = _logit(visual[mask]).reshape(-1, 1), labels[mask].astype(int)
+    if y.min(initial=1) == y.max(initial=0):
+        return 1.0, 0.0
+    lr = LogisticRegression(C=10.0).fit(x, y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _features(text: np.ndarray, visual_cal: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
+    """(n, C, 6): text logit, visual logit, product, no-text, no-visual, log text length."""
+    has_t, has_v = _present(text), _present(visual_cal)
+    t = np.where(has_t, _logit(np.nan_to_num(text, nan=0.5)), 0.0)
+    v = np.where(has_v, _logit(np.nan_to_num(visual_cal, nan=0.5)), 0.0)
+    length = np.broadcast_to(np.log1p(np.asarray(text_chars, dtype=np.float64))[:, None] / 5.0, t.shape)
+    return np.stack([t, v, t * v / 5.0, (~has_t).astype(float), (~has_v).astype(float), length], axis=-1)
+
+
+def _fit_lr(x: np.ndarray, y: np.ndarray) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    if y.min(initial=1) == y.max(initial=0):
+        return {"w": [0.0] * x.shape[1], "b": float(_logit(np.array([max(y.mean(), EPS)]))[0])}
+    lr = LogisticRegression(C=1.0, max_iter=500).fit(x, y)
+    return {"w": lr.coef_[0].tolist(), "b": float(lr.intercept_[0])}
+
+
+def _stack_fit(features: np.ndarray, labels: np.ndarray) -> list[dict]:
+    n, c, d = features.shape
+    pooled = _fit_lr(features.reshape(-1, d), labels.reshape(-1).astype(int))
+    pooled["pooled"] = True
+    out = []
+    for j in range(c):
+        y = labels[:, j].astype(int)
+        if y.sum() >= MIN_POSITIVES_PER_CATEGORY_MODEL and (n - y.sum()) >= MIN_POSITIVES_PER_CATEGORY_MODEL:
+            out.append(_fit_lr(features[:, j, :], y))
+        else:
+            out.append(pooled)
+    return out
+
+
+def _stack_predict(stackers: list[dict], features: np.ndarray) -> np.ndarray:
+    w = np.array([s["w"] for s in stackers])  # (C, d)
+    b = np.array([s["b"] for s in stackers])  # (C,)
+    z = np.einsum("ncd,cd->nc", features, w) + b[None, :]
+    return 1 / (1 + np.exp(-z))
+
+
+def fit_rule(
+    rule: str,
+    text: np.ndarray,
+    visual: np.ndarray,
+    text_chars: np.ndarray,
+    labels: np.ndarray,
+    policy: ThresholdPolicy = DEFAULT_POLICY,
+    seed: int = 0,
+) -> FusionModel:
+    """Fit one rule on gold data: (n, C) scores with NaN for unscored, (n, C) 0/1 labels."""
+    if rule not in RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; choose from {RULES}")
+    calib = fit_visual_calibration(visual, labels)
+    model = FusionModel(rule, select_thresholds(text, labels, policy), [], visual_calibration=calib)
+    v = model.calibrate_visual(visual)
+    model.visual_thresholds = select_thresholds(v, labels, policy)
+    if rule == "max":
+        model.fused_thresholds = select_thresholds(np.fmax(text, v), labels, policy)
+    elif rule == "stacked":
+        feats = _features(text, v, text_chars)
+        # Thresholds on out-of-fold stacker scores: in-sample scores would set them too low.
+        oof = np.full(labels.shape, np.nan)
+        for train, test in _folds(len(labels), 3, seed):
+            oof[test] = _stack_predict(_stack_fit(feats[train], labels[train]), feats[test])
+        model.stackers = _stack_fit(feats, labels)
+        model.fused_thresholds = select_thresholds(oof, labels, policy)
+    return model
+
+
+def _folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    idx = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(idx, k)
+    return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i]) for i in range(k)]
+
+
+def rule_metrics(emitted: np.ndarray, score: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    from ml.metrics import categories_per_video, coverage, gap_at_k
+
+    y = labels.astype(bool)
+    tp = int((emitted & y).sum())
+    fp = int((emitted & ~y).sum())
+    fn = int((~emitted & y).sum())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    ranked = np.where(np.isfinite(score), score, -1.0)
+    return {
+        "coverage": coverage(emitted),
+        "categories_per_video": categories_per_video(emitted),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "gap": gap_at_k(ranked, y, k=20),
+        "emitted": int(emitted.sum()),
+    }
+
+
+def compare_rules(
+    text: np.ndarray,
+    visual: np.ndarray,
+    text_chars: np.ndarray,
+    labels: np.ndarray,
+    policy: ThresholdPolicy = DEFAULT_POLICY,
+    folds: int = 5,
+    seed: int = 0,
+    rules: tuple[str, ...] = RULES,
+) -> dict[str, dict[str, float]]:
+    """Every rule measured out of fold on the gold set; the table that picks the default rule."""
+    n = len(labels)
+    folds = max(2, min(folds, n // 4))
+    out: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        emitted = np.zeros(labels.shape, bool)
+        score = np.full(labels.shape, np.nan)
+        for i, (train, test) in enumerate(_folds(n, folds, seed)):
+            model = fit_rule(rule, text[train], visual[train], text_chars[train], labels[train], policy, seed + i)
+            d = model.decide(text[test], visual[test], text_chars[test])
+            emitted[test], score[test] = d.emitted, d.score
+        out[rule] = rule_metrics(emitted, score, labels)
+    return out
+
+
+def best_rule(table: dict[str, dict[str, float]], min_precision: float = 0.8) -> str:
+    """Highest F1 among rules whose held-out precision holds the target; else the most precise rule."""
+    ok = {r: m for r, m in table.items() if np.isfinite(m["precision"]) and m["precision"] >= min_precision}
+    if ok:
+        return max(ok, key=lambda r: (ok[r]["f1"], ok[r]["coverage"]))
+    finite = {r: m for r, m in table.items() if np.isfinite(m["precision"])}
+    return max(finite, key=lambda r: finite[r]["precision"]) if finite else "union"

@@ -1,0 +1,161 @@
+"""Registry and probe asset checks through `dagster.materialize`: pass, warn, and block downstream.
+
+A tiny downstream asset stands in for the later stages: when a blocking check fails with ERROR it
+must not run for that batch; a WARN result must let it run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+import pytest
+
+import assets.video_probe as video_probe_module
+from assets.checks_probe import probe_expectations
+from assets.checks_registry import registry_expectations
+from assets.video_probe import video_probe
+from assets.video_registry import video_registry
+from ml.batching import create_batches
+from ml.registration import register_rows
+from orchestration.partitions import batch_backfill_policy, video_batches
+from orchestration.resources import VidcatResource
+
+
+@dg.asset(partitions_def=video_batches, deps=[video_probe], backfill_policy=batch_backfill_policy)
+def after_probe() -> None:
+    """Stands in for frame_embeddings: runs only if the probe check lets it."""
+
+
+@dg.asset(deps=[video_registry])
+def after_registry() -> None:
+    """Stands in for anything unpartitioned that reads the registry."""
+
+
+@pytest.fixture
+def batch(settings, catalog, ws, video_factory):
+    """Three registered, batched videos and an instance that knows the batch partition."""
+    rows = [(i, {"id": f"v{i}", "uri": str(video_factory(f"v{i}.mp4", duration_s=1.0))}) for i in range(1, 4)]
+    register_rows(catalog, rows, settings.media_dir, settings.allowed_roots, ws, origin="test")
+    (b,) = create_batches(catalog, 10, "backfill")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("video_batches", [b.batch_id])
+    return b.batch_id, instance
+
+
+def run_probe(batch_id, instance, tags=None):
+    return dg.materialize(
+        [video_registry, video_probe, probe_expectations, after_probe],
+        selection=dg.AssetSelection.assets(video_probe, after_probe),
+        partition_key=batch_id,
+        instance=instance,
+        resources={"vidcat": VidcatResource()},
+        raise_on_error=False,
+        tags=tags,
+    )
+
+
+def materialized(result, node: str) -> bool:
+    return bool(result.asset_materializations_for_node(node))
+
+
+def test_clean_batch_passes_and_downstream_runs(batch):
+    batch_id, instance = batch
+    result = run_probe(batch_id, instance)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.partition == batch_id
+    assert evaluation.metadata["rows"].value == 3 and evaluation.metadata["members"].value == 3
+    assert materialized(result, "after_probe")
+
+
+def test_implausible_duration_warns_and_does_not_block(batch, monkeypatch):
+    batch_id, instance = batch
+    real = video_probe_module.probe_many
+
+    def negative_duration(videos, **kw):
+        ok, failed = real(videos, **kw)
+        ok[0] = (ok[0][0], dataclasses.replace(ok[0][1], duration_s=-3.0))
+        return ok, failed
+
+    monkeypatch.setattr(video_probe_module, "probe_many", negative_duration)
+    result = run_probe(batch_id, instance)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    (failed,) = evaluation.metadata["failed_expectations"].value
+    assert (failed["kwargs"]["column"], failed["severity"]) == ("duration_s", "warning")
+    assert [r["video_id"] for r in evaluation.metadata["failing_rows"].value] == ["v1"]
+    assert materialized(result, "after_probe")
+
+
+def test_structural_defect_blocks_the_batch_downstream(batch, monkeypatch):
+    batch_id, instance = batch
+    real = video_probe_module.probe_many
+
+    def zero_width(videos, **kw):
+        ok, failed = real(videos, **kw)
+        ok[1] = (ok[1][0], dataclasses.replace(ok[1][1], width=0))
+        return ok, failed
+
+    monkeypatch.setattr(video_probe_module, "probe_many", zero_width)
+    result = run_probe(batch_id, instance)
+    assert not result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.partition == batch_id
+    assert "width" in evaluation.metadata["summary"].value
+    assert [r["video_id"] for r in evaluation.metadata["failing_rows"].value] == ["v2"]
+    assert materialized(result, "video_probe")  # the asset itself is written; what follows is held back
+    assert not materialized(result, "after_probe")
+    assert "after_probe" not in {e.step_key for e in result.get_step_success_events()}
+
+
+def test_registry_check_blocks_on_a_uri_outside_the_roots(batch, catalog):
+    _, instance = batch
+    resources = {"vidcat": VidcatResource()}
+    nodes = [video_registry, registry_expectations, after_registry]
+    result = dg.materialize(nodes, instance=instance, resources=resources, raise_on_error=False)
+    assert result.success and result.get_asset_check_evaluations()[0].passed
+    assert materialized(result, "after_registry")
+
+    catalog.execute(
+        "INSERT INTO videos (video_id, seq, uri, registered_at, origin) "
+        "SELECT 'planted', max(seq) + 1, '/etc/passwd', now(), 'test' FROM videos"
+    )
+    result = dg.materialize(nodes, instance=instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert [r["video_id"] for r in evaluation.metadata["failing_rows"].value] == ["planted"]
+    assert not materialized(result, "after_registry")
+
+
+def test_a_run_packing_several_batches_checks_them_together(settings, catalog, ws, video_factory):
+    """Backfills pack up to four batches per run (a partition range): one result covers all of them."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    rows = [(i, {"id": f"v{i}", "uri": str(video_factory(f"v{i}.mp4", duration_s=1.0))}) for i in range(1, 5)]
+    register_rows(catalog, rows, settings.media_dir, settings.allowed_roots, ws, origin="test")
+    first, second = (b.batch_id for b in create_batches(catalog, 2, "backfill"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("video_batches", [first, second])
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: second}
+    result = run_probe(None, instance, tags=tags)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.partition is None  # a range has no single partition to record
+    assert evaluation.metadata["batches"].value == f"{first},{second}"
+    assert evaluation.metadata["members"].value == 4
+    assert {m.partition for m in result.asset_materializations_for_node("after_probe")} == {first, second}
+
+
+def test_checks_are_loaded_and_run_with_the_batch_job():
+    from orchestration.definitions import all_checks, defs
+
+    keys = {key for c in all_checks for key in c.check_keys}
+    assert dg.AssetCheckKey(dg.AssetKey("video_probe"), "probe_expectations") in keys
+    assert dg.AssetCheckKey(dg.AssetKey("video_registry"), "registry_expectations") in keys
+    job = defs.resolve_job_def("score_batch")
+    assert "video_probe_probe_expectations" in {n.name for n in job.nodes}
+    assert job.backfill_policy == batch_backfill_policy  # the partitioned check does not change packing

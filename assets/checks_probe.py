@@ -8,19 +8,13 @@ Dagster shows and does not block on. A run that packs several batches (backfill 
 them together: one result, and an ERROR holds back every batch of that run.
 """
 
-import warnings
-
 import dagster as dg
 
-from assets.checks_registry import outcome_check_result
+from assets.check_results import outcome_check_result
 from assets.video_probe import video_probe
 from data_checks.probe_suite import validate_probe
 from orchestration.partitions import video_batches
 from orchestration.resources import VidcatResource
-
-# Partitioned asset checks are a preview feature in Dagster 1.13; they are what makes a blocking
-# check act per batch, so say it once here.
-warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 _IN_KEYS = "IN (SELECT unnest(?::VARCHAR[]))"
 

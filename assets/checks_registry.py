@@ -1,15 +1,9 @@
-"""Asset check on `video_registry`: the registry suite (data_checks/registry_suite.py), blocking.
-
-Also home of `outcome_check_result`, the one place a `CheckOutcome` becomes a Dagster check result,
-so every asset check shows failures the same way.
-"""
-
-from typing import Any
+"""Asset check on `video_registry`: the registry suite (data_checks/registry_suite.py), blocking."""
 
 import dagster as dg
 
+from assets.check_results import outcome_check_result
 from assets.video_registry import video_registry
-from data_checks.outcome import CRITICAL, CheckOutcome
 from data_checks.registry_suite import validate_registry
 from orchestration.resources import VidcatResource
 
@@ -17,25 +11,6 @@ from orchestration.resources import VidcatResource
 # uniqueness are also primary/unique keys in DuckDB, so a full scan of millions of rows each time the
 # registry materializes would buy little for its memory (titles are measured in SQL, never loaded).
 REGISTRY_CHECK_MAX_ROWS = 500_000
-
-
-def outcome_check_result(outcome: CheckOutcome, **extra_metadata: Any) -> dg.AssetCheckResult:
-    """A failed critical expectation is an ERROR (stops a blocking check's downstream); warnings are WARN."""
-    meta = outcome.as_metadata()
-    metadata: dict[str, Any] = {
-        "rows": dg.MetadataValue.int(meta["rows"]),
-        "expectations": dg.MetadataValue.int(meta["expectations"]),
-        "failed": dg.MetadataValue.int(len(meta["failed_expectations"])),
-        "summary": dg.MetadataValue.md(meta["summary_md"]),
-        "failed_expectations": dg.MetadataValue.json(meta["failed_expectations"]),
-        "failing_rows": dg.MetadataValue.json(meta["failing_rows"]),
-        "parameters": dg.MetadataValue.json(meta["parameters"]),
-        **extra_metadata,
-    }
-    severity = dg.AssetCheckSeverity.ERROR if outcome.severity in (None, CRITICAL) else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(
-        passed=outcome.passed, severity=severity, metadata=metadata, description=outcome.summary()
-    )
 
 
 @dg.asset_check(asset=video_registry, blocking=True)

@@ -5,7 +5,9 @@ score outside [0, 1], a duplicate key or a decision that its own thresholds do n
 fusion step is wrong for the whole batch, not for one video.
 
 Consistency with thresholds: a row says which source(s) gave the category. For ``text`` the text
-score must reach the text threshold, for ``visual`` the visual one, for ``both`` both. A source
+score must reach the text threshold, for ``visual`` the visual one, for ``both`` both; for ``fused``
+(a combining rule emitted it though neither source alone would) the row's score must reach the
+fused threshold. A source
 whose threshold is NULL (it cannot reach the precision target for that category) must not emit it.
 The thresholds are the ones stored on the row, or, when the `thresholds` table rows are passed, the
 ones of the row's ``thresholds_version`` there (so a row cannot carry a stale copy).
@@ -20,7 +22,7 @@ from data_checks.gx_runner import param, run_suite
 from data_checks.outcome import CheckOutcome
 
 SUITE = "predictions"
-SOURCES = ("text", "visual", "both")
+SOURCES = ("text", "visual", "both", "fused")
 DEFAULT_TOLERANCE = 1e-6
 
 
@@ -32,8 +34,8 @@ def join_thresholds(predictions: Any, thresholds: Any) -> Any:
     """
     t = thresholds.copy()
     t["threshold"] = t["threshold"].where(t["enabled"].astype(bool))
-    out = predictions.drop(columns=["text_threshold", "visual_threshold"], errors="ignore")
-    for source in ("text", "visual"):
+    out = predictions.drop(columns=["text_threshold", "visual_threshold", "fused_threshold"], errors="ignore")
+    for source in ("text", "visual", "fused"):
         part = t[t["source"] == source][["version", "category_id", "threshold"]].rename(
             columns={"version": "thresholds_version", "threshold": f"{source}_threshold"}
         )
@@ -45,10 +47,15 @@ def decision_consistent(df: Any, tolerance: float = DEFAULT_TOLERANCE) -> Any:
     """Per row: does the stated source's score reach its threshold (within ``tolerance``)?"""
     text_ok = df["text_score"].astype("float64") >= df["text_threshold"].astype("float64") - tolerance
     visual_ok = df["visual_score"].astype("float64") >= df["visual_threshold"].astype("float64") - tolerance
+    fused_threshold = df["fused_threshold"] if "fused_threshold" in df.columns else float("nan")
+    fused_ok = df["score"].astype("float64") >= fused_threshold - tolerance
     source = df["source"]
     # Comparisons with NaN are False: a missing score or threshold never supports a decision.
     return (
-        ((source == "text") & text_ok) | ((source == "visual") & visual_ok) | ((source == "both") & text_ok & visual_ok)
+        ((source == "text") & text_ok)
+        | ((source == "visual") & visual_ok)
+        | ((source == "both") & text_ok & visual_ok)
+        | ((source == "fused") & fused_ok)
     )
 
 
@@ -104,7 +111,9 @@ def validate_predictions(
 ) -> CheckOutcome:
     """Validate `predictions` rows (one batch) against the working set and the thresholds."""
     frame = join_thresholds(df, thresholds) if thresholds is not None else df.copy()
-    for column in ("score", "text_score", "visual_score", "text_threshold", "visual_threshold"):
+    if "fused_threshold" not in frame.columns:
+        frame["fused_threshold"] = float("nan")
+    for column in ("score", "text_score", "visual_score", "text_threshold", "visual_threshold", "fused_threshold"):
         frame[column] = frame[column].astype("float64")
     frame["decision_consistent"] = decision_consistent(frame, tolerance)
     ids = sorted({str(c) for c in category_ids})

@@ -123,8 +123,7 @@ def calibrator_from_dict(d: dict) -> Calibrator:
     if d.get("method") == "platt":
         return PlattCalibrator(a=float(d["a"]), b=float(d["b"]))
     if d.get("method") == "isotonic":
-        return IsotonicCalibrator(x=np.asarray(d["x"], dtype=np.float64),
-                                  y=np.asarray(d["y"], dtype=np.float64))
+        return IsotonicCalibrator(x=np.asarray(d["x"], dtype=np.float64), y=np.asarray(d["y"], dtype=np.float64))
     raise ValueError(f"not a saved calibrator: {d!r}")
 
 
@@ -137,8 +136,15 @@ def reliability_curve(probs: Any, labels: Any, n_bins: int = 10) -> list[dict]:
     for b in range(n_bins):
         m = idx == b
         if m.any():
-            out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
-                        "mean_prob": float(p[m].mean()), "positive_rate": float(y[m].mean())})
+            out.append(
+                {
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                    "n": int(m.sum()),
+                    "mean_prob": float(p[m].mean()),
+                    "positive_rate": float(y[m].mean()),
+                }
+            )
     return out
 
 

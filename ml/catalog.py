@@ -194,6 +194,32 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "per-video outcome of fusion and the current_predictions view for ad serving",
+        """
+        -- One row per video and fused model version, also for videos given no category: "classified"
+        -- is a state, not the absence of predictions rows.
+        CREATE TABLE video_results (
+            video_id       VARCHAR NOT NULL,
+            model_version  VARCHAR NOT NULL,
+            batch_id       VARCHAR,
+            n_categories   INTEGER NOT NULL,
+            has_text       BOOLEAN,
+            has_visual     BOOLEAN,
+            classified_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, model_version)
+        );
+        -- What ad serving reads: each video's categories from its most recent classification.
+        CREATE VIEW current_predictions AS
+        SELECT p.video_id, p.category_id, p.score, p.source, p.text_score, p.visual_score,
+               p.model_version, p.batch_id, p.predicted_at
+        FROM predictions p
+        JOIN (SELECT video_id, arg_max(model_version, classified_at) AS model_version
+              FROM video_results GROUP BY video_id) latest
+          ON p.video_id = latest.video_id AND p.model_version = latest.model_version;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = SCHEMA_MIGRATIONS[-1][0]

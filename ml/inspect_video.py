@@ -22,8 +22,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
-def inspect_video(path: str | Path, settings: Any, *, encoder: Any = None, top_k: int = 5,
-                  isolated: bool = True) -> dict[str, Any]:
+def inspect_video(
+    path: str | Path, settings: Any, *, encoder: Any = None, top_k: int = 5, isolated: bool = True
+) -> dict[str, Any]:
     """Facts about ``path`` as a JSON-ready dict; raises a ``FrameSamplingError`` subclass if it has no frames.
 
     ``isolated`` decodes in a worker process under the hard time limit (a CLI must not hang on a bad
@@ -54,11 +55,34 @@ def inspect_video(path: str | Path, settings: Any, *, encoder: Any = None, top_k
         "timestamps": [round(float(t), 3) for t in result.timestamps],
         "embedding_shape": list(embeddings.shape),
         "grid_error_s": round(result.grid_error_s, 3),
-        "sampling": {k: result.info.get(k) for k in ("strategy", "codec", "pix_fmt", "width", "height",
-                                                      "rotation", "start_s", "duration_s", "frames_decoded",
-                                                      "packets", "held", "decode_s")},
-        "top_classes": [{"id": int(i), "name": classes[i].name, "synonyms": classes[i].synonyms,
-                         "probability": round(float(probs[i]), 4)} for i in top],
-        "frame_top1": [{"t": round(float(t), 3), "id": int(c), "name": classes[c].name}
-                       for t, c in zip(result.timestamps, per_frame, strict=True)],
+        "sampling": {
+            k: result.info.get(k)
+            for k in (
+                "strategy",
+                "codec",
+                "pix_fmt",
+                "width",
+                "height",
+                "rotation",
+                "start_s",
+                "duration_s",
+                "frames_decoded",
+                "packets",
+                "held",
+                "decode_s",
+            )
+        },
+        "top_classes": [
+            {
+                "id": int(i),
+                "name": classes[i].name,
+                "synonyms": classes[i].synonyms,
+                "probability": round(float(probs[i]), 4),
+            }
+            for i in top
+        ],
+        "frame_top1": [
+            {"t": round(float(t), 3), "id": int(c), "name": classes[c].name}
+            for t, c in zip(result.timestamps, per_frame, strict=True)
+        ],
     }

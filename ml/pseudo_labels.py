@@ -80,8 +80,7 @@ def threshold_for_precision(
 
     def none(reason: str, **kw: Any) -> CategoryThreshold:
         base = {"precision": None, "recall": None, "support": 0, "lower_bound": None}
-        return CategoryThreshold(category_id, None, n_positives=n_pos, n_known=len(y), reason=reason,
-                                 **{**base, **kw})
+        return CategoryThreshold(category_id, None, n_positives=n_pos, n_known=len(y), reason=reason, **{**base, **kw})
 
     if n_pos == 0:
         return none("no held-out positives")
@@ -91,20 +90,32 @@ def threshold_for_precision(
     n_above = np.arange(1, len(s) + 1)
     last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut only between distinct scores
     precision = tp / n_above
-    lower = np.array([wilson_lower_bound(int(a), int(b)) for a, b in zip(tp, n_above, strict=True)]) \
-        if use_lower_bound else precision
+    lower = (
+        np.array([wilson_lower_bound(int(a), int(b)) for a, b in zip(tp, n_above, strict=True)])
+        if use_lower_bound
+        else precision
+    )
     ok = last_of_tie & (n_above >= min_support) & (lower >= target_precision)
     if not ok.any():
         supported = last_of_tie & (n_above >= min_support)
         best = float(precision[supported].max()) if supported.any() else None
-        why = (f"held-out precision never reaches {target_precision:.2f} with >= {min_support} videos"
-               f" (best {best:.2f})" if best is not None else
-               f"fewer than {min_support} held-out videos with a known label")
+        why = (
+            f"held-out precision never reaches {target_precision:.2f} with >= {min_support} videos (best {best:.2f})"
+            if best is not None
+            else f"fewer than {min_support} held-out videos with a known label"
+        )
         return none(why, precision=best)
     i = int(np.flatnonzero(ok)[-1])  # the lowest qualifying threshold = the largest qualifying set
     return CategoryThreshold(
-        category_id, float(s_sorted[i]), float(precision[i]), float(tp[i] / n_pos), int(n_above[i]),
-        n_pos, len(y), wilson_lower_bound(int(tp[i]), int(n_above[i])), "ok",
+        category_id,
+        float(s_sorted[i]),
+        float(precision[i]),
+        float(tp[i] / n_pos),
+        int(n_above[i]),
+        n_pos,
+        len(y),
+        wilson_lower_bound(int(tp[i]), int(n_above[i])),
+        "ok",
     )
 
 
@@ -118,11 +129,16 @@ def select_thresholds(
 ) -> list[CategoryThreshold]:
     """One CategoryThreshold per category, from a model's held-out scores (TextModel.heldout_*)."""
     if heldout_scores.shape != heldout_labels.shape or heldout_scores.shape[1] != len(categories):
-        raise ValueError(f"scores {heldout_scores.shape}, labels {heldout_labels.shape} and "
-                         f"{len(categories)} categories do not line up")
-    return [threshold_for_precision(heldout_scores[:, j], heldout_labels[:, j], target_precision,
-                                    min_support, use_lower_bound, category_id=c)
-            for j, c in enumerate(categories)]
+        raise ValueError(
+            f"scores {heldout_scores.shape}, labels {heldout_labels.shape} and "
+            f"{len(categories)} categories do not line up"
+        )
+    return [
+        threshold_for_precision(
+            heldout_scores[:, j], heldout_labels[:, j], target_precision, min_support, use_lower_bound, category_id=c
+        )
+        for j, c in enumerate(categories)
+    ]
 
 
 def thresholds_to_records(thresholds: Iterable[CategoryThreshold]) -> list[dict[str, Any]]:
@@ -149,8 +165,9 @@ def make_pseudo_labels(
     if scores.shape != (len(video_ids), len(categories)):
         raise ValueError(f"scores must be ({len(video_ids)}, {len(categories)}), got {scores.shape}")
     by_cat = {t.category_id: t for t in thresholds}
-    cut = np.array([by_cat[c].threshold if c in by_cat and by_cat[c].enabled else np.inf
-                    for c in categories], dtype=np.float64)
+    cut = np.array(
+        [by_cat[c].threshold if c in by_cat and by_cat[c].enabled else np.inf for c in categories], dtype=np.float64
+    )
     valid = ~np.isnan(scores)
     positive = valid & (scores >= cut[None, :])
     if negative_max_score is not None:
@@ -160,12 +177,16 @@ def make_pseudo_labels(
     frames = []
     for mask, kind, hard in ((positive, "positive", 1.0), (negative, "negative", 0.0)):
         r, c = np.nonzero(mask)
-        frames.append(pd.DataFrame({
-            "video_id": np.asarray(video_ids, dtype=object)[r],
-            "category_id": np.asarray(categories, dtype=object)[c],
-            "target": scores[r, c] if soft else np.full(len(r), hard, dtype=np.float32),
-            "kind": kind,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "video_id": np.asarray(video_ids, dtype=object)[r],
+                    "category_id": np.asarray(categories, dtype=object)[c],
+                    "target": scores[r, c] if soft else np.full(len(r), hard, dtype=np.float32),
+                    "kind": kind,
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out["target"] = out["target"].astype(np.float32)
     return out.sort_values(["video_id", "category_id"], kind="stable").reset_index(drop=True)[COLUMNS]
@@ -210,10 +231,16 @@ def pseudo_label_precision(pseudo, gold, exhaustive: Iterable[str] = ()) -> dict
             "micro": (agree / judged) if judged else None,
             "judged": judged,
             "unjudged": sum(v[2] for v in cats.values()),
-            "per_category": {c: {"agreement": (v[0] / v[1]) if v[1] else None, "judged": v[1],
-                                 "unjudged": v[2]} for c, v in sorted(cats.items())},
+            "per_category": {
+                c: {"agreement": (v[0] / v[1]) if v[1] else None, "judged": v[1], "unjudged": v[2]}
+                for c, v in sorted(cats.items())
+            },
         }
 
     pos, neg = summarise("positive"), summarise("negative")
-    return {"positive_precision": pos["micro"], "negative_predictive_value": neg["micro"],
-            "positive": pos, "negative": neg}
+    return {
+        "positive_precision": pos["micro"],
+        "negative_predictive_value": neg["micro"],
+        "positive": pos,
+        "negative": neg,
+    }

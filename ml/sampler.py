@@ -80,8 +80,16 @@ class DecoderCrashed(DecodeError):
 
 ERROR_CLASSES: dict[str, type[FrameSamplingError]] = {
     c.__name__: c
-    for c in (FrameSamplingError, MissingFile, EmptyFile, NoVideoStream, FrameTooLarge, DecodeError,
-              DecodeTimeout, DecoderCrashed)
+    for c in (
+        FrameSamplingError,
+        MissingFile,
+        EmptyFile,
+        NoVideoStream,
+        FrameTooLarge,
+        DecodeError,
+        DecodeTimeout,
+        DecoderCrashed,
+    )
 }
 
 
@@ -102,8 +110,13 @@ class SampleOptions:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> SampleOptions:
-        values = dict(fps=settings.fps, max_frames=settings.max_frames, size=settings.frame_size,
-                      max_pixels=settings.max_pixels, timeout_s=settings.decode_timeout_s)
+        values = dict(
+            fps=settings.fps,
+            max_frames=settings.max_frames,
+            size=settings.frame_size,
+            max_pixels=settings.max_pixels,
+            timeout_s=settings.decode_timeout_s,
+        )
         values.update(overrides)
         return cls(**values)
 
@@ -248,8 +261,9 @@ class _NeedFullDecode(Exception):
 # Sampling one file
 
 
-def sample_frames(path: str | os.PathLike[str], options: SampleOptions | None = None,
-                  **overrides: Any) -> SampledFrames:
+def sample_frames(
+    path: str | os.PathLike[str], options: SampleOptions | None = None, **overrides: Any
+) -> SampledFrames:
     """Frames on the grid of ``path``. Raises a ``FrameSamplingError`` subclass when there are none.
 
     The deadline (``options.timeout_s``) is checked between packets; use ``SamplerPool`` for a hard
@@ -283,8 +297,7 @@ def _open(path: Path, opts: SampleOptions):
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
         raise DecodeError(f"cannot open {path.name}: {exc}") from exc
-    videos = [s for s in container.streams.video
-              if not (s.disposition & av.stream.Disposition.attached_pic)]
+    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not videos:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
@@ -301,8 +314,9 @@ def _open(path: Path, opts: SampleOptions):
     return container, stream
 
 
-def _read_index(container: Any, stream: Any, opts: SampleOptions, deadline: float) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, str | None]:
+def _read_index(
+    container: Any, stream: Any, opts: SampleOptions, deadline: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
     import av
 
     tb = float(stream.time_base) if stream.time_base else 0.0
@@ -360,8 +374,16 @@ def _configure_decoder(stream: Any, opts: SampleOptions, skip_nonref: bool) -> N
         cc.options = {**(cc.options or {}), "skip_loop_filter": "all"}
 
 
-def _decode(path: Path, container: Any, stream: Any, plan: _Plan | None, opts: SampleOptions,
-            deadline: float, skip_nonref: bool, index_error: str | None) -> SampledFrames:
+def _decode(
+    path: Path,
+    container: Any,
+    stream: Any,
+    plan: _Plan | None,
+    opts: SampleOptions,
+    deadline: float,
+    skip_nonref: bool,
+    index_error: str | None,
+) -> SampledFrames:
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -399,8 +421,9 @@ def _decode(path: Path, container: Any, stream: Any, plan: _Plan | None, opts: S
                 continue
             t = ts * tb
             if frame.width * frame.height > opts.max_pixels:
-                raise FrameTooLarge(f"{path.name} has a {frame.width}x{frame.height} frame, "
-                                    f"above max_pixels={opts.max_pixels}")
+                raise FrameTooLarge(
+                    f"{path.name} has a {frame.width}x{frame.height} frame, above max_pixels={opts.max_pixels}"
+                )
             stats["frames_decoded"] += 1
             if floor_t is not None and t < floor_t - 1e-9:
                 continue  # a leading frame of an open GOP: its references were not decoded
@@ -481,10 +504,11 @@ def _to_square_rgb(frame: Any, size: int, interpolation: str, sar: float, reform
     display_w = w * sar
     scale = size / min(display_w, h)
     tw, th = max(size, round(display_w * scale)), max(size, round(h * scale))
-    rgb = reformatter.reformat(frame, width=tw, height=th, format="rgb24", interpolation=interpolation,
-                               threads=1).to_ndarray()
+    rgb = reformatter.reformat(
+        frame, width=tw, height=th, format="rgb24", interpolation=interpolation, threads=1
+    ).to_ndarray()
     y, x = (th - size) // 2, (tw - size) // 2
-    square = rgb[y:y + size, x:x + size]
+    square = rgb[y : y + size, x : x + size]
     turns = round((frame.rotation or 0) / 90) % 4
     if turns:
         square = np.rot90(square, k=turns)
@@ -518,9 +542,14 @@ class SamplerPool:
     crosses a pipe at about 0.5 ms per 224 px frame, a few percent of its decoding time.
     """
 
-    def __init__(self, options: SampleOptions | None = None, workers: int | None = None,
-                 grace_s: float = 5.0, start_method: str = "spawn",
-                 sample_fn: Callable[[str, SampleOptions], SampledFrames] | None = None):
+    def __init__(
+        self,
+        options: SampleOptions | None = None,
+        workers: int | None = None,
+        grace_s: float = 5.0,
+        start_method: str = "spawn",
+        sample_fn: Callable[[str, SampleOptions], SampledFrames] | None = None,
+    ):
         import multiprocessing
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -546,8 +575,9 @@ class SamplerPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.options, self.sample_fn), daemon=True,
-                                 name="vidcat-sampler")
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self.options, self.sample_fn), daemon=True, name="vidcat-sampler"
+        )
         proc.start()
         child.close()
         return _Worker(proc, parent)
@@ -559,8 +589,9 @@ class SamplerPool:
         w.conn.close()
         self._pool.remove(w)
 
-    def imap(self, items: Iterable[tuple[K, str | os.PathLike[str]]]
-             ) -> Iterator[tuple[K, SampledFrames | FrameSamplingError]]:
+    def imap(
+        self, items: Iterable[tuple[K, str | os.PathLike[str]]]
+    ) -> Iterator[tuple[K, SampledFrames | FrameSamplingError]]:
         """``(key, path)`` in, ``(key, frames or error)`` out, in completion order."""
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())
@@ -570,8 +601,9 @@ class SamplerPool:
             for w in [w for w in self._pool if w.job is not None]:
                 self._retire(w)
 
-    def _run(self, pending: Iterator[tuple[K, str | os.PathLike[str]]]
-             ) -> Iterator[tuple[K, SampledFrames | FrameSamplingError]]:
+    def _run(
+        self, pending: Iterator[tuple[K, str | os.PathLike[str]]]
+    ) -> Iterator[tuple[K, SampledFrames | FrameSamplingError]]:
         from multiprocessing.connection import wait
 
         exhausted = False
@@ -619,9 +651,13 @@ class SamplerPool:
                     fresh = self._spawn()
                     self._pool.append(fresh)
                     dispatch(fresh)
-                    yield key, DecodeTimeout(
-                        f"{Path(job_path).name}: no result within {self.options.timeout_s:.0f}s "
-                        f"(+{self.grace_s:.0f}s grace); the decoder was killed")
+                    yield (
+                        key,
+                        DecodeTimeout(
+                            f"{Path(job_path).name}: no result within {self.options.timeout_s:.0f}s "
+                            f"(+{self.grace_s:.0f}s grace); the decoder was killed"
+                        ),
+                    )
 
     def close(self) -> None:
         for w in list(self._pool):
@@ -640,8 +676,7 @@ def _from_message(msg: tuple[Any, ...]) -> SampledFrames | FrameSamplingError:
     return ERROR_CLASSES.get(name, DecodeError)(text)
 
 
-def _worker_main(conn: Any, options: SampleOptions,
-                 sample_fn: Callable[[str, SampleOptions], SampledFrames]) -> None:
+def _worker_main(conn: Any, options: SampleOptions, sample_fn: Callable[[str, SampleOptions], SampledFrames]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop

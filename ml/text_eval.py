@@ -98,17 +98,14 @@ def category_names(data_dir: str | Path, countries: Iterable[str]) -> dict[str, 
     return names
 
 
-def load_trending(
-    data_dir: str | Path, countries: Sequence[str]
-) -> tuple[list[TrendingVideo], dict[str, Any]]:
+def load_trending(data_dir: str | Path, countries: Sequence[str]) -> tuple[list[TrendingVideo], dict[str, Any]]:
     """One row per (country, video id): the latest trending day's version of the video."""
     out: list[TrendingVideo] = []
     stats: dict[str, Any] = {}
     for cc in countries:
         path = Path(data_dir) / f"{cc}{CSV_SUFFIX}"
         if not path.is_file():
-            raise TrendingDataError(
-                f"no {path.name} in {data_dir}; countries there: {available_countries(data_dir)}")
+            raise TrendingDataError(f"no {path.name} in {data_dir}; countries there: {available_countries(data_dir)}")
         rows, st = read_trending_csv(path)
         latest: dict[str, dict[str, str]] = {}
         for r in rows:
@@ -119,8 +116,15 @@ def load_trending(
                 latest[vid] = r
         stats[cc] = {**st, "videos": len(latest)}
         out.extend(
-            TrendingVideo(cc, vid, r.get("title", ""), r.get("description", ""), r.get("tags", ""),
-                          r["categoryId"].strip(), r.get("trending_date", ""))
+            TrendingVideo(
+                cc,
+                vid,
+                r.get("title", ""),
+                r.get("description", ""),
+                r.get("tags", ""),
+                r["categoryId"].strip(),
+                r.get("trending_date", ""),
+            )
             for vid, r in latest.items()
         )
     return out, stats
@@ -145,8 +149,9 @@ def save_embedding_cache(cache_dir: Path, encoder_name: str, cache: dict[str, np
     tmp.replace(cache_dir / f"{encoder_name}.npz")
 
 
-def _embed(encoder: TextEncoder, texts: list[str], progress: Progress, stage: str,
-           cache_dir: Path | None, chunk: int = 64) -> np.ndarray:
+def _embed(
+    encoder: TextEncoder, texts: list[str], progress: Progress, stage: str, cache_dir: Path | None, chunk: int = 64
+) -> np.ndarray:
     """Embeddings of ``texts``; with ``cache_dir``, texts embedded by an earlier run are not re-encoded."""
     cache = load_embedding_cache(cache_dir, encoder.name) if cache_dir else {}
     keys = [text_key(t) for t in texts]
@@ -258,24 +263,34 @@ def evaluate(
         all_label.setdefault(r.video_id, r.category_id)
 
     lang_counts = Counter(languages[vindex[r.video_id]] for cc in test_cc for r in test_sets[cc])
+
     def lang_group(lang: str) -> str:
         return lang if lang_counts[lang] >= MIN_LANGUAGE_VIDEOS else "other"
 
     report: dict[str, Any] = {
         "data": {
-            "dir": str(data_dir), "files": file_stats, "unique_videos": len(video_ids),
-            "train_countries": train_cc, "test_countries": test_cc,
+            "dir": str(data_dir),
+            "files": file_stats,
+            "unique_videos": len(video_ids),
+            "train_countries": train_cc,
+            "test_countries": test_cc,
             "train_videos": len(train_ids),
-            "train_videos_removed_as_also_in_test": len({r.video_id for r in rows if r.country in train_cc}
-                                                         & test_ids),
+            "train_videos_removed_as_also_in_test": len({r.video_id for r in rows if r.country in train_cc} & test_ids),
             "test_videos": {cc: len(test_sets[cc]) for cc in test_cc},
             "without_usable_text": sum(1 for p in prepared if not p.has_text),
             "categories": {c: names.get(c, "") for c in sorted(set(all_label.values()), key=int)},
             "test_languages": dict(lang_counts.most_common()),
         },
-        "settings": {"encoders": list(encoders), "heads": list(heads), "systems": list(systems),
-                     "max_chars": max_chars, "folds": folds, "min_positives": min_positives,
-                     "target_precision": target_precision, "seed": seed},
+        "settings": {
+            "encoders": list(encoders),
+            "heads": list(heads),
+            "systems": list(systems),
+            "max_chars": max_chars,
+            "folds": folds,
+            "min_positives": min_positives,
+            "target_precision": target_precision,
+            "seed": seed,
+        },
         "systems": {},
         "timing_s": {},
     }
@@ -302,16 +317,18 @@ def evaluate(
     train_y = [train_label[v] for v in train_ids]
     if "majority" in systems:
         top = Counter(train_y).most_common(1)[0][0]
-        score_system("majority", f"always '{names.get(top, top)}'",
-                     {(cc, r.video_id): top for cc in test_cc for r in test_sets[cc]})
+        score_system(
+            "majority",
+            f"always '{names.get(top, top)}'",
+            {(cc, r.video_id): top for cc in test_cc for r in test_sets[cc]},
+        )
 
     if "tfidf" in systems:
         t = time.perf_counter()
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
-                              max_features=200_000)
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=200_000)
         xtr = vec.fit_transform([texts[vindex[v]] for v in train_ids])
         clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(xtr, train_y)
         pred = {}
@@ -327,45 +344,60 @@ def evaluate(
         enc = CachedEncoder(get_encoder(enc_name))
         emb = _embed(enc, texts, progress, f"embed {enc.name}", Path(cache_dir) if cache_dir else None)
         report["timing_s"][f"embed {enc.name}"] = round(time.perf_counter() - t, 1)
-        report["timing_s"][f"embed {enc.name} ms/video"] = round(1000 * (time.perf_counter() - t) /
-                                                                   max(1, len(texts)), 1)
+        report["timing_s"][f"embed {enc.name} ms/video"] = round(
+            1000 * (time.perf_counter() - t) / max(1, len(texts)), 1
+        )
         for head in heads:
             base = f"{enc.name}/{head}"
             if "encoder" in systems:
                 t = time.perf_counter()
                 classes = sorted(set(train_y), key=int)
                 xtr = emb[[vindex[v] for v in train_ids]]
-                model = train_text_model(xtr, _one_hot(train_y, classes), classes, encoder=enc, head=head,
-                                         min_positives=min_positives, folds=folds, seed=seed,
-                                         max_chars=max_chars)
+                model = train_text_model(
+                    xtr,
+                    _one_hot(train_y, classes),
+                    classes,
+                    encoder=enc,
+                    head=head,
+                    min_positives=min_positives,
+                    folds=folds,
+                    seed=seed,
+                    max_chars=max_chars,
+                )
                 pred = {}
                 for cc in test_cc:
                     x = emb[[vindex[r.video_id] for r in test_sets[cc]]]
                     labs = _argmax_labels(model.predict_proba(x), model.categories, train_y[0])
                     pred.update({(cc, r.video_id): lab for r, lab in zip(test_sets[cc], labs, strict=True)})
-                score_system(base, f"{enc.name} + {head} heads, calibrated, trained on "
-                                   f"{','.join(train_cc)}", pred)
+                score_system(base, f"{enc.name} + {head} heads, calibrated, trained on {','.join(train_cc)}", pred)
                 report["systems"][base]["uncovered"] = sorted(model.uncovered)
                 report["systems"][base]["heldout_train_languages"] = {
                     k: (round(v, 4) if isinstance(v, float) else v)
-                    for k, v in model.metrics.items() if k != "per_category"}
+                    for k, v in model.metrics.items()
+                    if k != "per_category"
+                }
                 report["systems"][base]["pseudo_labels"] = _pseudo_label_check(
-                    model, emb, vindex, test_sets, target_precision, select_thresholds)
+                    model, emb, vindex, test_sets, target_precision, select_thresholds
+                )
                 report["timing_s"][base] = round(time.perf_counter() - t, 1)
             if "encoder_all" in systems:
                 t = time.perf_counter()
-                score_system(f"{base}/all", f"{enc.name} + {head}, trained on all countries "
-                                            f"({folds}-fold by video id): upper bound",
-                             _all_countries_predictions(emb, video_ids, all_label, test_sets, enc, head,
-                                                        folds, min_positives, seed, max_chars))
+                score_system(
+                    f"{base}/all",
+                    f"{enc.name} + {head}, trained on all countries ({folds}-fold by video id): upper bound",
+                    _all_countries_predictions(
+                        emb, video_ids, all_label, test_sets, enc, head, folds, min_positives, seed, max_chars
+                    ),
+                )
                 report["timing_s"][f"{base}/all"] = round(time.perf_counter() - t, 1)
     report["timing_s"]["total"] = round(time.perf_counter() - t0, 1)
     report["table_markdown"] = format_table(report)
     return report
 
 
-def _all_countries_predictions(emb, video_ids, all_label, test_sets, enc, head, folds, min_positives, seed,
-                               max_chars) -> dict[tuple[str, str], str]:
+def _all_countries_predictions(
+    emb, video_ids, all_label, test_sets, enc, head, folds, min_positives, seed, max_chars
+) -> dict[tuple[str, str], str]:
     from ml.text_model import train_text_model
 
     rng = np.random.default_rng(seed)
@@ -377,9 +409,17 @@ def _all_countries_predictions(emb, video_ids, all_label, test_sets, enc, head, 
     for k in range(folds):
         tr = np.flatnonzero(fold != k)
         classes = sorted({labels[i] for i in tr}, key=int)
-        model = train_text_model(emb[tr], _one_hot([labels[i] for i in tr], classes), classes, encoder=enc,
-                                 head=head, min_positives=min_positives, folds=folds, seed=seed,
-                                 max_chars=max_chars)
+        model = train_text_model(
+            emb[tr],
+            _one_hot([labels[i] for i in tr], classes),
+            classes,
+            encoder=enc,
+            head=head,
+            min_positives=min_positives,
+            folds=folds,
+            seed=seed,
+            max_chars=max_chars,
+        )
         for cc, rows in test_sets.items():
             mine = [r for r in rows if fold_of[r.video_id] == k]
             if mine:
@@ -396,8 +436,9 @@ def _pseudo_label_check(model, emb, vindex, test_sets, target_precision, select_
     French may not in Hindi. Reported per test country: how many videos get a positive pseudo-label
     and how many of those agree with YouTube's category.
     """
-    thresholds = select_thresholds(model.heldout_scores, model.heldout_labels, model.categories,
-                                   target_precision=target_precision)
+    thresholds = select_thresholds(
+        model.heldout_scores, model.heldout_labels, model.categories, target_precision=target_precision
+    )
     cut = np.array([t.threshold if t.enabled else np.inf for t in thresholds])
     out: dict[str, Any] = {"enabled_categories": [t.category_id for t in thresholds if t.enabled]}
     for cc, rows in test_sets.items():
@@ -405,9 +446,12 @@ def _pseudo_label_check(model, emb, vindex, test_sets, target_precision, select_
         hit = probs >= cut[None, :]
         r_idx, c_idx = np.nonzero(hit)
         correct = sum(rows[i].category_id == model.categories[j] for i, j in zip(r_idx, c_idx, strict=True))
-        out[cc] = {"videos": len(rows), "videos_with_positive": int(hit.any(axis=1).sum()),
-                   "positives": len(r_idx),
-                   "precision": round(correct / len(r_idx), 4) if len(r_idx) else None}
+        out[cc] = {
+            "videos": len(rows),
+            "videos_with_positive": int(hit.any(axis=1).sum()),
+            "positives": len(r_idx),
+            "precision": round(correct / len(r_idx), 4) if len(r_idx) else None,
+        }
     return out
 
 
@@ -425,8 +469,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     langs = sorted({lang for s in report["systems"].values() for lang in s["per_language"]})
     if langs:
-        lines += ["", "| system | " + " | ".join(f"{lang} acc / F1" for lang in langs) + " |",
-                  "|" + " --- |" * (len(langs) + 1)]
+        lines += [
+            "",
+            "| system | " + " | ".join(f"{lang} acc / F1" for lang in langs) + " |",
+            "|" + " --- |" * (len(langs) + 1),
+        ]
         for name, s in report["systems"].items():
             cells = [cell(s["per_language"][lang]) if lang in s["per_language"] else "-" for lang in langs]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")

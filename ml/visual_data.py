@@ -65,8 +65,9 @@ def split_ids(video_ids: Iterable[str], val_fraction: float, salt: str = SPLIT_S
     return train, val
 
 
-def targets_from_rows(rows: Iterable[Mapping[str, Any] | Sequence[Any]], categories: Sequence[str], *,
-                      unknown: float = 0.0) -> dict[str, np.ndarray]:
+def targets_from_rows(
+    rows: Iterable[Mapping[str, Any] | Sequence[Any]], categories: Sequence[str], *, unknown: float = 0.0
+) -> dict[str, np.ndarray]:
     """video_id -> float32 target vector from ``pseudo_labels`` rows (video_id, category_id, target).
 
     A (video, category) pair without a row gets ``unknown``: 0.0 treats the teacher's silence as a
@@ -126,8 +127,9 @@ def cap_frames(frames: np.ndarray, max_frames: int) -> np.ndarray:
     return frames[keep]
 
 
-def pad(examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES,
-        n_frames: Sequence[int] | None = None) -> Batch:
+def pad(
+    examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES, n_frames: Sequence[int] | None = None
+) -> Batch:
     """Pad to the longest video in the batch (at least one frame, so a frameless video still has a row)."""
     if not examples:
         raise ValueError("cannot pad an empty batch")
@@ -152,8 +154,14 @@ def pad(examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES,
 def collate(examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES) -> Batch:
     """DataLoader collate: ``pad`` then torch tensors (no copies of the padded arrays)."""
     b = pad(examples, max_frames)
-    return Batch(b.video_ids, torch.from_numpy(b.frames), torch.from_numpy(b.mask), torch.from_numpy(b.meta),
-                 torch.from_numpy(b.targets), torch.from_numpy(b.n_frames))
+    return Batch(
+        b.video_ids,
+        torch.from_numpy(b.frames),
+        torch.from_numpy(b.mask),
+        torch.from_numpy(b.meta),
+        torch.from_numpy(b.targets),
+        torch.from_numpy(b.n_frames),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,10 +209,20 @@ class ShardStream(IterableDataset):
     learn from), as are videos without a target when targets are given.
     """
 
-    def __init__(self, shards: Sequence[Path], targets: Mapping[str, np.ndarray] | None = None,
-                 meta: Mapping[str, np.ndarray] | None = None, *, video_ids: Iterable[str] | None = None,
-                 shuffle: bool = False, seed: int = 0, epoch: int = 0, buffer_size: int = 256,
-                 max_frames: int = DEFAULT_MAX_FRAMES, meta_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Path],
+        targets: Mapping[str, np.ndarray] | None = None,
+        meta: Mapping[str, np.ndarray] | None = None,
+        *,
+        video_ids: Iterable[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        buffer_size: int = 256,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        meta_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.shards = [Path(s) for s in shards]
         self.targets = targets
@@ -260,9 +278,16 @@ class ShardStream(IterableDataset):
             yield self._example(item)
 
 
-def batch_videos(videos: Iterable[VideoEmbeddings], meta: Mapping[str, np.ndarray] | None = None, *,
-                 meta_dim: int | None = None, default_meta: np.ndarray | None = None, batch_size: int = 64,
-                 max_frames: int = DEFAULT_MAX_FRAMES, length_window: int = 8) -> Iterator[Batch]:
+def batch_videos(
+    videos: Iterable[VideoEmbeddings],
+    meta: Mapping[str, np.ndarray] | None = None,
+    *,
+    meta_dim: int | None = None,
+    default_meta: np.ndarray | None = None,
+    batch_size: int = 64,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    length_window: int = 8,
+) -> Iterator[Batch]:
     """Scoring batches (numpy) over any stream of videos, every video exactly once, frameless ones too.
 
     Videos are read ``batch_size * length_window`` at a time and sorted by length inside that window,
@@ -280,7 +305,7 @@ def batch_videos(videos: Iterable[VideoEmbeddings], meta: Mapping[str, np.ndarra
     def flush() -> Iterator[Batch]:
         window.sort(key=lambda e: len(e.frames))
         for i in range(0, len(window), batch_size):
-            chunk = window[i:i + batch_size]
+            chunk = window[i : i + batch_size]
             yield pad(chunk, max_frames)
         window.clear()
 
@@ -292,14 +317,22 @@ def batch_videos(videos: Iterable[VideoEmbeddings], meta: Mapping[str, np.ndarra
     yield from flush()
 
 
-def iter_eval_batches(shards: Sequence[Path], meta: Mapping[str, np.ndarray] | None = None, *,
-                      video_ids: Iterable[str] | None = None, meta_dim: int | None = None, batch_size: int = 64,
-                      max_frames: int = DEFAULT_MAX_FRAMES, length_window: int = 8) -> Iterator[Batch]:
+def iter_eval_batches(
+    shards: Sequence[Path],
+    meta: Mapping[str, np.ndarray] | None = None,
+    *,
+    video_ids: Iterable[str] | None = None,
+    meta_dim: int | None = None,
+    batch_size: int = 64,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    length_window: int = 8,
+) -> Iterator[Batch]:
     """``batch_videos`` over shards (optionally only some videos): for scoring and evaluation."""
     ids = None if video_ids is None else set(video_ids)
     videos = iter_videos([Path(s) for s in shards], video_ids=ids)
-    return batch_videos(videos, meta, meta_dim=meta_dim, batch_size=batch_size, max_frames=max_frames,
-                        length_window=length_window)
+    return batch_videos(
+        videos, meta, meta_dim=meta_dim, batch_size=batch_size, max_frames=max_frames, length_window=length_window
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,11 +347,21 @@ class VisualDataModule(pl.LightningDataModule):
     shard order also when DataLoader workers receive a fresh copy of the dataset each epoch.
     """
 
-    def __init__(self, shards: Sequence[Path], targets: Mapping[str, np.ndarray],
-                 meta: Mapping[str, np.ndarray] | None = None, *, val_fraction: float = 0.15,
-                 split_salt: str = SPLIT_SALT, batch_size: int = 32, eval_batch_size: int = 64,
-                 max_frames: int = DEFAULT_MAX_FRAMES, shuffle_buffer: int = 256, seed: int = 0,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Path],
+        targets: Mapping[str, np.ndarray],
+        meta: Mapping[str, np.ndarray] | None = None,
+        *,
+        val_fraction: float = 0.15,
+        split_salt: str = SPLIT_SALT,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if not shards:
             raise ValueError("no embedding shards to train on")
@@ -339,17 +382,37 @@ class VisualDataModule(pl.LightningDataModule):
         return int(trainer.current_epoch) if trainer is not None else 0
 
     def train_dataset(self, epoch: int | None = None) -> ShardStream:
-        return ShardStream(self.shards, self.targets, self.meta, video_ids=self.train_ids, shuffle=True,
-                           seed=self.seed, epoch=self._epoch() if epoch is None else epoch,
-                           buffer_size=self.shuffle_buffer, max_frames=self.max_frames, meta_dim=self.meta_dim)
+        return ShardStream(
+            self.shards,
+            self.targets,
+            self.meta,
+            video_ids=self.train_ids,
+            shuffle=True,
+            seed=self.seed,
+            epoch=self._epoch() if epoch is None else epoch,
+            buffer_size=self.shuffle_buffer,
+            max_frames=self.max_frames,
+            meta_dim=self.meta_dim,
+        )
 
     def val_dataset(self) -> ShardStream:
-        return ShardStream(self.shards, self.targets, self.meta, video_ids=self.val_ids, shuffle=False,
-                           max_frames=self.max_frames, meta_dim=self.meta_dim)
+        return ShardStream(
+            self.shards,
+            self.targets,
+            self.meta,
+            video_ids=self.val_ids,
+            shuffle=False,
+            max_frames=self.max_frames,
+            meta_dim=self.meta_dim,
+        )
 
     def _loader(self, dataset: ShardStream, batch_size: int) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
-                          collate_fn=functools.partial(collate, max_frames=self.max_frames))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            collate_fn=functools.partial(collate, max_frames=self.max_frames),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset(), self.batch_size)
@@ -377,10 +440,19 @@ def _sparse_prototype(rng: np.random.Generator, dim: int, density: float = 0.25)
     return (rng.gamma(1.0, 0.8, dim) * (rng.random(dim) < density)).astype(np.float32)
 
 
-def synthetic_catalog(directory: Path, n_videos: int, *, dim: int = 64, n_categories: int = 8,
-                      frames: tuple[int, int] = (10, 60), n_background: int = 12, blend_share: float = 0.5,
-                      label_noise: tuple[float, float] = (0.1, 0.01), videos_per_shard: int = 100,
-                      seed: int = 0) -> SyntheticCatalog:
+def synthetic_catalog(
+    directory: Path,
+    n_videos: int,
+    *,
+    dim: int = 64,
+    n_categories: int = 8,
+    frames: tuple[int, int] = (10, 60),
+    n_background: int = 12,
+    blend_share: float = 0.5,
+    label_noise: tuple[float, float] = (0.1, 0.01),
+    videos_per_shard: int = 100,
+    seed: int = 0,
+) -> SyntheticCatalog:
     """Write shards of synthetic videos whose categories show in a few frames only.
 
     Each video is 10-60 frames drawn from a random mixture of three of ``n_background`` sparse
@@ -436,7 +508,8 @@ def synthetic_catalog(directory: Path, n_videos: int, *, dim: int = 64, n_catego
     shards = []
     for start in range(0, n_videos, videos_per_shard):
         path = directory / f"syn{start // videos_per_shard:05d}.parquet"
-        write_shard(path, (video(i) for i in range(start, min(n_videos, start + videos_per_shard))),
-                    encoder="synthetic")
+        write_shard(
+            path, (video(i) for i in range(start, min(n_videos, start + videos_per_shard))), encoder="synthetic"
+        )
         shards.append(path)
     return SyntheticCatalog(shards, categories, labels, targets, kinds, lengths)

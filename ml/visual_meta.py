@@ -48,7 +48,22 @@ META_LAYOUT_VERSION = 1
 
 # The most common upload languages on large video platforms; the demo catalog's six are among them.
 LANGUAGES: tuple[str, ...] = (
-    "en", "es", "pt", "fr", "de", "it", "ru", "ja", "ko", "zh", "ar", "hi", "id", "tr", "nl", "pl",
+    "en",
+    "es",
+    "pt",
+    "fr",
+    "de",
+    "it",
+    "ru",
+    "ja",
+    "ko",
+    "zh",
+    "ar",
+    "hi",
+    "id",
+    "tr",
+    "nl",
+    "pl",
 )
 
 # Centre and scale of each log feature: value = (ln(x) - ln(centre)) / scale, clipped to +-CLIP.
@@ -60,7 +75,15 @@ CLIP = 4.0
 
 # Row keys meta_vector reads; META_QUERY selects exactly these from the catalog.
 META_COLUMNS: tuple[str, ...] = (
-    "video_id", "language", "uploaded_at", "duration_s", "fps", "width", "height", "rotation", "has_audio",
+    "video_id",
+    "language",
+    "uploaded_at",
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "rotation",
+    "has_audio",
 )
 META_QUERY = (
     "SELECT v.video_id, v.language, v.uploaded_at, p.duration_s, p.fps, p.width, p.height, p.rotation, "
@@ -228,8 +251,13 @@ def meta_layout() -> dict[str, Any]:
         "features": list(META_FEATURES),
         "languages": list(LANGUAGES),
         "constants": {
-            "duration_centre_s": DURATION_CENTRE_S, "duration_scale": DURATION_SCALE,
-            "fps_centre": FPS_CENTRE, "fps_scale": FPS_SCALE, "aspect_scale": ASPECT_SCALE,
-            "short_side_centre": SHORT_SIDE_CENTRE, "short_side_scale": SHORT_SIDE_SCALE, "clip": CLIP,
+            "duration_centre_s": DURATION_CENTRE_S,
+            "duration_scale": DURATION_SCALE,
+            "fps_centre": FPS_CENTRE,
+            "fps_scale": FPS_SCALE,
+            "aspect_scale": ASPECT_SCALE,
+            "short_side_centre": SHORT_SIDE_CENTRE,
+            "short_side_scale": SHORT_SIDE_SCALE,
+            "clip": CLIP,
         },
     }

@@ -155,14 +155,28 @@ def build_network(config: VisualTrainConfig, feature_dim: int, num_classes: int,
     momentum = BN_MOMENTUM if config.bn_momentum is None else config.bn_momentum
     if config.arch == "nextvlad":
         return NeXtVLADClassifier(
-            feature_dim, num_classes, cluster_size=config.cluster_size, hidden_size=config.hidden_size,
-            expansion=config.expansion, groups=config.groups, max_frames=config.max_frames, dropout=config.dropout,
-            gating_reduction=config.gating_reduction, meta_dim=meta_dim, bn_momentum=momentum,
+            feature_dim,
+            num_classes,
+            cluster_size=config.cluster_size,
+            hidden_size=config.hidden_size,
+            expansion=config.expansion,
+            groups=config.groups,
+            max_frames=config.max_frames,
+            dropout=config.dropout,
+            gating_reduction=config.gating_reduction,
+            meta_dim=meta_dim,
+            bn_momentum=momentum,
         )
     if config.arch == "meanpool":
-        return MeanPoolClassifier(feature_dim, num_classes, hidden_size=config.hidden_size, dropout=config.dropout,
-                                  gating_reduction=config.gating_reduction, meta_dim=meta_dim,
-                                  bn_momentum=momentum)
+        return MeanPoolClassifier(
+            feature_dim,
+            num_classes,
+            hidden_size=config.hidden_size,
+            dropout=config.dropout,
+            gating_reduction=config.gating_reduction,
+            meta_dim=meta_dim,
+            bn_momentum=momentum,
+        )
     raise ValueError(f"arch must be one of {ARCHS}, got {config.arch!r}")
 
 
@@ -177,7 +191,8 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """
     known = ~torch.isnan(targets)
     per_class = nn.functional.binary_cross_entropy_with_logits(
-        logits, torch.where(known, targets, torch.zeros_like(targets)), reduction="none")
+        logits, torch.where(known, targets, torch.zeros_like(targets)), reduction="none"
+    )
     return (per_class * known).sum() / max(1, logits.shape[0])
 
 
@@ -185,8 +200,11 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray, k: int = 20) -> dict
     """GAP@k, mAP and Hit@1 of scores against boolean labels (ml.metrics; NaN where undefined)."""
     if len(scores) == 0:
         return {f"gap_at_{k}": math.nan, "map": math.nan, "hit_at_1": math.nan}
-    return {f"gap_at_{k}": gap_at_k(scores, labels, k), "map": mean_average_precision(scores, labels),
-            "hit_at_1": hit_at_one(scores, labels)}
+    return {
+        f"gap_at_{k}": gap_at_k(scores, labels, k),
+        "map": mean_average_precision(scores, labels),
+        "hit_at_1": hit_at_one(scores, labels),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,12 +214,19 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray, k: int = 20) -> dict
 class VisualModule(pl.LightningModule):
     """Lightning wrapper: loss, optimiser, schedule and validation metrics around the classifier."""
 
-    def __init__(self, categories: Sequence[str], feature_dim: int, meta_dim: int = 0,
-                 config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, categories: Sequence[str], feature_dim: int, meta_dim: int = 0, config: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__()
         # Plain types only, so the checkpoint loads with torch.load(weights_only=True).
-        self.save_hyperparameters({"categories": list(categories), "feature_dim": int(feature_dim),
-                                   "meta_dim": int(meta_dim), "config": dict(config or {})})
+        self.save_hyperparameters(
+            {
+                "categories": list(categories),
+                "feature_dim": int(feature_dim),
+                "meta_dim": int(meta_dim),
+                "config": dict(config or {}),
+            }
+        )
         self.config = VisualTrainConfig.from_dict(config or {}).validate()
         self.categories = list(categories)
         self.feature_dim = int(feature_dim)
@@ -254,23 +279,35 @@ class VisualModule(pl.LightningModule):
         targets = np.concatenate(self._val["targets"]) if n else scores
         k = self.config.gap_k
         m = ranking_metrics(scores, binarize(targets, self.config.label_threshold), k)
-        self._last_val = {"val_loss": self._val["loss"] / max(1, n), "val_gap": m[f"gap_at_{k}"],
-                          "val_map": m["map"], "val_hit_at_1": m["hit_at_1"]}
+        self._last_val = {
+            "val_loss": self._val["loss"] / max(1, n),
+            "val_gap": m[f"gap_at_{k}"],
+            "val_map": m["map"],
+            "val_hit_at_1": m["hit_at_1"],
+        }
         for name, value in self._last_val.items():
             self.log(name, value, prog_bar=name == "val_gap")
 
     def on_train_epoch_end(self) -> None:
         total, n = self._train_loss
-        self.history.append({"epoch": self.current_epoch, "train_loss": total / n if n else math.nan,
-                             "lr": self._epoch_lr, **self._last_val})
+        self.history.append(
+            {
+                "epoch": self.current_epoch,
+                "train_loss": total / n if n else math.nan,
+                "lr": self._epoch_lr,
+                **self._last_val,
+            }
+        )
 
     def configure_optimizers(self) -> dict[str, Any]:
         # Weight decay on weight matrices and centroids only: decaying BatchNorm scales and biases
         # toward zero is not what the reference's L2 penalty on weights does.
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() > 1]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() <= 1]
-        optimizer = torch.optim.Adam([{"params": decay, "weight_decay": self.config.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=self.config.lr)
+        optimizer = torch.optim.Adam(
+            [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.config.lr,
+        )
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.config.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
@@ -282,8 +319,9 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> VisualModule:
 
 
 @torch.inference_mode()
-def score_batches(network: nn.Module, batches: Iterable[Batch], meta_dim: int,
-                  device: str | torch.device = "cpu") -> Iterator[tuple[list[str], np.ndarray, Batch]]:
+def score_batches(
+    network: nn.Module, batches: Iterable[Batch], meta_dim: int, device: str | torch.device = "cpu"
+) -> Iterator[tuple[list[str], np.ndarray, Batch]]:
     """Eager probabilities per batch (numpy or torch batches); the network must be in eval mode."""
     for b in batches:
         frames = torch.as_tensor(b.frames, device=device)
@@ -359,8 +397,11 @@ def _session(path: Path, threads: int | None = None) -> Any:
 
 def _feed(session: Any, frames: np.ndarray, mask: np.ndarray, meta: np.ndarray) -> dict[str, np.ndarray]:
     """Inputs by name; an unused ``meta`` (model without metadata) is pruned from the graph by the exporter."""
-    given = {"frames": np.ascontiguousarray(frames, dtype=np.float32), "mask": np.ascontiguousarray(mask, dtype=bool),
-             "meta": np.ascontiguousarray(meta, dtype=np.float32)}
+    given = {
+        "frames": np.ascontiguousarray(frames, dtype=np.float32),
+        "mask": np.ascontiguousarray(mask, dtype=bool),
+        "meta": np.ascontiguousarray(meta, dtype=np.float32),
+    }
     return {i.name: given[i.name] for i in session.get_inputs()}
 
 
@@ -384,10 +425,19 @@ def export_onnx(network: nn.Module, path: Path, feature_dim: int, meta_dim: int)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notes about shape checks
             torch.onnx.export(
-                scorer, tuple(torch.from_numpy(a) for a in sample), tmp, dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["frames", "mask", "meta"], output_names=["probabilities"],
-                dynamic_axes={"frames": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},
-                              "meta": {0: "batch"}, "probabilities": {0: "batch"}},
+                scorer,
+                tuple(torch.from_numpy(a) for a in sample),
+                tmp,
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=["frames", "mask", "meta"],
+                output_names=["probabilities"],
+                dynamic_axes={
+                    "frames": {0: "batch", 1: "frames"},
+                    "mask": {0: "batch", 1: "frames"},
+                    "meta": {0: "batch"},
+                    "probabilities": {0: "batch"},
+                },
             )
         session = _session(Path(tmp), threads=1)
         worst = 0.0
@@ -403,8 +453,13 @@ def export_onnx(network: nn.Module, path: Path, feature_dim: int, meta_dim: int)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return {"format": "onnx", "opset": ONNX_OPSET, "exporter": "torch.onnx.export(dynamo=False)",
-            "torch": torch.__version__, "max_abs_diff_vs_torch": worst}
+    return {
+        "format": "onnx",
+        "opset": ONNX_OPSET,
+        "exporter": "torch.onnx.export(dynamo=False)",
+        "torch": torch.__version__,
+        "max_abs_diff_vs_torch": worst,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -445,8 +500,12 @@ def _feature_dim(shards: Sequence[Path]) -> int:
     raise ValueError("the embedding shards hold no video")
 
 
-def _data_digest(shards: Sequence[Path], targets: Mapping[str, np.ndarray], meta: Mapping[str, np.ndarray] | None,
-                 categories: Sequence[str]) -> str:
+def _data_digest(
+    shards: Sequence[Path],
+    targets: Mapping[str, np.ndarray],
+    meta: Mapping[str, np.ndarray] | None,
+    categories: Sequence[str],
+) -> str:
     """Content hash of what a run learns from: shard names, categories, every target and metadata vector."""
     h = hashlib.sha256()
     h.update(json.dumps([sorted(Path(s).name for s in shards), list(categories)]).encode())
@@ -480,8 +539,9 @@ def _training_environment(threads: int | None = None) -> Iterator[None]:
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning.utilities.rank_zero",
-                                              "lightning_fabric.utilities.rank_zero")]
+    loggers = [
+        logging.getLogger(n) for n in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+    ]
     tip_filter = _DropTips()
     for lg in loggers:
         lg.addFilter(tip_filter)
@@ -500,10 +560,16 @@ def _training_environment(threads: int | None = None) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
-def train_visual_model(shards: Sequence[Path], targets: Mapping[str, np.ndarray],
-                       meta: Mapping[str, np.ndarray] | None, categories: Sequence[str],
-                       config: VisualTrainConfig | None, out_dir: Path, *,
-                       version: str | None = None) -> TrainResult:
+def train_visual_model(
+    shards: Sequence[Path],
+    targets: Mapping[str, np.ndarray],
+    meta: Mapping[str, np.ndarray] | None,
+    categories: Sequence[str],
+    config: VisualTrainConfig | None,
+    out_dir: Path,
+    *,
+    version: str | None = None,
+) -> TrainResult:
     """Train, keep the best epoch, export it, and write ``out_dir/<version>/`` atomically.
 
     ``targets``: video_id -> float32 (C,) aligned with ``categories`` (1/0, soft scores, NaN unknown);
@@ -537,33 +603,62 @@ def train_visual_model(shards: Sequence[Path], targets: Mapping[str, np.ndarray]
     try:
         with _training_environment(config.torch_threads):
             pl.seed_everything(config.seed, workers=True, verbose=False)
-            data = VisualDataModule(shards, targets, meta, val_fraction=config.val_fraction,
-                                    split_salt=config.split_salt, batch_size=config.batch_size,
-                                    eval_batch_size=config.eval_batch_size, max_frames=config.max_frames,
-                                    shuffle_buffer=config.shuffle_buffer, seed=config.seed,
-                                    num_workers=config.num_workers)
+            data = VisualDataModule(
+                shards,
+                targets,
+                meta,
+                val_fraction=config.val_fraction,
+                split_salt=config.split_salt,
+                batch_size=config.batch_size,
+                eval_batch_size=config.eval_batch_size,
+                max_frames=config.max_frames,
+                shuffle_buffer=config.shuffle_buffer,
+                seed=config.seed,
+                num_workers=config.num_workers,
+            )
             if not data.train_ids or not data.val_ids:
-                raise ValueError(f"{len(targets)} labelled videos split into {len(data.train_ids)} train and "
-                                 f"{len(data.val_ids)} validation: need both (more videos or another val_fraction)")
+                raise ValueError(
+                    f"{len(targets)} labelled videos split into {len(data.train_ids)} train and "
+                    f"{len(data.val_ids)} validation: need both (more videos or another val_fraction)"
+                )
             if config.bn_momentum is None:
                 config.bn_momentum = bn_momentum_for(len(data.train_ids), config.batch_size)
             module = VisualModule(categories, feature_dim, meta_dim, config.to_dict())
             untrained = evaluate_loader(module, data.val_dataloader())
             if not untrained["n_positives"]:
-                raise ValueError(f"the validation split ({untrained['n_videos']} videos found in the shards) has no "
-                                 "positive label: validation GAP is undefined; train on more videos")
-            checkpoint = ModelCheckpoint(dirpath=run_dir, filename=CHECKPOINT_NAME.removesuffix(".ckpt"),
-                                         monitor="val_gap", mode="max", save_top_k=1, save_last=False,
-                                         auto_insert_metric_name=False, enable_version_counter=False)
-            early = EarlyStopping(monitor="val_gap", mode="max", patience=config.patience,
-                                  min_delta=config.min_delta, check_finite=True)
+                raise ValueError(
+                    f"the validation split ({untrained['n_videos']} videos found in the shards) has no "
+                    "positive label: validation GAP is undefined; train on more videos"
+                )
+            checkpoint = ModelCheckpoint(
+                dirpath=run_dir,
+                filename=CHECKPOINT_NAME.removesuffix(".ckpt"),
+                monitor="val_gap",
+                mode="max",
+                save_top_k=1,
+                save_last=False,
+                auto_insert_metric_name=False,
+                enable_version_counter=False,
+            )
+            early = EarlyStopping(
+                monitor="val_gap", mode="max", patience=config.patience, min_delta=config.min_delta, check_finite=True
+            )
             trainer = pl.Trainer(
-                max_epochs=config.max_epochs, min_epochs=config.min_epochs, accelerator=config.accelerator,
-                devices=1, deterministic=True, gradient_clip_val=config.gradient_clip_val,
-                gradient_clip_algorithm="norm", callbacks=[checkpoint, early],
-                logger=CSVLogger(str(run_dir), name="logs", version=""), default_root_dir=str(run_dir),
-                enable_progress_bar=config.enable_progress_bar, enable_model_summary=False,
-                num_sanity_val_steps=0, reload_dataloaders_every_n_epochs=1, log_every_n_steps=10,
+                max_epochs=config.max_epochs,
+                min_epochs=config.min_epochs,
+                accelerator=config.accelerator,
+                devices=1,
+                deterministic=True,
+                gradient_clip_val=config.gradient_clip_val,
+                gradient_clip_algorithm="norm",
+                callbacks=[checkpoint, early],
+                logger=CSVLogger(str(run_dir), name="logs", version=""),
+                default_root_dir=str(run_dir),
+                enable_progress_bar=config.enable_progress_bar,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                reload_dataloaders_every_n_epochs=1,
+                log_every_n_steps=10,
             )
             started = time.perf_counter()
             trainer.fit(module, datamodule=data)
@@ -574,28 +669,49 @@ def train_visual_model(shards: Sequence[Path], targets: Mapping[str, np.ndarray]
         k = config.gap_k
         best_epoch = max(range(len(module.history)), key=lambda i: _finite(module.history[i].get("val_gap")))
         metrics = {
-            f"val_gap_at_{k}": best_metrics[f"gap_at_{k}"], "val_map": best_metrics["map"],
-            "val_hit_at_1": best_metrics["hit_at_1"], "best_epoch": module.history[best_epoch]["epoch"],
-            "epochs_run": len(module.history), "stopped_early": early.stopped_epoch > 0,
+            f"val_gap_at_{k}": best_metrics[f"gap_at_{k}"],
+            "val_map": best_metrics["map"],
+            "val_hit_at_1": best_metrics["hit_at_1"],
+            "best_epoch": module.history[best_epoch]["epoch"],
+            "epochs_run": len(module.history),
+            "stopped_early": early.stopped_epoch > 0,
             f"untrained_val_gap_at_{k}": untrained[f"gap_at_{k}"],
-            "checkpoint_val_gap": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None
+            "checkpoint_val_gap": float(checkpoint.best_model_score)
+            if checkpoint.best_model_score is not None
             else math.nan,
         }
         export = export_onnx(best.network, run_dir / ONNX_NAME, feature_dim, meta_dim)
-        videos = {"train": module.train_videos_seen, "val": best_metrics["n_videos"],
-                  "train_targets": len(data.train_ids), "val_targets": len(data.val_ids)}
+        videos = {
+            "train": module.train_videos_seen,
+            "val": best_metrics["n_videos"],
+            "train_targets": len(data.train_ids),
+            "val_targets": len(data.val_ids),
+        }
         n_params = param_count(best.network)
         manifest = {
-            "model_name": MODEL_NAME, "format_version": FORMAT_VERSION, "version": version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "arch": config.arch,
-            "artifact": ONNX_NAME, "checkpoint": CHECKPOINT_NAME, "categories": list(categories),
-            "feature_dim": feature_dim, "meta_dim": meta_dim, "max_frames": config.max_frames,
+            "model_name": MODEL_NAME,
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "arch": config.arch,
+            "artifact": ONNX_NAME,
+            "checkpoint": CHECKPOINT_NAME,
+            "categories": list(categories),
+            "feature_dim": feature_dim,
+            "meta_dim": meta_dim,
+            "max_frames": config.max_frames,
             "meta_layout": meta_layout() if meta_dim == META_DIM else None,
             "meta_layout_version": META_LAYOUT_VERSION if meta_dim == META_DIM else None,
-            "inputs": {"frames": ["batch", "frames", feature_dim], "mask": ["batch", "frames"],
-                       "meta": ["batch", meta_dim]},
+            "inputs": {
+                "frames": ["batch", "frames", feature_dim],
+                "mask": ["batch", "frames"],
+                "meta": ["batch", meta_dim],
+            },
             "output": {"probabilities": ["batch", len(categories)]},
-            "config": config.to_dict(), "param_count": n_params, "metrics": metrics, "export": export,
+            "config": config.to_dict(),
+            "param_count": n_params,
+            "metrics": metrics,
+            "export": export,
             "training_data": {**videos, "data_digest": digest, "shards": [s.name for s in shards]},
             "train_seconds": train_seconds,
         }
@@ -606,10 +722,21 @@ def train_visual_model(shards: Sequence[Path], targets: Mapping[str, np.ndarray]
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return TrainResult(
-        version=version, model_dir=final_dir, checkpoint_path=final_dir / CHECKPOINT_NAME,
-        artifact_path=final_dir / ONNX_NAME, manifest_path=final_dir / MANIFEST_NAME, arch=config.arch,
-        categories=list(categories), metrics=metrics, history=module.history, param_count=n_params,
-        train_seconds=train_seconds, videos=videos, config=config.to_dict(), export=export, data_digest=digest,
+        version=version,
+        model_dir=final_dir,
+        checkpoint_path=final_dir / CHECKPOINT_NAME,
+        artifact_path=final_dir / ONNX_NAME,
+        manifest_path=final_dir / MANIFEST_NAME,
+        arch=config.arch,
+        categories=list(categories),
+        metrics=metrics,
+        history=module.history,
+        param_count=n_params,
+        train_seconds=train_seconds,
+        videos=videos,
+        config=config.to_dict(),
+        export=export,
+        data_digest=digest,
     )
 
 
@@ -642,8 +769,10 @@ def load_manifest(model_dir: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{model_dir} holds no visual model (no {MANIFEST_NAME})")
     m = json.loads(path.read_text())
     if m.get("model_name") != MODEL_NAME or m.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: not a {MODEL_NAME} of format {FORMAT_VERSION} "
-                         f"(got {m.get('model_name')!r}, format {m.get('format_version')!r})")
+        raise ValueError(
+            f"{path}: not a {MODEL_NAME} of format {FORMAT_VERSION} "
+            f"(got {m.get('model_name')!r}, format {m.get('format_version')!r})"
+        )
     return m
 
 
@@ -658,8 +787,15 @@ class VisualPredictor:
     machine: 335 videos/s with one thread, 286 with two); None lets onnxruntime take every core.
     """
 
-    def __init__(self, model_dir: Path, *, batch_size: int = 64, length_window: int = 8,
-                 threads: int | None = 1, backend: str = "onnx") -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        batch_size: int = 64,
+        length_window: int = 8,
+        threads: int | None = 1,
+        backend: str = "onnx",
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = load_manifest(self.model_dir)
         self.version: str = self.manifest["version"]
@@ -672,8 +808,11 @@ class VisualPredictor:
         self.length_window = length_window
         self.backend = backend
         layout_version = self.manifest.get("meta_layout_version")
-        self.default_meta = (MISSING_META if layout_version == META_LAYOUT_VERSION and self.meta_dim == META_DIM
-                             else np.zeros(self.meta_dim, dtype=np.float32))
+        self.default_meta = (
+            MISSING_META
+            if layout_version == META_LAYOUT_VERSION and self.meta_dim == META_DIM
+            else np.zeros(self.meta_dim, dtype=np.float32)
+        )
         if backend == "onnx":
             self._session = _session(self.model_dir / self.manifest["artifact"], threads=threads)
         elif backend == "torch":
@@ -684,8 +823,10 @@ class VisualPredictor:
     def score_arrays(self, frames: np.ndarray, mask: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (B, C) of one padded batch."""
         if frames.ndim != 3 or frames.shape[2] != self.feature_dim:
-            raise ValueError(f"frames must be (batch, frames, {self.feature_dim}) for model {self.version}, "
-                             f"got {frames.shape}: embeddings of another encoder?")
+            raise ValueError(
+                f"frames must be (batch, frames, {self.feature_dim}) for model {self.version}, "
+                f"got {frames.shape}: embeddings of another encoder?"
+            )
         if meta is None:
             meta = np.broadcast_to(self.default_meta, (frames.shape[0], self.meta_dim))
         if self.backend == "onnx":
@@ -694,21 +835,33 @@ class VisualPredictor:
             m = torch.from_numpy(np.ascontiguousarray(meta, dtype=np.float32)) if self.meta_dim else None
             return torch.sigmoid(self._module.network(torch.from_numpy(frames), torch.from_numpy(mask), m)).numpy()
 
-    def predict(self, videos: Iterable[VideoEmbeddings],
-                meta: Mapping[str, np.ndarray] | None = None) -> Iterator[VisualScore]:
+    def predict(
+        self, videos: Iterable[VideoEmbeddings], meta: Mapping[str, np.ndarray] | None = None
+    ) -> Iterator[VisualScore]:
         """One ``VisualScore`` per input video (frameless ones included: they get the model's prior)."""
         if meta and meta_dim_of(meta) != self.meta_dim:
-            raise ValueError(f"metadata vectors have {meta_dim_of(meta)} values, model {self.version} expects "
-                             f"{self.meta_dim}")
-        for b in batch_videos(videos, meta, meta_dim=self.meta_dim, default_meta=self.default_meta,
-                              batch_size=self.batch_size,
-                              max_frames=self.max_frames, length_window=self.length_window):
+            raise ValueError(
+                f"metadata vectors have {meta_dim_of(meta)} values, model {self.version} expects {self.meta_dim}"
+            )
+        for b in batch_videos(
+            videos,
+            meta,
+            meta_dim=self.meta_dim,
+            default_meta=self.default_meta,
+            batch_size=self.batch_size,
+            max_frames=self.max_frames,
+            length_window=self.length_window,
+        ):
             scores = self.score_arrays(b.frames, b.mask, b.meta)
             for vid, n, s in zip(b.video_ids, b.n_frames, scores, strict=True):
                 yield VisualScore(vid, int(n), np.asarray(s, dtype=np.float32))
 
-    def predict_shards(self, shards: Sequence[Path], meta: Mapping[str, np.ndarray] | None = None,
-                       video_ids: Iterable[str] | None = None) -> Iterator[VisualScore]:
+    def predict_shards(
+        self,
+        shards: Sequence[Path],
+        meta: Mapping[str, np.ndarray] | None = None,
+        video_ids: Iterable[str] | None = None,
+    ) -> Iterator[VisualScore]:
         ids = None if video_ids is None else set(video_ids)
         return self.predict(iter_videos([Path(s) for s in shards], video_ids=ids), meta)
 
@@ -717,12 +870,19 @@ class VisualPredictor:
 # NeXtVLAD against mean pooling
 
 
-def compare_architectures(train_shards: Sequence[Path], targets: Mapping[str, np.ndarray],
-                          meta: Mapping[str, np.ndarray] | None, categories: Sequence[str],
-                          eval_sets: Mapping[str, tuple[Sequence[str], np.ndarray]],
-                          config: VisualTrainConfig | None = None, *, eval_shards: Sequence[Path] | None = None,
-                          out_dir: Path | None = None, exclude_eval_from_training: bool = True,
-                          archs: Sequence[str] = ARCHS) -> dict[str, Any]:
+def compare_architectures(
+    train_shards: Sequence[Path],
+    targets: Mapping[str, np.ndarray],
+    meta: Mapping[str, np.ndarray] | None,
+    categories: Sequence[str],
+    eval_sets: Mapping[str, tuple[Sequence[str], np.ndarray]],
+    config: VisualTrainConfig | None = None,
+    *,
+    eval_shards: Sequence[Path] | None = None,
+    out_dir: Path | None = None,
+    exclude_eval_from_training: bool = True,
+    archs: Sequence[str] = ARCHS,
+) -> dict[str, Any]:
     """Train each architecture on the same data, seed and budget; GAP@k and mAP on every evaluation set.
 
     ``eval_sets``: name -> (video ids, label matrix (n, C) aligned with ``categories``, 0/1). With
@@ -733,23 +893,29 @@ def compare_architectures(train_shards: Sequence[Path], targets: Mapping[str, np
     config = config or VisualTrainConfig()
     eval_shards = list(eval_shards or train_shards)
     eval_ids = {str(v) for ids, _ in eval_sets.values() for v in ids}
-    train_targets = {v: t for v, t in targets.items() if v not in eval_ids} if exclude_eval_from_training \
-        else dict(targets)
+    train_targets = (
+        {v: t for v, t in targets.items() if v not in eval_ids} if exclude_eval_from_training else dict(targets)
+    )
     if not train_targets:
-        raise ValueError("every labelled video is in an evaluation set; pass exclude_eval_from_training=False "
-                         "to evaluate on training videos")
+        raise ValueError(
+            "every labelled video is in an evaluation set; pass exclude_eval_from_training=False "
+            "to evaluate on training videos"
+        )
     videos = list(iter_videos(eval_shards, video_ids=eval_ids)) if eval_ids else []
     k = config.gap_k
     report: dict[str, Any] = {
-        "config": config.to_dict(), "train_videos_with_targets": len(train_targets),
+        "config": config.to_dict(),
+        "train_videos_with_targets": len(train_targets),
         "excluded_from_training": len(targets) - len(train_targets),
-        "eval_sets": {name: len(ids) for name, (ids, _) in eval_sets.items()}, "archs": {},
+        "eval_sets": {name: len(ids) for name, (ids, _) in eval_sets.items()},
+        "archs": {},
     }
     with contextlib.ExitStack() as stack:
         root = Path(out_dir) if out_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for arch in archs:
-            result = train_visual_model(train_shards, train_targets, meta, categories,
-                                        dataclasses.replace(config, arch=arch), root / arch)
+            result = train_visual_model(
+                train_shards, train_targets, meta, categories, dataclasses.replace(config, arch=arch), root / arch
+            )
             predictor = VisualPredictor(result.model_dir)
             started = time.perf_counter()
             scored = {s.video_id: s.scores for s in predictor.predict(videos, meta)}
@@ -760,14 +926,23 @@ def compare_architectures(train_shards: Sequence[Path], targets: Mapping[str, np
                 present = [i for i, v in enumerate(ids) if str(v) in scored]
                 s = np.stack([scored[str(ids[i])] for i in present]) if present else np.zeros((0, len(categories)))
                 m = ranking_metrics(s, binarize(labels[present]) if present else labels[:0].astype(bool), k)
-                per_set[name] = {f"gap_at_{k}": m[f"gap_at_{k}"], "map": m["map"], "hit_at_1": m["hit_at_1"],
-                                 "n_videos": len(present), "n_missing": len(ids) - len(present)}
+                per_set[name] = {
+                    f"gap_at_{k}": m[f"gap_at_{k}"],
+                    "map": m["map"],
+                    "hit_at_1": m["hit_at_1"],
+                    "n_videos": len(present),
+                    "n_missing": len(ids) - len(present),
+                }
             report["archs"][arch] = {
-                "version": result.version, "model_dir": str(result.model_dir) if out_dir is not None else None,
-                "param_count": result.param_count, "train_seconds": result.train_seconds,
-                "epochs_run": result.metrics["epochs_run"], "best_epoch": result.metrics["best_epoch"],
+                "version": result.version,
+                "model_dir": str(result.model_dir) if out_dir is not None else None,
+                "param_count": result.param_count,
+                "train_seconds": result.train_seconds,
+                "epochs_run": result.metrics["epochs_run"],
+                "best_epoch": result.metrics["best_epoch"],
                 "val": {key: v for key, v in result.metrics.items() if key.startswith("val_")},
                 "inference_videos_per_s": len(videos) / seconds if videos and seconds > 0 else math.nan,
-                "eval": per_set, "history": result.history,
+                "eval": per_set,
+                "history": result.history,
             }
     return report

@@ -8,6 +8,9 @@ import dagster as dg
 
 # backfill_policy is marked beta; it is the documented way to pack batches into runs, so say it once here.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+# Partitioned asset checks are a preview feature in Dagster 1.13; they are what makes a blocking check
+# act per batch.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 BATCHES_PARTITION_NAME = "video_batches"
 video_batches = dg.DynamicPartitionsDefinition(name=BATCHES_PARTITION_NAME)

@@ -60,7 +60,7 @@ def test_score_above_one_and_unknown_category():
 
 def test_duplicate_key_and_bad_source():
     df = pd.concat([clean(), clean().iloc[[0]]], ignore_index=True)
-    df.loc[1, "source"] = "fused"
+    df.loc[1, "source"] = "teletext"
     outcome = validate_predictions(df, category_ids=CATEGORIES)
     assert ("expect_compound_columns_to_be_unique", None) in failed(outcome)
     assert ("expect_column_values_to_be_in_set", "source") in failed(outcome)
@@ -85,3 +85,14 @@ def test_thresholds_table_is_authoritative():
     table.loc[(table["category_id"] == "2") & (table["source"] == "visual"), "enabled"] = False
     outcome = validate_predictions(clean(), category_ids=CATEGORIES, thresholds=table)
     assert [(r["video_id"], r["category_id"]) for r in outcome.examples] == [("a", "2")]
+
+
+def test_fused_source_needs_the_fused_threshold():
+    df = clean()
+    df.loc[0, "source"] = "fused"
+    df["fused_threshold"] = 0.5
+    df.loc[0, "score"] = 0.6
+    assert validate_predictions(df, category_ids=CATEGORIES).passed
+    df.loc[0, "score"] = 0.4
+    outcome = validate_predictions(df, category_ids=CATEGORIES)
+    assert failed(outcome) == {("expect_column_values_to_be_in_set", "decision_consistent"): "critical"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ml.catalog import insert_rows
 from orchestration.backfill import get_instance, launch_backfill
 

@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-DEMO_VIDEOS ?= 240
+DEMO_VIDEOS ?= 800
 DEMO_SEED ?= 7
 SHARED ?= $(CURDIR)/../shared
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/vidcat demo
+	$(BIN)/vidcat demo --videos $(DEMO_VIDEOS) --seed $(DEMO_SEED)
 
 test: venv
 	$(BIN)/ruff check .

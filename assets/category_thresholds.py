@@ -18,7 +18,12 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
     settings = vidcat.settings()
     ws = vidcat.working_set()
     fitted = fit_fusion_on_gold(
-        vidcat.catalog(), ws, settings.models_dir, settings.threshold_policy(), rule=settings.fusion_rule
+        vidcat.catalog(),
+        ws,
+        settings.models_dir,
+        settings.threshold_policy(),
+        rule=settings.fusion_rule,
+        promised_precision=settings.target_precision,
     )
     m = fitted.model
     enabled = {

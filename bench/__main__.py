@@ -20,8 +20,11 @@ from typing import Any
 
 def discover() -> list[str]:
     here = Path(__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(here)])
-                  if not m.name.startswith("_") and hasattr(importlib.import_module(f"bench.{m.name}"), "run"))
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(here)])
+        if not m.name.startswith("_") and hasattr(importlib.import_module(f"bench.{m.name}"), "run")
+    )
 
 
 def run_one(name: str) -> dict[str, Any]:

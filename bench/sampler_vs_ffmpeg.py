@@ -47,8 +47,11 @@ def ensure_ffmpeg() -> tuple[str | None, str]:
     if os.environ.get("VIDCAT_BENCH_NO_INSTALL") or not shutil.which("apt-get") or os.geteuid() != 0:
         return None, "ffmpeg is not installed (apt-get install ffmpeg); the baseline is skipped"
     print("bench: ffmpeg missing, installing it with apt-get ...", file=sys.stderr, flush=True)
-    for cmd in (["apt-get", "install", "-y", "-qq", "ffmpeg"], ["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "ffmpeg"]):
+    for cmd in (
+        ["apt-get", "install", "-y", "-qq", "ffmpeg"],
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "ffmpeg"],
+    ):
         subprocess.run(cmd, capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         if shutil.which("ffmpeg"):
             return shutil.which("ffmpeg"), "installed with apt-get"
@@ -57,8 +60,24 @@ def ensure_ffmpeg() -> tuple[str | None, str]:
 
 def ffmpeg_one(ffmpeg: str, path: Path) -> int:
     out = subprocess.run(
-        [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", "fps=1,scale=224:224",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=False)
+        [
+            ffmpeg,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            "fps=1,scale=224:224",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=False,
+    )
     return len(out.stdout) // (224 * 224 * 3)
 
 
@@ -113,9 +132,16 @@ def run_ours(files: list[Path], warm: bool = False, **overrides: Any) -> dict[st
             strategies[res.info["strategy"]] = strategies.get(res.info["strategy"], 0) + 1
             parent_rss = max(parent_rss, _rss_mb() - rss_before)
         worker_rss = max(_peak_rss_mb(pid) for pid in pool.worker_pids)
-    return {"wall_s": time.perf_counter() - started, "frames": frames, "video_s": video_s,
-            "max_grid_error_s": grid_err, "failures": failures, "strategies": strategies,
-            "worker_peak_rss_mb": worker_rss, "parent_rss_growth_mb": parent_rss}
+    return {
+        "wall_s": time.perf_counter() - started,
+        "frames": frames,
+        "video_s": video_s,
+        "max_grid_error_s": grid_err,
+        "failures": failures,
+        "strategies": strategies,
+        "worker_peak_rss_mb": worker_rss,
+        "parent_rss_growth_mb": parent_rss,
+    }
 
 
 def shortcut_cosines(files: list[Path]) -> dict[str, float]:
@@ -132,8 +158,10 @@ def shortcut_cosines(files: list[Path]) -> dict[str, float]:
 
     encoder = load_encoder("efficientnet-lite0", load_settings().models_dir)
     exact = SampleOptions(skip_nonref=False, skip_loop_filter=False)
-    variants = {"nonref": SampleOptions(skip_nonref=True, skip_loop_filter=False),
-                "nonref_and_loop_filter": SampleOptions(skip_nonref=True, skip_loop_filter=True)}
+    variants = {
+        "nonref": SampleOptions(skip_nonref=True, skip_loop_filter=False),
+        "nonref_and_loop_filter": SampleOptions(skip_nonref=True, skip_loop_filter=True),
+    }
 
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -157,10 +185,14 @@ def shortcut_cosines(files: list[Path]) -> dict[str, float]:
                 j = same.get(round(float(t), 4))
                 if j is not None:
                     frame_cos.append(float(unit(emb[i]) @ unit(ref_emb[j])))
-        out.update({f"{label}_frame_cosine_mean": float(np.mean(frame_cos)),
-                    f"{label}_frame_cosine_min": float(np.min(frame_cos)),
-                    f"{label}_video_cosine_mean": float(np.mean(video_cos)),
-                    f"{label}_video_cosine_min": float(np.min(video_cos))})
+        out.update(
+            {
+                f"{label}_frame_cosine_mean": float(np.mean(frame_cos)),
+                f"{label}_frame_cosine_min": float(np.min(frame_cos)),
+                f"{label}_video_cosine_mean": float(np.mean(video_cos)),
+                f"{label}_video_cosine_min": float(np.min(video_cos)),
+            }
+        )
     return out
 
 
@@ -214,16 +246,19 @@ def run() -> dict[str, Any]:
     }
     if ff_runs:
         ff_best = min(w for w, _ in ff_runs)
-        result.update({
-            "ffmpeg_wall_s": round(ff_best, 3),
-            "ffmpeg_cpu_s": round(min(ff_cpu), 3),
-            "cpu_ratio_ffmpeg_vs_ours": round(min(ff_cpu) / min(ours_cpu), 2),
-            "ffmpeg_frames": ff_runs[0][1],
-            "ffmpeg_video_s_per_s": round(best["video_s"] / ff_best, 1),
-            "throughput_ratio_vs_ffmpeg": round(ff_best / best["wall_s"], 2),
-            "throughput_ratio_per_round": [round(f / o["wall_s"], 2) for (f, _), o in zip(ff_runs, ours_runs,
-                                                                                         strict=False)],
-        })
+        result.update(
+            {
+                "ffmpeg_wall_s": round(ff_best, 3),
+                "ffmpeg_cpu_s": round(min(ff_cpu), 3),
+                "cpu_ratio_ffmpeg_vs_ours": round(min(ff_cpu) / min(ours_cpu), 2),
+                "ffmpeg_frames": ff_runs[0][1],
+                "ffmpeg_video_s_per_s": round(best["video_s"] / ff_best, 1),
+                "throughput_ratio_vs_ffmpeg": round(ff_best / best["wall_s"], 2),
+                "throughput_ratio_per_round": [
+                    round(f / o["wall_s"], 2) for (f, _), o in zip(ff_runs, ours_runs, strict=False)
+                ],
+            }
+        )
         ff2, _ = run_ffmpeg(ffmpeg, files, parallel=2)
         result["ffmpeg_2_files_at_once_wall_s"] = round(ff2, 3)
         result["throughput_ratio_vs_ffmpeg_2_at_once"] = round(ff2 / best["wall_s"], 2)
@@ -235,6 +270,5 @@ def run() -> dict[str, Any]:
     result["ours_with_loop_filter_skip_wall_s"] = round(run_ours(files, skip_loop_filter=True)["wall_s"], 3)
     result.update({k: round(v, 5) if isinstance(v, float) else v for k, v in shortcut_cosines(files).items()})
     result["repeats"] = repeats
-    result["median_ratio"] = (round(statistics.median(result["throughput_ratio_per_round"]), 2)
-                              if ff_runs else None)
+    result["median_ratio"] = round(statistics.median(result["throughput_ratio_per_round"]), 2) if ff_runs else None
     return result

@@ -47,15 +47,24 @@ def run() -> dict[str, Any]:
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "torch_default_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        catalog = synthetic_catalog(root / "emb", TRAIN_VIDEOS, dim=DIM, n_categories=CATEGORIES, frames=FRAMES,
-                                    videos_per_shard=250, seed=0)
-        meta = {v: meta_vector({"language": "en", "duration_s": float(n), "fps": 30.0, "has_audio": True})
-                for v, n in catalog.n_frames.items()}
+        catalog = synthetic_catalog(
+            root / "emb", TRAIN_VIDEOS, dim=DIM, n_categories=CATEGORIES, frames=FRAMES, videos_per_shard=250, seed=0
+        )
+        meta = {
+            v: meta_vector({"language": "en", "duration_s": float(n), "fps": 30.0, "has_audio": True})
+            for v, n in catalog.n_frames.items()
+        }
         config = VisualTrainConfig(max_epochs=1, enable_progress_bar=False)
         trained = {}
         for arch in ("nextvlad", "meanpool"):
-            result = train_visual_model(catalog.shards, catalog.targets, meta, catalog.categories,
-                                        dataclasses.replace(config, arch=arch), root / arch)
+            result = train_visual_model(
+                catalog.shards,
+                catalog.targets,
+                meta,
+                catalog.categories,
+                dataclasses.replace(config, arch=arch),
+                root / arch,
+            )
             trained[arch] = result
             out[f"train_s_per_epoch_{arch}"] = round(result.train_seconds, 2)
             out[f"params_{arch}"] = result.param_count
@@ -80,14 +89,21 @@ def run() -> dict[str, Any]:
             out[f"onnx_videos_per_s{label}"] = round(onnx_rate, 1)
             out[f"torch_videos_per_s{label}"] = round(torch_rate, 1)
             out[f"onnx_over_torch{label}"] = round(onnx_rate / torch_rate, 2)
-            out[f"max_abs_diff{label}"] = float(max(np.abs(onnx_scores[v] - torch_scores[v]).max()
-                                                    for v in onnx_scores))
+            out[f"max_abs_diff{label}"] = float(
+                max(np.abs(onnx_scores[v] - torch_scores[v]).max() for v in onnx_scores)
+            )
         torch.set_num_threads(default_threads)
     return out
 
 
-def compare_synthetic(n_videos: int = 1500, frames: tuple[int, int] = FRAMES, n_categories: int = 20,
-                      held_out: int = 300, seed: int = 0, max_epochs: int = 15) -> dict[str, Any]:
+def compare_synthetic(
+    n_videos: int = 1500,
+    frames: tuple[int, int] = FRAMES,
+    n_categories: int = 20,
+    held_out: int = 300,
+    seed: int = 0,
+    max_epochs: int = 15,
+) -> dict[str, Any]:
     """NeXtVLAD against mean pooling on a synthetic catalog (``ml.visual_data.synthetic_catalog``).
 
     Both train on the noisy pseudo-labels of all but ``held_out`` videos and are scored on the held-out
@@ -99,8 +115,15 @@ def compare_synthetic(n_videos: int = 1500, frames: tuple[int, int] = FRAMES, n_
     from ml.visual_model import VisualTrainConfig, compare_architectures
 
     with tempfile.TemporaryDirectory() as tmp:
-        catalog = synthetic_catalog(Path(tmp) / "emb", n_videos, dim=DIM, n_categories=n_categories, frames=frames,
-                                    videos_per_shard=250, seed=seed)
+        catalog = synthetic_catalog(
+            Path(tmp) / "emb",
+            n_videos,
+            dim=DIM,
+            n_categories=n_categories,
+            frames=frames,
+            videos_per_shard=250,
+            seed=seed,
+        )
         ids = sorted(catalog.labels)
         rng = np.random.default_rng(seed)
         test = sorted(rng.choice(ids, size=held_out, replace=False).tolist())
@@ -114,8 +137,15 @@ def compare_synthetic(n_videos: int = 1500, frames: tuple[int, int] = FRAMES, n_
         }
         config = VisualTrainConfig(max_epochs=max_epochs, enable_progress_bar=False, seed=seed)
         report = compare_architectures(catalog.shards, catalog.targets, None, catalog.categories, eval_sets, config)
-    report["dataset"] = {"videos": n_videos, "held_out": held_out, "frames": list(frames), "dim": DIM,
-                         "categories": n_categories, "kinds": catalog.kinds, "seed": seed}
+    report["dataset"] = {
+        "videos": n_videos,
+        "held_out": held_out,
+        "frames": list(frames),
+        "dim": DIM,
+        "categories": n_categories,
+        "kinds": catalog.kinds,
+        "seed": seed,
+    }
     return report
 
 

@@ -35,14 +35,6 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
         "it": ("nuoto", "allenamento in piscina", "stile libero"),
         "pt": ("natação", "treino na piscina", "nado livre"),
     },
-    "492": {  # Sports > Cycling
-        "en": ("cycling", "bike ride", "road bike"),
-        "fr": ("cyclisme", "balade à vélo", "vélo de route"),
-        "de": ("Radfahren", "Radtour", "Rennrad"),
-        "es": ("ciclismo", "paseo en bici", "bicicleta de carretera"),
-        "it": ("ciclismo", "giro in bici", "bici da corsa"),
-        "pt": ("ciclismo", "passeio de bicicleta", "bicicleta de estrada"),
-    },
     "216": {  # Food & Drink > Cooking
         "en": ("cooking", "easy recipe", "dinner recipe"),
         "fr": ("cuisine", "recette facile", "recette du dîner"),
@@ -75,14 +67,6 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
         "it": ("gatto", "gattino", "gatti divertenti"),
         "pt": ("gato", "gatinho", "gatos engraçados"),
     },
-    "518": {  # Sports > Auto Racing
-        "en": ("car racing", "Formula 1", "race car"),
-        "fr": ("course automobile", "Formule 1", "voiture de course"),
-        "de": ("Motorsport", "Formel 1", "Rennwagen"),
-        "es": ("carreras de coches", "Fórmula 1", "coche de carreras"),
-        "it": ("corse automobilistiche", "Formula 1", "auto da corsa"),
-        "pt": ("automobilismo", "Fórmula 1", "carro de corrida"),
-    },
     "681": {  # Video Gaming > Console Games
         "en": ("gameplay", "console game", "walkthrough"),
         "fr": ("gameplay", "jeu vidéo sur console", "soluce complète"),
@@ -98,14 +82,6 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
         "es": ("viaje", "vacaciones en la playa", "escapada urbana"),
         "it": ("viaggio", "vacanze al mare", "gita in città"),
         "pt": ("viagem", "férias na praia", "passeio pela cidade"),
-    },
-    "275": {  # Home & Garden > Gardening
-        "en": ("gardening", "vegetable garden", "planting flowers"),
-        "fr": ("jardinage", "potager", "planter des fleurs"),
-        "de": ("Gartenarbeit", "Gemüsegarten", "Blumen pflanzen"),
-        "es": ("jardinería", "huerto", "plantar flores"),
-        "it": ("giardinaggio", "orto", "piantare fiori"),
-        "pt": ("jardinagem", "horta", "plantar flores"),
     },
     "283": {  # Home & Garden > Interior Decorating
         "en": ("interior design", "room makeover", "home decor"),
@@ -139,14 +115,6 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
         "it": ("cartone animato", "corto d'animazione", "episodio anime"),
         "pt": ("desenho animado", "curta de animação", "episódio de anime"),
     },
-    "553": {  # Style & Fashion > Beauty
-        "en": ("makeup tutorial", "skincare", "beauty routine"),
-        "fr": ("tuto maquillage", "soin de la peau", "routine beauté"),
-        "de": ("Make-up Tutorial", "Hautpflege", "Beauty-Routine"),
-        "es": ("tutorial de maquillaje", "cuidado de la piel", "rutina de belleza"),
-        "it": ("tutorial trucco", "cura della pelle", "routine di bellezza"),
-        "pt": ("tutorial de maquiagem", "cuidados com a pele", "rotina de beleza"),
-    },
     "391": {  # Personal Finance
         "en": ("personal finance", "saving money", "budget tips"),
         "fr": ("finances personnelles", "économiser de l'argent", "conseils pour le budget"),
@@ -178,14 +146,6 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
         "es": ("serie de televisión", "resumen del episodio", "programa de televisión"),
         "it": ("serie tv", "riassunto dell'episodio", "programma televisivo"),
         "pt": ("série de tv", "resumo do episódio", "programa de televisão"),
-    },
-    "390": {  # Science > Weather
-        "en": ("weather forecast", "thunderstorm", "heavy rain"),
-        "fr": ("météo", "orage", "fortes pluies"),
-        "de": ("Wettervorhersage", "Gewitter", "Starkregen"),
-        "es": ("pronóstico del tiempo", "tormenta eléctrica", "lluvias intensas"),
-        "it": ("previsioni meteo", "temporale", "pioggia forte"),
-        "pt": ("previsão do tempo", "tempestade", "chuva forte"),
     },
     "472": {  # Science > Space and Astronomy
         "en": ("space", "astronomy", "night sky stars"),

@@ -68,7 +68,13 @@ def fit_fusion_on_gold(
     rule: str = "auto",
     folds: int = 5,
     seed: int = 0,
+    promised_precision: float | None = None,
 ) -> FittedFusion:
+    """Compare the rules out of fold, fit the chosen one on all gold, write thresholds and the fusion model.
+
+    ``promised_precision``: the held-out precision a rule must reach to be chosen (default: the
+    policy's own target, which may include a safety margin above the promise).
+    """
     text = latest_model(catalog, "text_model")
     visual = latest_model(catalog, "visual_model")
     assert text is not None and visual is not None
@@ -80,7 +86,8 @@ def fit_fusion_on_gold(
             "(import one with `vidcat import-gold`)"
         )
     comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed)
-    chosen = best_rule(comparison, policy.target_precision) if rule == "auto" else rule
+    promise = promised_precision if promised_precision is not None else policy.target_precision
+    chosen = best_rule(comparison, promise) if rule == "auto" else rule
     model = fit_rule(chosen, t, v, chars, y, policy, seed)
     is_visual = decide_visual(ws, categories, model.visual_thresholds, policy)
     # A category the data does not confirm as visual is not emitted by the visual source alone.

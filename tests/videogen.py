@@ -20,8 +20,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_CLIPS = REPO_ROOT.parent / "shared" / "data" / "real_clips"
 
-PALETTE = np.array([(r, g, b) for r, g, b in itertools.product((0, 109, 219), (0, 109, 219), (0, 170))],
-                   dtype=np.uint8)
+PALETTE = np.array([(r, g, b) for r, g, b in itertools.product((0, 109, 219), (0, 109, 219), (0, 170))], dtype=np.uint8)
 
 
 def colour_of_second(second: int) -> np.ndarray:
@@ -47,11 +46,22 @@ def _frame(av, t: float, width: int, height: int, pix_fmt: str):
     return av.VideoFrame.from_ndarray(image, format="rgb24")
 
 
-def write_video(path: Path, seconds: float = 4.0, fps: float = 10, *, codec: str = "libx264",
-                size: tuple[int, int] = (64, 48), pix_fmt: str = "yuv420p", times: list[float] | None = None,
-                rotation: int = 0, gop: int | None = None, fmt: str | None = None,
-                container_options: dict[str, str] | None = None, codec_options: dict[str, str] | None = None,
-                image=None) -> Path:
+def write_video(
+    path: Path,
+    seconds: float = 4.0,
+    fps: float = 10,
+    *,
+    codec: str = "libx264",
+    size: tuple[int, int] = (64, 48),
+    pix_fmt: str = "yuv420p",
+    times: list[float] | None = None,
+    rotation: int = 0,
+    gop: int | None = None,
+    fmt: str | None = None,
+    container_options: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+    image=None,
+) -> Path:
     """Encode a video whose frame at time t has ``colour_of_second(floor(t))``.
 
     ``times``: explicit presentation times in seconds (variable frame rate), else ``k / fps``.
@@ -71,8 +81,11 @@ def write_video(path: Path, seconds: float = 4.0, fps: float = 10, *, codec: str
         if gop:
             stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"} if gop is None else {
-                "preset": "ultrafast", "keyint_min": str(gop), "sc_threshold": "0"}
+            stream.codec_context.options = (
+                {"preset": "ultrafast", "tune": "zerolatency"}
+                if gop is None
+                else {"preset": "ultrafast", "keyint_min": str(gop), "sc_threshold": "0"}
+            )
         if codec_options:
             stream.codec_context.options = codec_options
         if rotation:

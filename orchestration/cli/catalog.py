@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("sql", help="run a read-only SQL query on the catalog (under its lock) and print the rows")
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sql)
+
     p = sub.add_parser("backfill", help="batch unbatched videos and launch one Dagster backfill over them")
     p.add_argument(
         "--train", action="store_true", help="also (re)build the unpartitioned assets: registry, models, thresholds"
@@ -107,6 +112,24 @@ def cmd_import_gold(args) -> int:
     _, catalog, ws = _context(args)
     report = import_labels(catalog, read_label_file(args.file), ws, args.label_set, annotator="import-gold")
     emit(report.as_dict(), args.json)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    import duckdb
+
+    _, catalog, _ = _context(args)
+    try:
+        with catalog.connect(write=False) as con:
+            cur = con.execute(args.query)
+            header = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+    except duckdb.Error as exc:
+        raise CommandError(f"query failed: {exc}") from exc
+    if args.json:
+        emit([dict(zip(header, r, strict=True)) for r in rows], True)
+    else:
+        print(md_table(rows, header))
     return 0
 
 

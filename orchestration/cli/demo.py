@@ -16,13 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-catalog", help="generate the synthetic demo catalog (real encoded videos)")
-    p.add_argument("--videos", type=int, default=300)
+    p.add_argument("--videos", type=int, default=800)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo_catalog)
 
     p = sub.add_parser("demo", help="build, register and backfill the demo catalog through Dagster")
-    p.add_argument("--videos", type=int, default=300)
+    p.add_argument("--videos", type=int, default=800)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=3600.0)
     p.set_defaults(func=cmd_demo)
@@ -68,6 +68,7 @@ def cmd_demo(args) -> int:
     from ml.taxonomy import default_working_set
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
+    from orchestration.cli.evaluate import report_text
 
     started = time.monotonic()
     settings = load_settings(args.config).ensure_dirs()
@@ -108,6 +109,13 @@ def cmd_demo(args) -> int:
             raise CommandError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see `make up` for their logs")
     print()
     print(summary_text(settings, catalog))
+    print()
+    print(report_text(settings, catalog)[1])
+    print("\nAd serving reads the view current_predictions, e.g.:")
+    print(
+        '  .venv/bin/vidcat sql "SELECT video_id, category_id, source, round(score, 3) AS score '
+        'FROM current_predictions ORDER BY video_id LIMIT 10"'
+    )
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s; `make up` shows the runs at http://127.0.0.1:3000")
     return 0
 

@@ -34,8 +34,9 @@ def relu6_pooled_like(n: int, dim: int = 1280, seed: int = 0) -> np.ndarray:
 
 def videos(n: int, frames: int = 5, dim: int = 1280):
     for i in range(n):
-        yield VideoEmbeddings(f"v{i:03d}", np.arange(frames, dtype=np.float32) + 0.01 * i,
-                              relu6_pooled_like(frames, dim, seed=i))
+        yield VideoEmbeddings(
+            f"v{i:03d}", np.arange(frames, dtype=np.float32) + 0.01 * i, relu6_pooled_like(frames, dim, seed=i)
+        )
 
 
 def test_quantization_round_trip_keeps_direction():
@@ -58,8 +59,9 @@ def test_quantization_matches_the_yt8m_dequantization_formula():
 
 def test_shard_write_read_and_stream(tmp_path):
     path = shard_path(tmp_path / "embeddings", "efficientnet-lite0", "b0001")
-    summary = write_shard(path, videos(10), encoder="efficientnet-lite0", row_group_videos=4,
-                          metadata={"sampler": {"fps": 1.0}})
+    summary = write_shard(
+        path, videos(10), encoder="efficientnet-lite0", row_group_videos=4, metadata={"sampler": {"fps": 1.0}}
+    )
     assert summary["videos"] == 10 and summary["frames"] == 50
     assert list_shards(tmp_path / "embeddings", "efficientnet-lite0") == [path]
     meta = read_metadata(path)
@@ -91,8 +93,9 @@ def test_duckdb_reads_a_shard(tmp_path):
     con = duckdb.connect()
     rows = con.execute(f"SELECT * FROM '{path}' ORDER BY video_id").fetchall()
     assert [r[0] for r in rows] == ["v000", "v001", "v002"]
-    assert con.execute(f"SELECT sum(n_frames), min(len(timestamps)), min(octet_length(embeddings) = n_frames * dim) "
-                       f"FROM '{path}'").fetchall() == [(12, 4, True)]
+    assert con.execute(
+        f"SELECT sum(n_frames), min(len(timestamps)), min(octet_length(embeddings) = n_frames * dim) FROM '{path}'"
+    ).fetchall() == [(12, 4, True)]
 
 
 def test_write_streams_a_generator_and_is_atomic(tmp_path):
@@ -132,8 +135,13 @@ def test_quantization_on_real_frames():
     from ml.sampler import sample_frames
 
     encoder = shared_encoder()
-    names = ["Video-LLaMA__birthday.mp4", "moviepy__smpte-2997.mp4", "PLLaVA__1917.mp4",
-             "sample-videos__store-aisle-detection.gif", "moviepy__no_duration.webm"]
+    names = [
+        "Video-LLaMA__birthday.mp4",
+        "moviepy__smpte-2997.mp4",
+        "PLLaVA__1917.mp4",
+        "sample-videos__store-aisle-detection.gif",
+        "moviepy__no_duration.webm",
+    ]
     feats = np.concatenate([encoder.encode(sample_frames(REAL_CLIPS / n).frames) for n in names])
     assert feats.min() >= 0 and feats.max() <= 6  # ReLU6 bound: the fixed range never clips
     c = cosine(feats, dequantize(quantize(feats)))

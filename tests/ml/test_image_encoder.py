@@ -48,7 +48,7 @@ def test_batch_axis_is_dynamic_and_batches_are_independent():
     onnx = shared_encoder()
     x = frames(19, seed=1)  # more than one batch of 16, and a ragged last batch
     together = onnx.encode(x)
-    alone = np.concatenate([onnx.encode(x[i:i + 1]) for i in range(len(x))])
+    alone = np.concatenate([onnx.encode(x[i : i + 1]) for i in range(len(x))])
     assert np.abs(together - alone).max() <= 1e-4
     assert onnx.encode(x[:0]).shape == (0, 1280)
 

@@ -84,24 +84,31 @@ def _thresholds():
 
 
 def test_make_pseudo_labels_positive_and_negative_rules():
-    scores = np.array([
-        [0.95, 0.01, 0.99],  # v1: a positive; b negative; c disabled (no row at all)
-        [0.50, 0.03, 0.01],  # v2: no positive, so no negatives either
-        [0.85, 0.75, 0.04],  # v3: a and b positive; c negative (disabled categories still give negatives)
-        [np.nan, 0.9, 0.2],  # v4: b positive; a unscored; c neither
-    ], dtype=np.float32)
+    scores = np.array(
+        [
+            [0.95, 0.01, 0.99],  # v1: a positive; b negative; c disabled (no row at all)
+            [0.50, 0.03, 0.01],  # v2: no positive, so no negatives either
+            [0.85, 0.75, 0.04],  # v3: a and b positive; c negative (disabled categories still give negatives)
+            [np.nan, 0.9, 0.2],  # v4: b positive; a unscored; c neither
+        ],
+        dtype=np.float32,
+    )
     df = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds())
     assert list(df.columns) == pl.COLUMNS
     got = {(r.video_id, r.category_id): (r.target, r.kind) for r in df.itertuples()}
     assert got == {
-        ("v1", "a"): (1.0, "positive"), ("v1", "b"): (0.0, "negative"),
-        ("v3", "a"): (1.0, "positive"), ("v3", "b"): (1.0, "positive"), ("v3", "c"): (0.0, "negative"),
+        ("v1", "a"): (1.0, "positive"),
+        ("v1", "b"): (0.0, "negative"),
+        ("v3", "a"): (1.0, "positive"),
+        ("v3", "b"): (1.0, "positive"),
+        ("v3", "c"): (0.0, "negative"),
         ("v4", "b"): (1.0, "positive"),
     }
     soft = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), soft=True)
     assert soft.set_index(["video_id", "category_id"]).loc[("v1", "a"), "target"] == pytest.approx(0.95)
-    only_pos = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(),
-                                     negative_max_score=None)
+    only_pos = pl.make_pseudo_labels(
+        ["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), negative_max_score=None
+    )
     assert set(only_pos["kind"]) == {"positive"}
 
 
@@ -113,12 +120,14 @@ def test_make_pseudo_labels_empty_and_bad_shapes():
 
 
 def test_precision_against_gold():
-    pseudo = pd.DataFrame({
-        "video_id": ["v1", "v1", "v2", "v2", "v3", "v4"],
-        "category_id": ["a", "b", "a", "b", "a", "a"],
-        "target": [1.0, 0.0, 1.0, 0.0, 1.0, 1.0],
-        "kind": ["positive", "negative", "positive", "negative", "positive", "positive"],
-    })
+    pseudo = pd.DataFrame(
+        {
+            "video_id": ["v1", "v1", "v2", "v2", "v3", "v4"],
+            "category_id": ["a", "b", "a", "b", "a", "a"],
+            "target": [1.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+            "kind": ["positive", "negative", "positive", "negative", "positive", "positive"],
+        }
+    )
     gold = [("v1", "a", True), ("v2", "a", False), ("v2", "b", True), ("v3", "c", True)]
     out = pl.pseudo_label_precision(pseudo, gold, exhaustive=["v3"])
     # positives judged: v1/a right, v2/a wrong, v3/a wrong (v3 exhaustive, a absent); v4/a unjudged

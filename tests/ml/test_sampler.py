@@ -48,8 +48,7 @@ CASES = {
     "vp9-live-no-duration.webm": {"codec": "libvpx-vp9", "fmt": "webm", "container_options": {"live": "1"}},
     "keyframe-every-half-second.mp4": {"gop": 5},
     "start-offset.mkv": {"times": [1.3 + k / 10 for k in range(40)]},
-    "vfr.mkv": {"times": [round(float(t), 3) for t in
-                          np.cumsum(np.random.default_rng(0).uniform(0.02, 0.45, 30))]},
+    "vfr.mkv": {"times": [round(float(t), 3) for t in np.cumsum(np.random.default_rng(0).uniform(0.02, 0.45, 30))]},
 }
 
 
@@ -114,8 +113,7 @@ def test_display_rotation_is_applied(tmp_path, rotation):
         return a
 
     plain = sample_frames(write_video(tmp_path / "plain.mp4", seconds=2, image=image, size=(64, 48)))
-    rotated = sample_frames(write_video(tmp_path / "rot.mp4", seconds=2, image=image, size=(64, 48),
-                                        rotation=rotation))
+    rotated = sample_frames(write_video(tmp_path / "rot.mp4", seconds=2, image=image, size=(64, 48), rotation=rotation))
     assert rotated.info["rotation"] == rotation % 360
     # FFmpeg's convention (ffmpeg -autorotate agrees): turn the picture counter-clockwise by `rotation`
     np.testing.assert_array_equal(rotated.frames, np.rot90(plain.frames, k=rotation // 90, axes=(1, 2)))
@@ -154,9 +152,12 @@ def test_truncated_files(tmp_path):
     with pytest.raises(DecodeError):
         sample_frames(tmp_path / "cut.mp4")
     # a stream format cut in the middle: the readable part is sampled
-    whole = write_video(tmp_path / "whole.mkv", seconds=6, size=(160, 120),
-                        image=lambda t: np.random.default_rng(int(t * 10)).integers(0, 255, (120, 160, 3),
-                                                                                    dtype=np.uint8)).read_bytes()
+    whole = write_video(
+        tmp_path / "whole.mkv",
+        seconds=6,
+        size=(160, 120),
+        image=lambda t: np.random.default_rng(int(t * 10)).integers(0, 255, (120, 160, 3), dtype=np.uint8),
+    ).read_bytes()
     (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 2])
     part = sample_frames(tmp_path / "cut.mkv")
     assert 1 <= len(part) < 6
@@ -177,7 +178,11 @@ def test_deadline_inside_the_sampler(tmp_path):
 def test_options_from_settings(settings):
     opts = SampleOptions.from_settings(settings)
     assert (opts.fps, opts.max_frames, opts.size, opts.timeout_s) == (
-        settings.fps, settings.max_frames, settings.frame_size, settings.decode_timeout_s)
+        settings.fps,
+        settings.max_frames,
+        settings.frame_size,
+        settings.decode_timeout_s,
+    )
 
 
 def test_plan_prefers_keyframes_and_merges_spans():

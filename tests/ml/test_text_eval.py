@@ -12,15 +12,36 @@ from ml import text_eval as te
 from ml import text_features as tf
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "youtube_trending"
-HEADER = ["video_id", "title", "publishedAt", "channelId", "channelTitle", "categoryId", "trending_date", "tags",
-          "view_count", "likes", "dislikes", "comment_count", "thumbnail_link", "comments_disabled",
-          "ratings_disabled", "description"]
+HEADER = [
+    "video_id",
+    "title",
+    "publishedAt",
+    "channelId",
+    "channelTitle",
+    "categoryId",
+    "trending_date",
+    "tags",
+    "view_count",
+    "likes",
+    "dislikes",
+    "comment_count",
+    "thumbnail_link",
+    "comments_disabled",
+    "ratings_disabled",
+    "description",
+]
 WORDS = {
     "17": {"en": "football match goal league", "fr": "football match but ligue", "de": "fußball spiel tor liga"},
-    "10": {"en": "official music video song", "fr": "clip officiel musique chanson",
-           "de": "offizielles musikvideo lied"},
-    "20": {"en": "gameplay minecraft gaming stream", "fr": "gameplay minecraft jeu stream",
-           "de": "gameplay minecraft spiel stream"},
+    "10": {
+        "en": "official music video song",
+        "fr": "clip officiel musique chanson",
+        "de": "offizielles musikvideo lied",
+    },
+    "20": {
+        "en": "gameplay minecraft gaming stream",
+        "fr": "gameplay minecraft jeu stream",
+        "de": "gameplay minecraft spiel stream",
+    },
 }
 
 
@@ -46,16 +67,40 @@ def write_country(folder: Path, cc: str, lang: str, n: int, shared_ids=()):
     for k, vid in enumerate(ids):
         cat = ["17", "10", "20"][k % 3]
         title = " ".join(rng.choice(WORDS[cat][lang].split(), 3)) + f" {k}"
-        row = [vid, title, "", "", "", cat, "2020-08-12T00:00:00Z", "[None]", "1", "1", "0", "0", "", "False",
-               "False", "line one\nline two"]
+        row = [
+            vid,
+            title,
+            "",
+            "",
+            "",
+            cat,
+            "2020-08-12T00:00:00Z",
+            "[None]",
+            "1",
+            "1",
+            "0",
+            "0",
+            "",
+            "False",
+            "False",
+            "line one\nline two",
+        ]
         w.writerow(row)
         if k % 4 == 0:  # trending again the next day: a duplicate row to deduplicate
             w.writerow([*row[:6], "2020-08-13T00:00:00Z", *row[7:]])
     text = buf.getvalue() + '"CUT","half a row, cut off in the mid'
     (folder / f"{cc}{te.CSV_SUFFIX}").write_text(text, encoding="utf-8")
-    (folder / f"{cc}{te.CATEGORY_SUFFIX}").write_text(json.dumps({"items": [
-        {"id": "10", "snippet": {"title": "Music"}}, {"id": "17", "snippet": {"title": "Sports"}},
-        {"id": "20", "snippet": {"title": "Gaming"}}]}))
+    (folder / f"{cc}{te.CATEGORY_SUFFIX}").write_text(
+        json.dumps(
+            {
+                "items": [
+                    {"id": "10", "snippet": {"title": "Music"}},
+                    {"id": "17", "snippet": {"title": "Sports"}},
+                    {"id": "20", "snippet": {"title": "Gaming"}},
+                ]
+            }
+        )
+    )
 
 
 @pytest.fixture()
@@ -85,8 +130,16 @@ def test_load_trending_deduplicates_and_reports(folder):
 
 def test_evaluate_small_folder(folder):
     calls = []
-    report = te.evaluate(folder, ["AA", "BB"], ["CC"], encoders=["hash-eval"], heads=["logreg"], folds=3,
-                         min_positives=5, progress=lambda *a: calls.append(a))
+    report = te.evaluate(
+        folder,
+        ["AA", "BB"],
+        ["CC"],
+        encoders=["hash-eval"],
+        heads=["logreg"],
+        folds=3,
+        min_positives=5,
+        progress=lambda *a: calls.append(a),
+    )
     json.dumps(report)  # JSON-serialisable, as the CLI prints it
     assert report["data"]["train_videos_removed_as_also_in_test"] == 1
     assert report["data"]["train_videos"] == 120
@@ -111,8 +164,13 @@ def test_embedding_cache_is_reused_across_runs(folder, tmp_path, monkeypatch):
             return super().encode(texts)
 
     monkeypatch.setitem(tf.ENCODERS, "hash-eval", Counting)
-    kw = {"encoders": ["hash-eval"], "systems": ["encoder"], "folds": 3, "min_positives": 5,
-          "cache_dir": tmp_path / "cache"}
+    kw = {
+        "encoders": ["hash-eval"],
+        "systems": ["encoder"],
+        "folds": 3,
+        "min_positives": 5,
+        "cache_dir": tmp_path / "cache",
+    }
     first = te.evaluate(folder, ["AA"], ["CC"], **kw)
     n_first = len(encoded)
     second = te.evaluate(folder, ["AA"], ["CC"], **kw)
@@ -138,8 +196,15 @@ def test_real_files_parse():
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/youtube_trending is not on this machine")
 def test_real_data_small_evaluation():
     # Fast encoder and a short budget keep this under a minute; the full run is documented.
-    report = te.evaluate(SHARED, ["GB", "FR"], ["DE"], encoders=["use-multilingual-v3"], max_chars=300,
-                         systems=["majority", "tfidf", "encoder"], folds=3)
+    report = te.evaluate(
+        SHARED,
+        ["GB", "FR"],
+        ["DE"],
+        encoders=["use-multilingual-v3"],
+        max_chars=300,
+        systems=["majority", "tfidf", "encoder"],
+        folds=3,
+    )
     de = {name: s["per_country"]["DE"] for name, s in report["systems"].items()}
     assert de["majority"]["n"] > 300
     assert de["use-multilingual-v3/logreg"]["accuracy"] > de["majority"]["accuracy"] + 0.1

@@ -7,9 +7,11 @@ from ml import text_features as tf
 
 
 def test_clean_text_removes_links_markup_and_mail_and_keeps_hashtag_words():
-    raw = ("<p>Best <b>pasta</b> recipe&nbsp;&amp; tips</p>\n"
-           "Recipe: https://example.com/pasta?x=1 and www.cook.fr/a\n"
-           "Write to chef.mario+yt@example.co.uk #cooking #1925 bit.ly/abc")
+    raw = (
+        "<p>Best <b>pasta</b> recipe&nbsp;&amp; tips</p>\n"
+        "Recipe: https://example.com/pasta?x=1 and www.cook.fr/a\n"
+        "Write to chef.mario+yt@example.co.uk #cooking #1925 bit.ly/abc"
+    )
     out = tf.clean_text(raw)
     assert "<" not in out and "http" not in out and "www" not in out and "bit.ly" not in out
     assert "@" not in out
@@ -110,14 +112,17 @@ def test_prepare_records_never_raises_for_bad_records():
     assert out[0].language == "en" and out[5].language == "fr"
 
 
-@pytest.mark.parametrize("text,lang", [
-    ("The government announced new measures against the pandemic today", "en"),
-    ("Le gouvernement a annoncé de nouvelles mesures contre la pandémie aujourd'hui", "fr"),
-    ("Die Regierung hat heute neue Maßnahmen gegen die Pandemie angekündigt", "de"),
-    ("El gobierno anunció hoy nuevas medidas contra la pandemia", "es"),
-    ("O governo anunciou hoje novas medidas contra a pandemia", "pt"),
-    ("सरकार ने आज महामारी के खिलाफ नए उपायों की घोषणा की", "hi"),
-])
+@pytest.mark.parametrize(
+    "text,lang",
+    [
+        ("The government announced new measures against the pandemic today", "en"),
+        ("Le gouvernement a annoncé de nouvelles mesures contre la pandémie aujourd'hui", "fr"),
+        ("Die Regierung hat heute neue Maßnahmen gegen die Pandemie angekündigt", "de"),
+        ("El gobierno anunció hoy nuevas medidas contra la pandemia", "es"),
+        ("O governo anunciou hoje novas medidas contra a pandemia", "pt"),
+        ("सरकार ने आज महामारी के खिलाफ नए उपायों की घोषणा की", "hi"),
+    ],
+)
 def test_language_detection(text, lang):
     guess = tf.detect_language(text)
     assert guess.language == lang and guess.source == "detected" and guess.confidence > 0.5
@@ -145,11 +150,13 @@ def test_e5_shapes_and_normalisation(e5):
 
 
 def test_e5_is_cross_lingual(e5):
-    en_cook, fr_cook, en_foot = e5.encode([
-        "How to cook a creamy mushroom risotto at home",
-        "Comment cuisiner un risotto crémeux aux champignons à la maison",
-        "Football highlights: the striker scores twice in the final",
-    ])
+    en_cook, fr_cook, en_foot = e5.encode(
+        [
+            "How to cook a creamy mushroom risotto at home",
+            "Comment cuisiner un risotto crémeux aux champignons à la maison",
+            "Football highlights: the striker scores twice in the final",
+        ]
+    )
     assert en_cook @ fr_cook > en_cook @ en_foot + 0.05
 
 
@@ -188,10 +195,12 @@ def test_get_encoder():
 @pytest.mark.slow
 def test_use_fallback_encoder_shapes_and_cross_lingual():
     enc = tf.UseEncoder()
-    en_cook, fr_cook, en_foot = enc.encode([
-        "How to cook a creamy mushroom risotto at home",
-        "Comment cuisiner un risotto crémeux aux champignons à la maison",
-        "Football highlights: the striker scores twice in the final",
-    ])
+    en_cook, fr_cook, en_foot = enc.encode(
+        [
+            "How to cook a creamy mushroom risotto at home",
+            "Comment cuisiner un risotto crémeux aux champignons à la maison",
+            "Football highlights: the striker scores twice in the final",
+        ]
+    )
     assert en_cook.shape == (512,)
     assert en_cook @ fr_cook > en_cook @ en_foot

@@ -53,8 +53,9 @@ def make_data(n=300, seed=0):
 @pytest.fixture(scope="module")
 def trained():
     texts, y, cats = make_data()
-    model = tm.train_text_model(texts, y, cats, encoder=HashEncoder(), seed=0,
-                                now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    model = tm.train_text_model(
+        texts, y, cats, encoder=HashEncoder(), seed=0, now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    )
     return model, texts, y, cats
 
 
@@ -88,13 +89,15 @@ def test_heldout_scores_are_aligned_and_masked(trained):
 def test_version_is_timestamp_and_content_hash(trained):
     model, texts, y, cats = trained
     assert model.version.startswith("20240102T030405Z-") and len(model.version) == 25
-    again = tm.train_text_model(texts, y, cats, encoder=HashEncoder(), seed=0,
-                                now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    again = tm.train_text_model(
+        texts, y, cats, encoder=HashEncoder(), seed=0, now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    )
     assert again.version == model.version
     y2 = y.copy()
     y2[0, 0] = 1 - np.nan_to_num(y2[0, 0])
-    other = tm.train_text_model(texts, y2, cats, encoder=HashEncoder(), seed=0,
-                                now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    other = tm.train_text_model(
+        texts, y2, cats, encoder=HashEncoder(), seed=0, now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    )
     assert other.version != model.version
 
 
@@ -139,7 +142,8 @@ def test_embeddings_of_the_wrong_width_fail_clearly(trained):
 
 def test_label_matrix_from_rows():
     y, stats = tm.label_matrix_from_rows(
-        ["v1", "v2", "v3"], ["a", "b"],
+        ["v1", "v2", "v3"],
+        ["a", "b"],
         [("v1", "a", True), ("v2", "b", False), ("v9", "a", True), ("v1", "zz", True)],
         exhaustive=["v1"],
     )

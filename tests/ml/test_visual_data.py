@@ -42,8 +42,9 @@ DIM = 8
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory):
     """60 short videos in 6 shards."""
-    return synthetic_catalog(tmp_path_factory.mktemp("emb"), 60, dim=DIM, n_categories=3, frames=(2, 6),
-                             videos_per_shard=10, seed=3)
+    return synthetic_catalog(
+        tmp_path_factory.mktemp("emb"), 60, dim=DIM, n_categories=3, frames=(2, 6), videos_per_shard=10, seed=3
+    )
 
 
 def _count_reads(monkeypatch) -> Counter:
@@ -73,9 +74,11 @@ def test_split_is_a_fixed_function_of_the_id():
 
 
 def test_targets_from_rows_hard_soft_and_unknown():
-    rows = [{"video_id": "a", "category_id": "2", "target": 1.0},
-            ("a", "9", 0.0),  # a category the model does not cover
-            ("b", "1", 0.7)]
+    rows = [
+        {"video_id": "a", "category_id": "2", "target": 1.0},
+        ("a", "9", 0.0),  # a category the model does not cover
+        ("b", "1", 0.7),
+    ]
     t = targets_from_rows(rows, ["1", "2", "3"])
     np.testing.assert_array_equal(t["a"], [0, 1, 0])
     np.testing.assert_allclose(t["b"], [0.7, 0, 0])
@@ -90,8 +93,12 @@ def test_targets_from_rows_hard_soft_and_unknown():
 def test_collate_pads_to_the_longest_video_with_a_mask():
     rng = np.random.default_rng(0)
     lengths = [3, 1, 5]
-    examples = [Example(f"v{i}", rng.random((n, DIM), dtype=np.float32) + 1, np.full(2, i, np.float32),
-                        np.full(4, i, np.float32)) for i, n in enumerate(lengths)]
+    examples = [
+        Example(
+            f"v{i}", rng.random((n, DIM), dtype=np.float32) + 1, np.full(2, i, np.float32), np.full(4, i, np.float32)
+        )
+        for i, n in enumerate(lengths)
+    ]
     b = collate(examples)
     assert tuple(b.frames.shape) == (3, 5, DIM) and tuple(b.mask.shape) == (3, 5)
     assert b.mask.sum(1).tolist() == lengths and b.n_frames.tolist() == lengths
@@ -109,12 +116,13 @@ def test_collate_pads_to_the_longest_video_with_a_mask():
 def test_eval_batches_cover_every_video_once_grouped_by_length(tmp_path):
     rng = np.random.default_rng(1)
     lengths = [int(n) for n in rng.integers(1, 30, 37)] + [0]
-    records = [VideoEmbeddings(f"v{i:02d}", np.arange(n, dtype=np.float32), rng.random((n, DIM)) * 2)
-               for i, n in enumerate(lengths)]
+    records = [
+        VideoEmbeddings(f"v{i:02d}", np.arange(n, dtype=np.float32), rng.random((n, DIM)) * 2)
+        for i, n in enumerate(lengths)
+    ]
     write_shard(tmp_path / "a.parquet", records[:20], encoder="t")
     write_shard(tmp_path / "b.parquet", records[20:], encoder="t")
-    batches = list(iter_eval_batches([tmp_path / "a.parquet", tmp_path / "b.parquet"], batch_size=5,
-                                     length_window=2))
+    batches = list(iter_eval_batches([tmp_path / "a.parquet", tmp_path / "b.parquet"], batch_size=5, length_window=2))
     seen = [v for b in batches for v in b.video_ids]
     assert sorted(seen) == sorted(r.video_id for r in records)
     by_id = dict(zip((r.video_id for r in records), lengths, strict=True))
@@ -150,8 +158,10 @@ def test_videos_without_a_target_are_not_trained_on(syn):
 
 def test_shuffle_is_seeded_per_epoch(syn):
     def order(epoch: int, seed: int = 0) -> list[str]:
-        return [e.video_id for e in ShardStream(syn.shards, syn.targets, shuffle=True, seed=seed,
-                                                epoch=epoch, buffer_size=8)]
+        return [
+            e.video_id
+            for e in ShardStream(syn.shards, syn.targets, shuffle=True, seed=seed, epoch=epoch, buffer_size=8)
+        ]
 
     assert order(0) == order(0)
     assert order(0) != order(1) and sorted(order(0)) == sorted(order(1))
@@ -193,8 +203,16 @@ def test_meta_layout_is_fixed_and_complete():
 
 
 def test_meta_vector_values():
-    row = {"language": "fr-CA", "duration_s": 60.0, "fps": 30.0, "width": 1080, "height": 1920, "rotation": 0,
-           "has_audio": True, "uploaded_at": "2024-03-04T06:00:00+00:00"}  # a Monday, 06:00 UTC
+    row = {
+        "language": "fr-CA",
+        "duration_s": 60.0,
+        "fps": 30.0,
+        "width": 1080,
+        "height": 1920,
+        "rotation": 0,
+        "has_audio": True,
+        "uploaded_at": "2024-03-04T06:00:00+00:00",
+    }  # a Monday, 06:00 UTC
     v = dict(zip(META_FEATURES, meta_vector(row), strict=True))
     assert v["lang_fr"] == 1 and sum(v[f"lang_{c}"] for c in LANGUAGES) == 1
     assert v["log_duration"] == 0 and v["log_fps"] == 0 and v["log_aspect"] < -1  # portrait
@@ -210,12 +228,22 @@ def test_meta_vector_values():
 
 
 def test_meta_vector_tolerates_missing_values():
-    nan_row = {"language": None, "duration_s": float("nan"), "fps": None, "width": 0, "height": 10,
-               "has_audio": None, "uploaded_at": "not a date"}
+    nan_row = {
+        "language": None,
+        "duration_s": float("nan"),
+        "fps": None,
+        "width": 0,
+        "height": 10,
+        "has_audio": None,
+        "uploaded_at": "not a date",
+    }
     np.testing.assert_array_equal(meta_vector(nan_row), MISSING_META)
     pd = pytest.importorskip("pandas")
-    row = pd.DataFrame({"duration_s": [pd.NA], "has_audio": [pd.NA], "uploaded_at": [pd.NaT]},
-                       dtype=object).iloc[0].to_dict()
+    row = (
+        pd.DataFrame({"duration_s": [pd.NA], "has_audio": [pd.NA], "uploaded_at": [pd.NaT]}, dtype=object)
+        .iloc[0]
+        .to_dict()
+    )
     np.testing.assert_array_equal(meta_vector(row), MISSING_META)
     np.testing.assert_array_equal(meta_vector({"uploaded_at": pd.NA, "language": pd.NA}), MISSING_META)
 
@@ -228,11 +256,15 @@ def test_meta_module_does_not_import_torch():
 def test_meta_query_reads_the_catalog(catalog):
     """META_QUERY names real columns; its tuples feed meta_by_video directly."""
     with catalog.transaction() as con:
-        con.execute("INSERT INTO videos (video_id, seq, uri, language, uploaded_at, registered_at, origin) "
-                    "VALUES ('a', 1, '/m/a.mp4', 'de', TIMESTAMP '2024-01-01 10:00:00', now(), 'test'), "
-                    "('b', 2, '/m/b.mp4', NULL, NULL, now(), 'test')")
-        con.execute("INSERT INTO video_probe (video_id, duration_s, fps, width, height, rotation, has_audio, "
-                    "probed_at) VALUES ('a', 12.5, 25, 640, 360, 0, TRUE, now())")
+        con.execute(
+            "INSERT INTO videos (video_id, seq, uri, language, uploaded_at, registered_at, origin) "
+            "VALUES ('a', 1, '/m/a.mp4', 'de', TIMESTAMP '2024-01-01 10:00:00', now(), 'test'), "
+            "('b', 2, '/m/b.mp4', NULL, NULL, now(), 'test')"
+        )
+        con.execute(
+            "INSERT INTO video_probe (video_id, duration_s, fps, width, height, rotation, has_audio, "
+            "probed_at) VALUES ('a', 12.5, 25, 640, 360, 0, TRUE, now())"
+        )
     meta = meta_by_video(catalog.query(META_QUERY))
     assert sorted(meta) == ["a", "b"]
     assert meta["a"][META_FEATURES.index("lang_de")] == 1 and meta["a"][META_FEATURES.index("has_audio")] == 1

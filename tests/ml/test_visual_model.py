@@ -26,30 +26,44 @@ from ml.visual_model import (
 )
 
 DIM = 16
-TINY = VisualTrainConfig(cluster_size=4, groups=2, hidden_size=16, gating_reduction=4, batch_size=16,
-                         eval_batch_size=32, max_epochs=4, patience=10, val_fraction=0.25, lr=3e-3,
-                         enable_progress_bar=False)
+TINY = VisualTrainConfig(
+    cluster_size=4,
+    groups=2,
+    hidden_size=16,
+    gating_reduction=4,
+    batch_size=16,
+    eval_batch_size=32,
+    max_epochs=4,
+    patience=10,
+    val_fraction=0.25,
+    lr=3e-3,
+    enable_progress_bar=False,
+)
 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     """160 videos of 3-8 frames in 4 shards; 2 'distinct' and 2 'blend' categories."""
-    return synthetic_catalog(tmp_path_factory.mktemp("emb"), 160, dim=DIM, n_categories=4, frames=(3, 8),
-                             videos_per_shard=40, seed=11)
+    return synthetic_catalog(
+        tmp_path_factory.mktemp("emb"), 160, dim=DIM, n_categories=4, frames=(3, 8), videos_per_shard=40, seed=11
+    )
 
 
 @pytest.fixture(scope="module")
 def meta(catalog):
-    return {vid: meta_vector({"language": "en", "duration_s": float(n), "has_audio": i % 2 == 0})
-            for i, (vid, n) in enumerate(sorted(catalog.n_frames.items()))}
+    return {
+        vid: meta_vector({"language": "en", "duration_s": float(n), "has_audio": i % 2 == 0})
+        for i, (vid, n) in enumerate(sorted(catalog.n_frames.items()))
+    }
 
 
 @pytest.fixture(scope="module")
 def stopped(catalog, meta, tmp_path_factory):
     """A run with metadata that early stopping ends after two epochs (no gain can reach min_delta)."""
     config = dataclasses.replace(TINY, max_epochs=10, patience=1, min_delta=1.0)
-    return train_visual_model(catalog.shards, catalog.targets, meta, catalog.categories, config,
-                              tmp_path_factory.mktemp("models"))
+    return train_visual_model(
+        catalog.shards, catalog.targets, meta, catalog.categories, config, tmp_path_factory.mktemp("models")
+    )
 
 
 def _weights(result) -> dict[str, torch.Tensor]:
@@ -97,8 +111,7 @@ def test_early_stopping_keeps_and_reloads_the_best_checkpoint(stopped, catalog, 
     # and so does the exported model the predictor loads
     _, val = split_ids(catalog.targets, TINY.val_fraction)
     predictor = VisualPredictor(stopped.model_dir)
-    scores = {s.video_id: s.scores for s in predictor.predict_shards(catalog.shards, video_ids=val,
-                                                                      meta=meta)}
+    scores = {s.video_id: s.scores for s in predictor.predict_shards(catalog.shards, video_ids=val, meta=meta)}
     y = np.stack([catalog.targets[v] for v in val]) >= 0.5
     gap = ranking_metrics(np.stack([scores[v] for v in val]), y)["gap_at_20"]
     assert gap == pytest.approx(stopped.metrics["val_gap_at_20"], abs=1e-4)
@@ -133,8 +146,10 @@ def test_predictor_scores_every_video_once(stopped, catalog, meta):
     assert all(r.n_frames == catalog.n_frames[r.video_id] for r in results)
     assert all(r.scores.shape == (4,) and r.scores.dtype == np.float32 for r in results)
     assert all(((r.scores >= 0) & (r.scores <= 1)).all() for r in results)
-    eager = {r.video_id: r.scores for r in VisualPredictor(stopped.model_dir, backend="torch")
-             .predict_shards(catalog.shards, meta=meta)}
+    eager = {
+        r.video_id: r.scores
+        for r in VisualPredictor(stopped.model_dir, backend="torch").predict_shards(catalog.shards, meta=meta)
+    }
     for r in results:
         np.testing.assert_allclose(r.scores, eager[r.video_id], atol=1e-4)
     with pytest.raises(ValueError, match="metadata vectors"):
@@ -170,9 +185,15 @@ def test_compare_architectures_reports_both_on_held_out_sets(catalog, tmp_path):
     ids = sorted(catalog.labels)
     held_out = ids[:30]
     labels = np.stack([catalog.labels[v] for v in held_out])
-    report = compare_architectures(catalog.shards, catalog.targets, None, catalog.categories,
-                                   {"truth": (held_out, labels)}, dataclasses.replace(TINY, max_epochs=2),
-                                   out_dir=tmp_path)
+    report = compare_architectures(
+        catalog.shards,
+        catalog.targets,
+        None,
+        catalog.categories,
+        {"truth": (held_out, labels)},
+        dataclasses.replace(TINY, max_epochs=2),
+        out_dir=tmp_path,
+    )
     assert report["excluded_from_training"] == 30 and set(report["archs"]) == {"nextvlad", "meanpool"}
     for arch in report["archs"].values():
         ev = arch["eval"]["truth"]
@@ -182,8 +203,9 @@ def test_compare_architectures_reports_both_on_held_out_sets(catalog, tmp_path):
 
 def test_bad_inputs_fail_with_a_message(catalog, tmp_path):
     with pytest.raises(ValueError, match="arch"):
-        train_visual_model(catalog.shards, catalog.targets, None, catalog.categories,
-                           dataclasses.replace(TINY, arch="lstm"), tmp_path)
+        train_visual_model(
+            catalog.shards, catalog.targets, None, catalog.categories, dataclasses.replace(TINY, arch="lstm"), tmp_path
+        )
     with pytest.raises(ValueError, match="shape"):
         train_visual_model(catalog.shards, {"x": np.zeros(2)}, None, catalog.categories, TINY, tmp_path)
     few = dict(list(catalog.targets.items())[:1])

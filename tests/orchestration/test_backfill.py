@@ -8,8 +8,12 @@ from orchestration.backfill import get_instance, launch_backfill
 
 def _register(catalog, n, start=1):
     with catalog.transaction() as con:
-        insert_rows(con, "videos", ["video_id", "seq", "uri", "registered_at", "origin"],
-                    [(f"v{i}", i, f"/m/v{i}.mp4", "2026-01-01", "test") for i in range(start, start + n)])
+        insert_rows(
+            con,
+            "videos",
+            ["video_id", "seq", "uri", "registered_at", "origin"],
+            [(f"v{i}", i, f"/m/v{i}.mp4", "2026-01-01", "test") for i in range(start, start + n)],
+        )
 
 
 def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, catalog):

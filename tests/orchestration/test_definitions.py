@@ -34,7 +34,11 @@ def test_dagster_definitions_validate(settings):
     env = dict(os.environ, DAGSTER_HOME=str(settings.dagster_home))
     proc = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
@@ -52,15 +56,20 @@ def test_webserver_answers_graphql_with_the_asset_graph(settings):
     env = dict(os.environ, DAGSTER_HOME=str(settings.dagster_home))
     proc = subprocess.Popen(
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         query = json.dumps({"query": "{ assetNodes { assetKey { path } groupName } }"}).encode()
         deadline = time.monotonic() + 90
         while True:
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", data=query, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(req, timeout=5) as resp:
                     data = json.load(resp)
                 break

@@ -24,8 +24,12 @@ def _tick(instance, cursor=None, batch_size=4):
 def _register(catalog, n, start=1, age_s=0.0):
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
     with catalog.transaction() as con:
-        insert_rows(con, "videos", ["video_id", "seq", "uri", "registered_at", "origin"],
-                    [(f"v{i}", i, f"/m/v{i}.mp4", at, "test") for i in range(start, start + n)])
+        insert_rows(
+            con,
+            "videos",
+            ["video_id", "seq", "uri", "registered_at", "origin"],
+            [(f"v{i}", i, f"/m/v{i}.mp4", at, "test") for i in range(start, start + n)],
+        )
 
 
 def test_new_videos_become_partitions_and_runs_once(settings, catalog):

@@ -1,0 +1,140 @@
+"""Single-video commands: inspect (what the encoder sees), classify (the real-time path), explain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestration.cli import CommandError, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="probe facts, sampled timestamps and the encoder's top ImageNet classes")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("classify", help="one file through probe, frames, both models, thresholds and fusion")
+    p.add_argument("file")
+    p.add_argument("--title")
+    p.add_argument("--description")
+    p.add_argument("--tags")
+    p.add_argument("--language", help="declared ISO 639-1 language of the text")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("explain", help="why a registered video got (or did not get) a category")
+    p.add_argument("video_id")
+    p.add_argument("category", nargs="?", help="IAB id; default: every category the video was given")
+    p.add_argument("--html", help="also write an HTML page with frame thumbnails to this path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain)
+
+
+def _context(args):
+    from orchestration.cli.catalog import _context as catalog_context
+
+    return catalog_context(args)
+
+
+def cmd_inspect(args) -> int:
+    from ml.config import load_settings
+    from ml.inspect_video import inspect_video
+    from ml.probe import VideoError, probe
+    from ml.sampler import FrameSamplingError
+
+    settings = load_settings(args.config).ensure_dirs()
+    path = Path(args.file)
+    if not path.exists():
+        raise CommandError(f"{path} does not exist")
+    try:
+        facts = probe(path, timeout_s=settings.decode_timeout_s, max_pixels=settings.max_pixels).as_dict()
+    except VideoError as exc:
+        raise CommandError(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        result = {"probe": facts, **inspect_video(path, settings)}
+    except FrameSamplingError as exc:
+        raise CommandError(f"{type(exc).__name__}: {exc}") from exc
+    if args.json:
+        emit(result, True)
+    else:
+        print(
+            f"{path.name}: {facts['container']} {facts['video_codec']} {facts['width']}x{facts['height']} "
+            f"{facts['duration_s']:.1f}s, {result['n_frames']} frames sampled, embeddings {result['embedding_shape']}"
+        )
+        for c in result["top_classes"]:
+            print(f"  {c['probability']:.3f}  {c['id']:>4}  {c['name']}")
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from ml.classify import classify_file
+    from ml.model_registry import ModelNotTrained
+
+    settings, catalog, ws = _context(args)
+    path = Path(args.file)
+    if not path.exists():
+        raise CommandError(f"{path} does not exist")
+    try:
+        result = classify_file(
+            path,
+            settings,
+            catalog,
+            ws,
+            title=args.title,
+            description=args.description,
+            tags=args.tags,
+            language=args.language,
+        )
+    except ModelNotTrained as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        emit(result, True)
+        return 0
+    print(f"{path.name}: fusion {result['fusion_version']} ({result['rule']})")
+    for key in ("probe", "frames"):
+        if isinstance(result.get(key), dict) and "error" in result[key]:
+            print(f"  {key}: {result[key]['error']}: {result[key]['message']}")
+    if not result["categories"]:
+        print("  no category reaches its threshold")
+    for c in result["categories"]:
+        print(
+            f"  {c['id']:>8}  {c['name']:<45} {c['score']:.3f}  via {c['source']:<6} "
+            f"(text {c['text_score']} / thr {c['text_threshold']}, visual {c['visual_score']} / thr "
+            f"{c['visual_threshold']})"
+        )
+    print(f"  took {result['timings_s']['total_s']}s")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from ml.explain import NotClassified, explain_video, write_explanation
+
+    settings, catalog, ws = _context(args)
+    try:
+        exp = explain_video(catalog, settings, ws, args.video_id, args.category, thumbnails=bool(args.html))
+    except (KeyError, NotClassified) as exc:
+        raise CommandError(str(exc).strip("'\"")) from exc
+    if args.html:
+        path = write_explanation(exp, Path(args.html))
+        print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        for c in exp["categories"]:
+            for f in c.get("top_frames", []):
+                f.pop("thumbnail", None)
+        emit(exp, True)
+        return 0
+    print(f"{exp['video_id']}: {exp.get('title') or '(no title)'} [fusion {exp['fusion_version']}, {exp['rule']}]")
+    if not exp["categories"]:
+        print("  no category was emitted; name one to see why not: vidcat explain VIDEO_ID CATEGORY")
+    for c in exp["categories"]:
+        state = f"emitted via {c['source']} ({c['score']})" if c["emitted"] else "not emitted"
+        print(f"  {c['id']} {c['name']}: {state}")
+        print(f"    text   {c.get('text_score', '-')} vs threshold {c['text_threshold']}")
+        print(f"    visual {c.get('visual_score', '-')} vs threshold {c['visual_threshold']}")
+        if c.get("text_words"):
+            print("    words: " + ", ".join(f"{w['word']} (-{w['drop']})" for w in c["text_words"]))
+        if c.get("top_frames"):
+            print("    frames: " + ", ".join(f"t={f['t']}s (-{f['weight']})" for f in c["top_frames"]))
+    return 0

@@ -4,7 +4,6 @@ import dagster as dg
 
 from ml.catalog_summary import md_table
 from ml.failures import record_stage_outcome
-from ml.frame_stage import embed_batch
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -28,18 +27,15 @@ def probed_videos(catalog, batch_id: str) -> list[tuple[str, str]]:
 )
 def frame_embeddings(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """1 fps frames (cap 300) through EfficientNet-Lite0 (ONNX), quantized to 8 bits, one Parquet shard per batch."""
-    from ml.image_encoder import encoder_from_settings
-    from ml.sampler import SampleOptions, SamplerPool
-
     settings = vidcat.settings()
     catalog = vidcat.catalog()
-    encoder = encoder_from_settings(settings, beside_decoders=True)
     totals = {"videos": 0, "embedded": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "grid": 0.0}
     failures, shards = [], []
-    with SamplerPool(SampleOptions.from_settings(settings)) as pool:
+    with vidcat.engine() as engine:
+        engine_name = engine.name
         for batch_id in batch_keys(context):
             videos = probed_videos(catalog, batch_id)
-            result = embed_batch(batch_id, videos, settings, encoder=encoder, pool=pool)
+            result = engine.embed_batch(batch_id, videos, settings)
             failed_ids = {f.video_id for f in result.failures}
             with catalog.transaction() as con:
                 record_stage_outcome(
@@ -64,7 +60,8 @@ def frame_embeddings(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
             "wall_s": dg.MetadataValue.float(round(totals["seconds"], 2)),
             "frames_per_s": dg.MetadataValue.float(round(totals["frames"] / max(totals["seconds"], 1e-9), 1)),
             "max_grid_error_s": dg.MetadataValue.float(round(totals["grid"], 3)),
-            "encoder": encoder.name,
+            "encoder": settings.image_encoder,
+            "engine": engine_name,
             "shard": dg.MetadataValue.path(shards[0] if len(shards) == 1 else ", ".join(shards)),
             "shard_mb": dg.MetadataValue.float(round(totals["bytes"] / 1e6, 3)),
             "failure_examples": dg.MetadataValue.md(

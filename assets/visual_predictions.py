@@ -23,11 +23,12 @@ def visual_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource
     meta = load_meta(catalog)
     videos = scored = 0
     seconds = 0.0
-    for batch_id in batch_keys(context):
-        r = score_batch_visual(catalog, record, settings, batch_id, meta)
-        videos += r.videos
-        scored += r.scored
-        seconds += r.seconds
+    with vidcat.engine() as engine:
+        for batch_id in batch_keys(context):
+            r = score_batch_visual(catalog, record, settings, batch_id, meta, engine=engine)
+            videos += r.videos
+            scored += r.scored
+            seconds += r.seconds
     return dg.MaterializeResult(
         metadata={
             "videos": dg.MetadataValue.int(videos),

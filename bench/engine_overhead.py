@@ -13,7 +13,11 @@ Three parts, on the real clips (``VIDCAT_BENCH_CLIPS``, default ``../shared/data
   (``../shared/data/youtube_trending``, deduplicated), and per title alone;
 * moving a video's frames (300 x 224 x 224 x 3 uint8 = 45 MB): through a pipe into a spawned process
   (the local pool's path) against the Ray object store (a task returns the frames, another task reads
-  them by reference, as the encoder actor does).
+  them by reference, as the encoder actor does);
+* where CUDA is available: the encoder's PyTorch module on the GPU (fp32, fp16, bf16 at batch 256,
+  and ``torch.compile`` with ``VIDCAT_BENCH_COMPILE=1``), its distance to the CPU features, and the
+  host-to-device copy of one video's frames. ``gpu_encoder()`` runs alone where the rest cannot
+  (a GPU machine without PyAV or Ray).
 """
 
 from __future__ import annotations
@@ -219,6 +223,59 @@ def object_store_transfer(rounds: int = 5) -> dict[str, Any]:
     }
 
 
+def _structured_frames(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(n, 14, 14, 3)).astype(np.uint8)
+    return np.ascontiguousarray(base.repeat(16, axis=1).repeat(16, axis=2))
+
+
+def gpu_encoder(batch: int = 256, reps: int = 20) -> dict[str, Any]:
+    import torch
+
+    from ml.image_encoder import _features_module, load_torch_model
+
+    if not torch.cuda.is_available():
+        return {}
+    frames_np = _structured_frames(batch)
+    module = _features_module(load_torch_model("efficientnet-lite0"))
+    with torch.inference_mode():
+        reference = module(torch.from_numpy(frames_np[:64])).numpy()
+    gpu = module.cuda().to(memory_format=torch.channels_last)
+    frames = torch.from_numpy(frames_np).cuda()
+    out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "gpu_batch": batch}
+
+    def measure(name: str, net: Any, dtype: Any) -> None:
+        ctx = torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+        with torch.inference_mode(), ctx:
+            for _ in range(3):
+                net(frames)
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(reps):
+                net(frames)
+            torch.cuda.synchronize()
+            elapsed = time.perf_counter() - started
+            y = net(frames[:64]).float().cpu().numpy()
+        cosine = (y * reference).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(reference, axis=1)
+        out[f"gpu_{name}_fps"] = round(batch * reps / elapsed, 1)
+        out[f"gpu_{name}_max_abs_diff_vs_cpu"] = float(np.abs(y - reference).max())
+        out[f"gpu_{name}_min_cosine_vs_cpu"] = round(float(cosine.min()), 7)
+
+    for name, dtype in (("fp32", None), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        measure(name, gpu, dtype)
+    if os.environ.get("VIDCAT_BENCH_COMPILE"):
+        measure("fp16_compiled", torch.compile(gpu), torch.float16)
+    video = torch.from_numpy(np.resize(frames_np, FRAMES_SHAPE))
+    for name, src in (("pageable", video), ("pinned", video.pin_memory())):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(10):
+            src.cuda(non_blocking=True)
+        torch.cuda.synchronize()
+        out[f"gpu_h2d_45mb_{name}_ms"] = round(100 * (time.perf_counter() - started), 2)
+    return out
+
+
 def run() -> dict[str, Any]:
     files = video_files(clips_dir()) if clips_dir().is_dir() else []
     if not files:
@@ -234,5 +291,6 @@ def run() -> dict[str, Any]:
             out.update(object_store_transfer())
         finally:
             engine.close()
+    out.update(gpu_encoder())
     out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return out

@@ -84,7 +84,11 @@ def run() -> dict[str, Any]:
         plan = plan_tick(catalog, cursor=0, batch_size=BATCH_SIZE, max_wait_s=60, max_batches=25)
         closing_s = time.perf_counter() - t0
 
-        # The real sensor function through Dagster's sensor context (inbox scan included).
+        # The real sensor function through Dagster's sensor context (inbox scan included); it scores
+        # only once models exist, so register the row it looks for.
+        from ml.model_registry import register_model
+
+        register_model(catalog, "fusion", "bench", settings.models_dir / "fusion" / "bench.json", [])
         from orchestration.definitions import defs
         from orchestration.resources import VidcatResource
 

@@ -104,7 +104,8 @@ def explain_video(
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
     stored = read_video(shard, video_id) if shard.exists() else None
     meta = load_meta(catalog).get(video_id, student.default_meta)
-    review = sample_for_review(video["uri"], settings) if thumbnails and stored is not None else None
+    uri = catalog.scalar("SELECT uri FROM videos WHERE video_id = ?", [video_id])
+    review = sample_for_review(uri, settings) if thumbnails and stored is not None else None
 
     out: dict[str, Any] = {
         "video_id": video_id,

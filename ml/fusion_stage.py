@@ -271,6 +271,9 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     has_text = np.isfinite(t).any(axis=1)
     has_visual = np.isfinite(v).any(axis=1)
     for i, vid in enumerate(video_ids):
+        if not (has_text[i] or has_visual[i]):
+            # Nothing to classify from (no usable text, no frames): the video's state is its failure row.
+            continue
         js = np.nonzero(d.emitted[i])[0]
         for j in js:
             pred_rows.append(

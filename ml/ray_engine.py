@@ -153,8 +153,8 @@ class RayEngine:
     """The ``ml.engine.Engine`` on Ray. Options (keywords, or ``[extra.ray]`` in vidcat.toml):
 
     ``decode_cpus``: CPUs per decode task (FFmpeg threads follow it). ``decode_slots``: decodes in flight
-    (default: the cluster's CPUs left after the encoder actors, divided by ``decode_cpus``; set it on an
-    autoscaling cluster). ``encoder_actors``, ``encoder_cpus``, ``encoder_gpus``: the encoder pool and what
+    (default: the cluster's CPUs left after this engine's actors, divided by ``decode_cpus``; set it on an
+    autoscaling or shared cluster). ``encoder_actors``, ``encoder_cpus``, ``encoder_gpus``: the encoder pool and what
     each actor reserves. ``encode_queue``: decoded videos waiting per encoder actor. ``scorer_cpus``,
     ``scorer_gpus``: per scorer actor. ``grace_s``: added to ``decode_timeout_s`` before a decode is
     killed. ``actor_start_timeout_s``: how long to wait for an actor to be placed and load its model.
@@ -219,13 +219,21 @@ class RayEngine:
 
     @property
     def decode_slots(self) -> int:
-        if self._decode_slots is None:
-            import ray
+        """Configured, or the cluster's CPUs less what this engine's actors hold, in decode tasks."""
+        if self._decode_slots is not None:
+            return self._decode_slots
+        import ray
 
-            cpus = float(ray.cluster_resources().get("CPU", 1.0))
-            reserved = self.encoder_actors * self.encoder_cpus
-            self._decode_slots = max(1, int((cpus - reserved) / max(self.decode_cpus, 1e-3)))
-        return self._decode_slots
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        held = len(self._encoders) * self.encoder_cpus + len(self._scorers) * self.scorer_cpus
+        slots = int((cpus - held) / max(self.decode_cpus, 1e-3))
+        if slots < 1:
+            raise RuntimeError(
+                f"the Ray cluster at {self.address} has {cpus:g} CPUs and this engine's actors hold {held:g}: "
+                f"none is left for a decode task of {self.decode_cpus:g} CPU; add CPUs or lower encoder_cpus / "
+                "scorer_cpus in [extra.ray]"
+            )
+        return slots
 
     def _start_encoders(self, settings: Any) -> list[Any]:
         key = (settings.image_encoder, str(settings.models_dir), settings.frame_size)
@@ -295,15 +303,12 @@ class RayEngine:
         decoding: dict[Any, _Decoding] = {}
         encoding: dict[Any, _Encoding] = {}
         load = [0] * len(encoders)
-        limit_in_flight = self.decode_slots + self.encode_queue * len(encoders)
+        slots = self.decode_slots
+        limit_in_flight = slots + self.encode_queue * len(encoders)
         exhausted = False
         try:
             while True:
-                while (
-                    not exhausted
-                    and len(decoding) < self.decode_slots
-                    and (len(decoding) + len(encoding) < limit_in_flight)
-                ):
+                while not exhausted and len(decoding) < slots and (len(decoding) + len(encoding) < limit_in_flight):
                     item = next(pending, None)
                     if item is None:
                         exhausted = True

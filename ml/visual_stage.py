@@ -148,7 +148,12 @@ class VisualBatchResult:
 
 
 def score_batch_visual(
-    catalog: Catalog, record: ModelRecord, settings, batch_id: str, meta: dict[str, np.ndarray] | None = None
+    catalog: Catalog,
+    record: ModelRecord,
+    settings,
+    batch_id: str,
+    meta: dict[str, np.ndarray] | None = None,
+    engine=None,
 ) -> VisualBatchResult:
     """Write `visual_predictions` for every video of the batch's shard (videos without frames get no row)."""
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
@@ -157,11 +162,14 @@ def score_batch_visual(
         raise FileNotFoundError(f"no embedding shard for {batch_id} at {shard}; materialize frame_embeddings first")
     meta = meta if meta is not None else load_meta(catalog)
     started = time.monotonic()
-    predictor = load_predictor(str(record.artifact_path))
+    if engine is None:
+        scores = load_predictor(str(record.artifact_path)).predict_shards([shard], meta)
+    else:
+        scores = engine.score_visual(batch_id, Path(record.artifact_path), [shard], meta)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [
         (s.video_id, record.version, batch_id, int(s.n_frames), np.asarray(s.scores, np.float32).tolist(), now)
-        for s in predictor.predict_shards([shard], meta)
+        for s in scores
     ]
     seconds = time.monotonic() - started
     with catalog.transaction() as con:

@@ -21,11 +21,14 @@ BATCH_ASSET_KEYS = [
     if isinstance(a, dg.AssetsDefinition) and a.partitions_def == video_batches
     for key in a.keys
 ]
+# In-process: a new upload's run pays one process start and loads each model once, where the
+# multiprocess executor would start a process (imports, model load) per step (docs/realtime.md).
 score_batch_job = dg.define_asset_job(
     SCORE_JOB_NAME,
     selection=dg.AssetSelection.assets(*BATCH_ASSET_KEYS),
     partitions_def=video_batches,
-    description="Probe, embed, predict and fuse one batch with the current models.",
+    executor_def=dg.in_process_executor,
+    description="Probe, embed, predict and fuse one batch with the current models (the upload path).",
 )
 
 defs = dg.Definitions(

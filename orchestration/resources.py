@@ -36,3 +36,9 @@ class VidcatResource(dg.ConfigurableResource):
         return default_working_set(
             str(s.working_set) if s.working_set else None, str(s.taxonomy_tsv) if s.taxonomy_tsv else None
         )
+
+    def engine(self):  # -> ml.engine.Engine
+        """Where the heavy per-batch stages run: in process, or on Ray when ray_address is set."""
+        from ml.engine import engine_from_settings
+
+        return engine_from_settings(self.settings())

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 
 from ml.inbox import scan_inbox
+from ml.model_registry import latest_model
 from ml.upload_batching import plan_tick
 from orchestration.partitions import BATCHES_PARTITION_NAME
 from orchestration.resources import VidcatResource
@@ -28,6 +29,12 @@ def build_upload_sensor(job, interval_s: int) -> dg.SensorDefinition:
         for r in scan.report.rejected:
             context.log.warning(f"inbox drop {r.video_id} rejected: {r.reason}")
         cursor = int(context.cursor) if context.cursor else 0
+        if latest_model(catalog, "fusion", required=False) is None:
+            # New uploads wait, unbatched, until the first models exist; `vidcat backfill --train` makes them.
+            return dg.SensorResult(
+                skip_reason="no trained models yet: run `vidcat backfill --train --wait` (or `make demo`) first",
+                cursor=str(cursor),
+            )
         plan = plan_tick(
             catalog,
             cursor,

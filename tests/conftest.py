@@ -47,42 +47,11 @@ def ws():
     return default_working_set()
 
 
-def make_video(
-    path: Path,
-    categories=("533",),
-    duration_s: float = 3.0,
-    fps: int = 10,
-    container: str = ".mp4",
-    codec: str = "libx264",
-    size=(96, 64),
-    rotation: int = 0,
-    seed: int = 0,
-) -> Path:
+def make_video(path: Path, **kwargs) -> Path:
     """A real encoded video of demo-catalog scenes (the product's own renderer)."""
-    from ml.demo_catalog import DemoVideo, render_video
+    from ml.demo_catalog import render_clip
 
-    segs, per = [], duration_s / len(categories)
-    for i, c in enumerate(categories):
-        segs.append((i * per, (i + 1) * per, c))
-    video = DemoVideo(
-        video_id=f"t-{seed:05d}",
-        categories=list(categories),
-        segments=segs,
-        language="en",
-        title=None,
-        description=None,
-        text_kind="none",
-        container=container,
-        codec=codec,
-        width=size[0],
-        height=size[1],
-        fps=fps,
-        duration_s=duration_s,
-        rotation=rotation,
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    render_video(video, path)
-    return path
+    return render_clip(path, **kwargs)
 
 
 @pytest.fixture
@@ -95,3 +64,20 @@ def video_factory(settings):
         return make_video(settings.media_dir / name, **kwargs)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """A 180-video demo catalog through every asset (slow tests share it; built once per session)."""
+    from tests.pipeline import build
+
+    extra = [REAL_CLIPS] if REAL_CLIPS.is_dir() else []
+    return build(tmp_path_factory.mktemp("pipeline"), videos=180, seed=5, extra_roots=extra)
+
+
+@pytest.fixture
+def pipeline_env(pipeline, monkeypatch):
+    """The pipeline's environment for one test (data root, config, media roots, DAGSTER_HOME)."""
+    for k, v in pipeline.env.items():
+        monkeypatch.setenv(k, v)
+    return pipeline

@@ -8,9 +8,15 @@ import json
 import dagster as dg
 
 from ml.catalog import insert_rows
+from ml.model_registry import register_model
 from orchestration.definitions import defs
 from orchestration.resources import VidcatResource
 from tests.conftest import make_video
+
+
+def _trained(catalog, settings):
+    """The sensor scores with current models; here only their registry row matters."""
+    register_model(catalog, "fusion", "v-test", settings.models_dir / "fusion" / "v-test.json", ["533"])
 
 
 def _tick(instance, cursor=None, batch_size=4):
@@ -32,8 +38,17 @@ def _register(catalog, n, start=1, age_s=0.0):
         )
 
 
+def test_uploads_wait_until_models_exist(settings, catalog):
+    instance = dg.DagsterInstance.ephemeral()
+    _register(catalog, 9)
+    result = _tick(instance)
+    assert not result.run_requests and "no trained models yet" in result.skip_reason.skip_message
+    assert catalog.scalar("SELECT count(*) FROM batches") == 0
+
+
 def test_new_videos_become_partitions_and_runs_once(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
+    _trained(catalog, settings)
     _register(catalog, 9)
     result = _tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["b00000001", "b00000002"]
@@ -49,6 +64,7 @@ def test_new_videos_become_partitions_and_runs_once(settings, catalog):
 
 def test_old_pending_video_closes_a_partial_batch(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
+    _trained(catalog, settings)
     _register(catalog, 1, age_s=3600)
     result = _tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["b00000001"]
@@ -56,6 +72,7 @@ def test_old_pending_video_closes_a_partial_batch(settings, catalog):
 
 def test_inbox_drop_is_registered_and_batched_by_the_sensor(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
+    _trained(catalog, settings)
     make_video(settings.inbox_dir / "clip.mp4")
     (settings.inbox_dir / "clip.json").write_text(json.dumps({"id": "clip", "title": "My dog"}))
     _register(catalog, 3, start=10)

@@ -1,0 +1,115 @@
+"""The product commands on a trained catalog: classify, explain, spot-check and its import, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestration.cli import main
+from tests.conftest import REAL_CLIPS, make_video, needs_real_clips
+
+pytestmark = pytest.mark.slow
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out)
+
+
+@needs_real_clips
+def test_classify_a_real_clip(pipeline_env, capsys):
+    clip = REAL_CLIPS / "Video-LLaMA__skateboarding_dog.mp4"
+    assert main(["classify", str(clip), "--title", "My dog rides a skateboard", "--language", "en", "--json"]) == 0
+    out = _json(capsys)
+    assert out["probe"]["video_codec"] == "h264" and out["frames"]["n_frames"] == 15
+    assert out["text"]["has_text"] and out["text"]["language"] == "en"
+    assert out["fusion_version"] and isinstance(out["categories"], list)
+    for c in out["categories"]:
+        assert c["source"] in ("text", "visual", "both", "fused")
+
+
+def test_classify_matches_the_batch_path(pipeline_env, capsys):
+    """The real-time path gives the same decision as the batch stages for a catalog video."""
+    from ml.catalog import Catalog
+
+    catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
+    vid, uri, title, desc, lang = catalog.query(
+        "SELECT v.video_id, v.uri, v.title, v.description, v.language FROM videos v "
+        "JOIN video_results r USING (video_id) WHERE r.n_categories > 0 AND r.has_text ORDER BY v.video_id LIMIT 1")[0]
+    argv = ["classify", uri, "--json"]
+    for flag, value in (("--title", title), ("--description", desc), ("--language", lang)):
+        if value:
+            argv += [flag, value]
+    assert main(argv) == 0
+    got = {c["id"] for c in _json(capsys)["categories"]}
+    stored = {r[0] for r in catalog.query("SELECT category_id FROM current_predictions WHERE video_id = ?", [vid])}
+    assert got == stored
+
+
+def test_classify_broken_file_reports_the_failure(pipeline_env, capsys, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    assert main(["classify", str(bad), "--title", "chat", "--json"]) == 0
+    out = _json(capsys)
+    assert out["probe"]["error"] == "CorruptFile"
+
+
+def test_explain_shows_sources_scores_and_evidence(pipeline_env, capsys, tmp_path):
+    from ml.catalog import Catalog
+
+    catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
+    vid, cat = catalog.query("SELECT video_id, category_id FROM current_predictions ORDER BY score DESC LIMIT 1")[0]
+    html = tmp_path / "explain.html"
+    assert main(["explain", vid, "--json", "--html", str(html)]) == 0
+    out = _json(capsys)
+    entry = next(c for c in out["categories"] if c["id"] == cat)
+    assert entry["emitted"] and entry["source"] in ("text", "visual", "both", "fused")
+    assert "text_threshold" in entry and "visual_threshold" in entry
+    assert entry.get("text_words") or entry.get("top_frames")
+    assert "<h2>" in html.read_text() and "frames that weighed most" in html.read_text()
+    assert main(["explain", "no-such-video"]) == 2
+    assert "not registered" in capsys.readouterr().err
+
+
+def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
+    from ml.catalog import Catalog
+
+    catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
+    (cat,) = catalog.query("SELECT category_id FROM pseudo_labels WHERE kind = 'positive' "
+                           "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")[0]
+    assert main(["spot-check", "--category", cat, "--n", "3", "--json"]) == 0
+    out = _json(capsys)
+    assert out["videos"] >= 1 and out["with_thumbnails"] >= 1
+    assert "<img" in Path(out["html"]).read_text(encoding="utf-8")
+    with open(out["csv"], newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["verdict"] = "yes"
+    with open(out["csv"], "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    before = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
+    assert main(["import-gold", out["csv"], "--json"]) == 0
+    assert _json(capsys)["positives"] == len(rows)
+    after = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
+    assert after >= before  # yes-verdicts add (or confirm) gold positives, never duplicate them
+    assert main(["import-gold", out["csv"], "--json"]) == 0
+    assert catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?",
+                          [cat]) == after
+
+
+def test_report_compares_every_rule(pipeline_env, capsys):
+    assert main(["report", "--json"]) == 0
+    out = _json(capsys)
+    assert set(out["comparison"]) == {"text", "visual", "union", "max", "stacked"}
+    assert out["demo_truth"]["videos"] > 0
+
+
+def test_inspect_generated_video(pipeline_env, capsys, tmp_path):
+    path = make_video(tmp_path / "v.mp4", duration_s=3.0)
+    assert main(["inspect", str(path), "--json"]) == 0
+    out = _json(capsys)
+    assert out["n_frames"] == 3 and out["embedding_shape"] == [3, 1280] and len(out["top_classes"]) == 5

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,20 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestration.backfill import stop_process_group
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SMALL = """
-batch_size = 30
-batch_max_wait_s = 2
-sensor_interval_s = 2
-text_min_positives = 4
-pseudo_label_precision = 0.6
-pseudo_label_min_support = 3
-visual_min_positives = 3
-visual_max_epochs = 4
-threshold_min_true_positives = 2
-threshold_min_lower_bound = 0.3
-"""
 
 
 def free_port() -> int:
@@ -66,14 +55,7 @@ def dagster_dev(env: dict[str, str], port: int, log: Path, timeout_s: float = 12
                 time.sleep(0.5)
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 def drop_upload(inbox: Path, video: Path, video_id: str, meta: dict[str, Any]) -> float:
@@ -124,12 +106,12 @@ def run_timeline(dagster_home: Path, video_id: str) -> dict[str, float]:
 
 
 def run() -> dict[str, Any]:
-    from ml.demo_catalog import render_clip
+    from ml.demo_catalog import SMALL_CATALOG_SETTINGS, render_clip
 
     with tempfile.TemporaryDirectory(prefix="vidcat-latency-") as tmp:
         root = Path(tmp)
         config = root / "vidcat.toml"
-        config.write_text(f'data_root = "{root / "vidcat"}"\n' + SMALL)
+        config.write_text(f'data_root = "{root / "vidcat"}"\n' + SMALL_CATALOG_SETTINGS)
         env = dict(os.environ, VIDCAT_CONFIG=str(config), VIDCAT_HOME=str(root / "vidcat"))
         env.pop("VIDCAT_MEDIA_ROOTS", None)
         t0 = time.monotonic()

@@ -41,6 +41,21 @@ SYNTHETIC_NOTICE = (
     "template titles, not real platform data. Use it to exercise the pipeline, not to judge real-world accuracy."
 )
 
+# Learning settings for catalogs of a couple of hundred videos (tests, benchmarks): every category has
+# only a handful of examples, so the guards that protect production estimates are loosened here.
+SMALL_CATALOG_SETTINGS = """
+batch_size = 30
+batch_max_wait_s = 2
+sensor_interval_s = 2
+text_min_positives = 4
+pseudo_label_precision = 0.6
+pseudo_label_min_support = 3
+visual_min_positives = 3
+visual_max_epochs = 4
+threshold_min_true_positives = 2
+threshold_min_lower_bound = 0.3
+"""
+
 # Categories that co-occur in one video (a cooking video with baking, a concert with dancing).
 RELATED: dict[str, tuple[str, ...]] = {
     "216": ("217",),

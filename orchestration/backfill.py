@@ -139,14 +139,23 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
     try:
         yield
     finally:
+        stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group started with ``start_new_session``, SIGKILL it after ``grace_s``.
+
+    Dagster's daemon and `dagster dev` spawn children (code servers, run workers); stopping only the
+    parent would leave them running.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_for_backfill(

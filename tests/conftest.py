@@ -47,6 +47,22 @@ def ws():
     return default_working_set()
 
 
+def registry_rows(catalog, n: int, start: int = 1, age_s: float = 0.0, registered_at=None) -> None:
+    """``n`` registry rows (v<start>...) without files: for batching and sensor logic, which never open them."""
+    import datetime as dt
+
+    from ml.catalog import insert_rows
+
+    at = registered_at or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "videos",
+            ["video_id", "seq", "uri", "registered_at", "origin"],
+            [(f"v{i}", i, f"/m/v{i}.mp4", at, "test") for i in range(start, start + n)],
+        )
+
+
 def make_video(path: Path, **kwargs) -> Path:
     """A real encoded video of demo-catalog scenes (the product's own renderer)."""
     from ml.demo_catalog import render_clip

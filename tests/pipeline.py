@@ -13,18 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SMALL_SETTINGS = """
-batch_size = 30
-batch_max_wait_s = 2
-sensor_interval_s = 2
-text_min_positives = 4
-pseudo_label_precision = 0.6
-pseudo_label_min_support = 3
-visual_min_positives = 3
-visual_max_epochs = 4
-threshold_min_true_positives = 2
-threshold_min_lower_bound = 0.3
-"""
+from ml.demo_catalog import SMALL_CATALOG_SETTINGS
+
 STAGES: list[tuple[str, ...]] = [
     ("video_registry",),
     ("text_model",),
@@ -65,7 +55,7 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
 
 def pipeline_env(root: Path, extra_roots: list[Path]) -> dict[str, str]:
     config = root / "vidcat.toml"
-    config.write_text(f'data_root = "{root / "vidcat"}"\n' + SMALL_SETTINGS)
+    config.write_text(f'data_root = "{root / "vidcat"}"\n' + SMALL_CATALOG_SETTINGS)
     media = [root / "vidcat" / "media", root / "vidcat" / "inbox", *extra_roots]
     return {
         "VIDCAT_HOME": str(root / "vidcat"),
@@ -106,8 +96,9 @@ def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeli
             keys = [dg.AssetKey(n) for n in stage]
             partitioned = stage[0] in ("video_probe", "visual_predictions", "fused_predictions")
             for pk in batches if partitioned else [None]:
-                result = dg.materialize([*all_assets, *all_checks], selection=keys, partition_key=pk,
-                                        instance=instance, resources=resources)
+                result = dg.materialize(
+                    [*all_assets, *all_checks], selection=keys, partition_key=pk, instance=instance, resources=resources
+                )
                 assert result.success, f"{stage} {pk} failed"
                 pipeline.results[(stage[0], pk)] = result
             pipeline.seconds["+".join(stage)] = time.monotonic() - started

@@ -29,8 +29,12 @@ def test_every_video_ends_classified_or_failed(pipeline):
     )
     assert lost == []
     failed = dict(c.query("SELECT video_id, error_class FROM failures WHERE stage = 'probe'"))
-    assert failed == {"bad-truncated": "CorruptFile", "bad-empty": "EmptyFile", "bad-audio-only": "NoVideoStream",
-                      "bad-not-a-video": "CorruptFile"}
+    assert failed == {
+        "bad-truncated": "CorruptFile",
+        "bad-empty": "EmptyFile",
+        "bad-audio-only": "NoVideoStream",
+        "bad-not-a-video": "CorruptFile",
+    }
     # Ad serving's view: one classification per video, provenance recorded.
     sources = {r[0] for r in c.query("SELECT DISTINCT source FROM current_predictions")}
     assert sources <= {"text", "visual", "both", "fused"} and sources
@@ -54,8 +58,11 @@ def test_models_are_registered_with_versions_and_metrics(pipeline):
 
 
 def test_blocking_checks_ran_and_passed(pipeline):
-    for asset, check in [("frame_embeddings", "embedding_expectations"), ("video_probe", "probe_expectations"),
-                         ("fused_predictions", "prediction_expectations")]:
+    for asset, check in [
+        ("frame_embeddings", "embedding_expectations"),
+        ("video_probe", "probe_expectations"),
+        ("fused_predictions", "prediction_expectations"),
+    ]:
         stage = "video_probe" if asset in ("video_probe", "frame_embeddings") else "fused_predictions"
         result = pipeline.results[(stage, pipeline.batches[0])]
         evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == check]
@@ -78,15 +85,35 @@ def test_rerunning_a_batch_replaces_rows(pipeline):
 
     c = _catalog(pipeline)
     batch = pipeline.batches[0]
-    before = {t: c.scalar(f"SELECT count(*) FROM {t} WHERE batch_id = ?", [batch])
-              for t in ("video_probe", "text_predictions", "pseudo_labels", "visual_predictions", "predictions",
-                        "video_results")}
+    before = {
+        t: c.scalar(f"SELECT count(*) FROM {t} WHERE batch_id = ?", [batch])
+        for t in (
+            "video_probe",
+            "text_predictions",
+            "pseudo_labels",
+            "visual_predictions",
+            "predictions",
+            "video_results",
+        )
+    }
     with patched_env(pipeline.env):
         result = dg.materialize(
             [*all_assets, *all_checks],
-            selection=[dg.AssetKey(n) for n in ("video_probe", "frame_embeddings", "text_predictions",
-                                                "pseudo_labels", "visual_predictions", "fused_predictions")],
-            partition_key=batch, instance=dg.DagsterInstance.get(), resources={"vidcat": VidcatResource()})
+            selection=[
+                dg.AssetKey(n)
+                for n in (
+                    "video_probe",
+                    "frame_embeddings",
+                    "text_predictions",
+                    "pseudo_labels",
+                    "visual_predictions",
+                    "fused_predictions",
+                )
+            ],
+            partition_key=batch,
+            instance=dg.DagsterInstance.get(),
+            resources={"vidcat": VidcatResource()},
+        )
     assert result.success
     after = {t: c.scalar(f"SELECT count(*) FROM {t} WHERE batch_id = ?", [batch]) for t in before}
     assert after == before

@@ -9,8 +9,14 @@ import pytest
 from ml.catalog import Catalog
 
 pytestmark = pytest.mark.slow
-STAGES = ("video_probe", "frame_embeddings", "text_predictions", "pseudo_labels", "visual_predictions",
-          "fused_predictions")
+STAGES = (
+    "video_probe",
+    "frame_embeddings",
+    "text_predictions",
+    "pseudo_labels",
+    "visual_predictions",
+    "fused_predictions",
+)
 
 
 def _run_batch(env: dict[str, str], batch_id: str, queue) -> None:
@@ -22,9 +28,14 @@ def _run_batch(env: dict[str, str], batch_id: str, queue) -> None:
     from orchestration.definitions import all_assets, all_checks
     from orchestration.resources import VidcatResource
 
-    result = dg.materialize([*all_assets, *all_checks], selection=[dg.AssetKey(s) for s in STAGES],
-                            partition_key=batch_id, instance=dg.DagsterInstance.get(),
-                            resources={"vidcat": VidcatResource()}, raise_on_error=False)
+    result = dg.materialize(
+        [*all_assets, *all_checks],
+        selection=[dg.AssetKey(s) for s in STAGES],
+        partition_key=batch_id,
+        instance=dg.DagsterInstance.get(),
+        resources={"vidcat": VidcatResource()},
+        raise_on_error=False,
+    )
     queue.put((batch_id, result.success))
 
 

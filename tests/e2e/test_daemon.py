@@ -32,11 +32,23 @@ def test_backfill_of_new_uploads_through_the_daemon(pipeline, tmp_path):
     rows.append({"id": "new-broken", "uri": str(media / "broken.mp4")})
     manifest = tmp_path / "new.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    reg = subprocess.run([VIDCAT, "register", str(manifest), "--json"], cwd=REPO_ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    reg = subprocess.run(
+        [VIDCAT, "register", str(manifest), "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert reg.returncode == 0 and json.loads(reg.stdout)["registered"] == 4, reg.stderr
-    proc = subprocess.run([VIDCAT, "backfill", "--wait", "--timeout", "600", "--json"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [VIDCAT, "backfill", "--wait", "--timeout", "600", "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["status"] == "COMPLETED_SUCCESS" and out["new_batches"] == 1 and not out["failed_runs"]
@@ -45,8 +57,9 @@ def test_backfill_of_new_uploads_through_the_daemon(pipeline, tmp_path):
     assert classified == {"new-0", "new-1", "new-2"}
     assert catalog.query("SELECT stage FROM failures WHERE video_id = 'new-broken'") == [("probe",)]
     # The same command again has nothing to do: no second batch, no second backfill.
-    again = subprocess.run([VIDCAT, "backfill", "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        [VIDCAT, "backfill", "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert json.loads(again.stdout)["backfill_id"] is None
 
 
@@ -61,6 +74,10 @@ def test_upload_to_prediction_with_dagster_dev(pipeline, tmp_path):
     assert latency < 300
     catalog = Catalog(pipeline.data_root / "catalog.duckdb")
     assert catalog.scalar("SELECT origin FROM videos WHERE video_id = 'upload-e2e'") == "inbox"
-    assert catalog.scalar("SELECT b.origin FROM batches b JOIN batch_members m USING (batch_id) "
-                          "WHERE m.video_id = 'upload-e2e'") == "sensor"
+    assert (
+        catalog.scalar(
+            "SELECT b.origin FROM batches b JOIN batch_members m USING (batch_id) WHERE m.video_id = 'upload-e2e'"
+        )
+        == "sensor"
+    )
     assert (pipeline.data_root / "inbox" / "upload-e2e.json.done").exists()

@@ -5,35 +5,24 @@ from __future__ import annotations
 import datetime as dt
 
 from ml.batching import batch_video_ids, create_batches, pending
-from ml.catalog import insert_rows
 from ml.upload_batching import plan_tick
-
-
-def add_videos(catalog, n, start=1, registered_at=None):
-    now = registered_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "videos",
-            ["video_id", "seq", "uri", "registered_at", "origin"],
-            [(f"v{i}", i, f"/m/v{i}.mp4", now, "test") for i in range(start, start + n)],
-        )
+from tests.conftest import registry_rows
 
 
 def test_backfill_batching_is_idempotent(catalog):
-    add_videos(catalog, 10)
+    registry_rows(catalog, 10)
     first = create_batches(catalog, 4, "backfill")
     assert [(b.batch_id, b.n_videos) for b in first] == [("b00000001", 4), ("b00000002", 4), ("b00000003", 2)]
     assert create_batches(catalog, 4, "backfill") == []
     assert batch_video_ids(catalog, "b00000002") == ["v5", "v6", "v7", "v8"]
     assert catalog.scalar("SELECT count(*) FROM batch_members") == 10
-    add_videos(catalog, 3, start=11)
+    registry_rows(catalog, 3, start=11)
     later = create_batches(catalog, 4, "backfill")
     assert [(b.batch_id, b.first_seq, b.last_seq) for b in later] == [("b00000004", 11, 13)]
 
 
 def test_partial_batch_waits_unless_closed(catalog):
-    add_videos(catalog, 6)
+    registry_rows(catalog, 6)
     made = create_batches(catalog, 4, "sensor", close_partial=False)
     assert [b.n_videos for b in made] == [4]
     p = pending(catalog)
@@ -43,14 +32,14 @@ def test_partial_batch_waits_unless_closed(catalog):
 
 
 def test_max_batches_caps_one_call(catalog):
-    add_videos(catalog, 20)
+    registry_rows(catalog, 20)
     assert len(create_batches(catalog, 2, "sensor", max_batches=3)) == 3
     assert pending(catalog).count == 14
 
 
 def test_plan_tick_by_size_age_and_cursor(catalog):
     old = dt.datetime(2026, 1, 1)
-    add_videos(catalog, 3, registered_at=old)
+    registry_rows(catalog, 3, registered_at=old)
     now = old + dt.timedelta(seconds=10)
     plan = plan_tick(catalog, 0, batch_size=4, max_wait_s=60, max_batches=5, now=now)
     assert plan.new_batches == [] and plan.to_request == [] and "fewer than 4" in plan.reason
@@ -66,8 +55,8 @@ def test_plan_tick_by_size_age_and_cursor(catalog):
 
 
 def test_sensor_ignores_backfill_batches(catalog):
-    add_videos(catalog, 4)
+    registry_rows(catalog, 4)
     create_batches(catalog, 4, "backfill")
-    add_videos(catalog, 4, start=5)
+    registry_rows(catalog, 4, start=5)
     plan = plan_tick(catalog, 0, batch_size=4, max_wait_s=60, max_batches=5)
     assert plan.to_request == ["b00000002"]

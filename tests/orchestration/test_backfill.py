@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from ml.catalog import insert_rows
 from orchestration.backfill import get_instance, launch_backfill
-
-
-def _register(catalog, n, start=1):
-    with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "videos",
-            ["video_id", "seq", "uri", "registered_at", "origin"],
-            [(f"v{i}", i, f"/m/v{i}.mp4", "2026-01-01", "test") for i in range(start, start + n)],
-        )
+from tests.conftest import registry_rows
 
 
 def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, catalog):
-    _register(catalog, 10)
+    registry_rows(catalog, 10)
     launch = launch_backfill(settings, catalog)
     assert launch.partitions == ["b00000001", "b00000002", "b00000003"]
     instance = get_instance(settings)
@@ -33,7 +23,7 @@ def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, cata
     assert len(instance.get_backfills()) == 1
 
     # New uploads get their own batch; --rescore covers every batch; --train adds unpartitioned assets.
-    _register(catalog, 2, start=11)
+    registry_rows(catalog, 2, start=11)
     more = launch_backfill(settings, catalog, train=True)
     assert more.partitions == ["b00000004"] and "video_registry" in more.assets
     rescore = launch_backfill(settings, catalog, rescore=True)

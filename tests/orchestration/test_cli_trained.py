@@ -37,7 +37,8 @@ def test_classify_matches_the_batch_path(pipeline_env, capsys):
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
     vid, uri, title, desc, lang = catalog.query(
         "SELECT v.video_id, v.uri, v.title, v.description, v.language FROM videos v "
-        "JOIN video_results r USING (video_id) WHERE r.n_categories > 0 AND r.has_text ORDER BY v.video_id LIMIT 1")[0]
+        "JOIN video_results r USING (video_id) WHERE r.n_categories > 0 AND r.has_text ORDER BY v.video_id LIMIT 1"
+    )[0]
     argv = ["classify", uri, "--json"]
     for flag, value in (("--title", title), ("--description", desc), ("--language", lang)):
         if value:
@@ -77,8 +78,9 @@ def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
     from ml.catalog import Catalog
 
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
-    (cat,) = catalog.query("SELECT category_id FROM pseudo_labels WHERE kind = 'positive' "
-                           "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")[0]
+    (cat,) = catalog.query(
+        "SELECT category_id FROM pseudo_labels WHERE kind = 'positive' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    )[0]
     assert main(["spot-check", "--category", cat, "--n", "3", "--json"]) == 0
     out = _json(capsys)
     assert out["videos"] >= 1 and out["with_thumbnails"] >= 1
@@ -97,8 +99,9 @@ def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
     after = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
     assert after >= before  # yes-verdicts add (or confirm) gold positives, never duplicate them
     assert main(["import-gold", out["csv"], "--json"]) == 0
-    assert catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?",
-                          [cat]) == after
+    assert (
+        catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat]) == after
+    )
 
 
 def test_report_compares_every_rule(pipeline_env, capsys):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import dagster as dg
 
-from ml.catalog import insert_rows
 from ml.model_registry import register_model
 from orchestration.definitions import defs
 from orchestration.resources import VidcatResource
-from tests.conftest import make_video
+from tests.conftest import make_video, registry_rows
 
 
 def _trained(catalog, settings):
@@ -27,20 +25,9 @@ def _tick(instance, cursor=None, batch_size=4):
         return sensor(ctx)
 
 
-def _register(catalog, n, start=1, age_s=0.0):
-    at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
-    with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "videos",
-            ["video_id", "seq", "uri", "registered_at", "origin"],
-            [(f"v{i}", i, f"/m/v{i}.mp4", at, "test") for i in range(start, start + n)],
-        )
-
-
 def test_uploads_wait_until_models_exist(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
-    _register(catalog, 9)
+    registry_rows(catalog, 9)
     result = _tick(instance)
     assert not result.run_requests and "no trained models yet" in result.skip_reason.skip_message
     assert catalog.scalar("SELECT count(*) FROM batches") == 0
@@ -49,7 +36,7 @@ def test_uploads_wait_until_models_exist(settings, catalog):
 def test_new_videos_become_partitions_and_runs_once(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
     _trained(catalog, settings)
-    _register(catalog, 9)
+    registry_rows(catalog, 9)
     result = _tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["b00000001", "b00000002"]
     assert [r.run_key for r in result.run_requests] == ["b00000001", "b00000002"]
@@ -65,7 +52,7 @@ def test_new_videos_become_partitions_and_runs_once(settings, catalog):
 def test_old_pending_video_closes_a_partial_batch(settings, catalog):
     instance = dg.DagsterInstance.ephemeral()
     _trained(catalog, settings)
-    _register(catalog, 1, age_s=3600)
+    registry_rows(catalog, 1, age_s=3600)
     result = _tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["b00000001"]
 
@@ -75,7 +62,7 @@ def test_inbox_drop_is_registered_and_batched_by_the_sensor(settings, catalog):
     _trained(catalog, settings)
     make_video(settings.inbox_dir / "clip.mp4")
     (settings.inbox_dir / "clip.json").write_text(json.dumps({"id": "clip", "title": "My dog"}))
-    _register(catalog, 3, start=10)
+    registry_rows(catalog, 3, start=10)
     result = _tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["b00000001"]
     assert catalog.query("SELECT video_id FROM batch_members WHERE batch_id = 'b00000001' ORDER BY seq")[-1] == (

@@ -66,6 +66,7 @@ class FusionModel:
     fused_thresholds: list[Threshold] | None = None
     visual_calibration: tuple[float, float] = (1.0, 0.0)  # a, b of sigmoid(a * logit + b), pooled over categories
     stackers: list[dict] = field(default_factory=list)  # per category: {"w": [...], "b": float} (or pooled)
+    impute: list[list[float]] = field(default_factory=list)  # per category: typical (text, visual) logit
 
     def calibrate_visual(self, visual: np.ndarray) -> np.ndarray:
         a, b = self.visual_calibration
@@ -80,7 +81,7 @@ class FusionModel:
             if self.rule == "visual":
                 return v
             return np.fmax(text, v)
-        return _stack_predict(self.stackers, _features(text, v, text_chars))
+        return _stack_predict(self.stackers, _features(text, v, text_chars, np.asarray(self.impute)))
 
     def decide(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> Decisions:
         t_thr = threshold_vector(self.text_thresholds)
@@ -104,6 +105,7 @@ class FusionModel:
             "rule": self.rule,
             "visual_calibration": list(self.visual_calibration),
             "stackers": self.stackers,
+            "impute": self.impute,
             "text_thresholds": [t.as_dict() for t in self.text_thresholds],
             "visual_thresholds": [t.as_dict() for t in self.visual_thresholds],
             "fused_thresholds": None if self.fused_thresholds is None else [t.as_dict() for t in self.fused_thresholds],
@@ -121,6 +123,7 @@ class FusionModel:
             fused_thresholds=ts(data["fused_thresholds"]),
             visual_calibration=tuple(data["visual_calibration"]),
             stackers=data["stackers"],
+            impute=data["impute"],
         )
 
 
@@ -140,11 +143,29 @@ def fit_visual_calibration(visual: np.ndarray, labels: np.ndarray) -> tuple[floa
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def _features(text: np.ndarray, visual_cal: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
+def impute_values(text: np.ndarray, visual_cal: np.ndarray) -> np.ndarray:
+    """(C, 2): per category, the mean text and visual logit over the videos that have them.
+
+    A missing source is replaced by its typical value, not by logit 0 (probability 0.5): most
+    categories are absent from most videos, so 0.5 would read as strong evidence, and a combiner
+    that never saw a missing source in training (the gold set may have no video without frames)
+    would then emit on nothing.
+    """
+    out = np.empty((text.shape[1], 2))
+    for k, scores in enumerate((text, visual_cal)):
+        logits = np.where(np.isfinite(scores), _logit(np.nan_to_num(scores, nan=0.5)), np.nan)
+        with np.errstate(all="ignore"):
+            col = np.nanmean(logits, axis=0)
+        fallback = np.nanmean(logits) if np.isfinite(logits).any() else float(_logit(np.array([0.01]))[0])
+        out[:, k] = np.where(np.isfinite(col), col, fallback)
+    return out
+
+
+def _features(text: np.ndarray, visual_cal: np.ndarray, text_chars: np.ndarray, impute: np.ndarray) -> np.ndarray:
     """(n, C, 6): text logit, visual logit, product, no-text, no-visual, log text length."""
     has_t, has_v = _present(text), _present(visual_cal)
-    t = np.where(has_t, _logit(np.nan_to_num(text, nan=0.5)), 0.0)
-    v = np.where(has_v, _logit(np.nan_to_num(visual_cal, nan=0.5)), 0.0)
+    t = np.where(has_t, _logit(np.nan_to_num(text, nan=0.5)), impute[None, :, 0])
+    v = np.where(has_v, _logit(np.nan_to_num(visual_cal, nan=0.5)), impute[None, :, 1])
     length = np.broadcast_to(np.log1p(np.asarray(text_chars, dtype=np.float64))[:, None] / 5.0, t.shape)
     return np.stack([t, v, t * v / 5.0, (~has_t).astype(float), (~has_v).astype(float), length], axis=-1)
 
@@ -198,7 +219,9 @@ def fit_rule(
     if rule == "max":
         model.fused_thresholds = select_thresholds(np.fmax(text, v), labels, policy)
     elif rule == "stacked":
-        feats = _features(text, v, text_chars)
+        impute = impute_values(text, v)
+        model.impute = impute.tolist()
+        feats = _features(text, v, text_chars, impute)
         # Thresholds on out-of-fold stacker scores: in-sample scores would set them too low.
         oof = np.full(labels.shape, np.nan)
         for train, test in _folds(len(labels), 3, seed):

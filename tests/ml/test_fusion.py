@@ -85,3 +85,17 @@ def test_best_rule_prefers_f1_among_precise_rules():
         "max": {"precision": 0.5, "f1": 0.5, "coverage": 1},
     }
     assert best_rule(imprecise) == "union"
+
+
+def test_stacker_does_not_emit_on_a_source_missing_only_at_prediction():
+    """Gold videos all had frames; a video whose frames failed must not read as a strong visual signal."""
+    text, visual, chars, y = synthetic(seed=4)
+    text = np.where(np.isfinite(text), text, 0.05)  # every training video has both sources
+    m = fit_rule("stacked", text, visual, chars, y, POLICY)
+    n = 50
+    weak_text = np.full((n, 2), 0.02)
+    no_frames = np.full((n, 2), np.nan)
+    d = m.decide(weak_text, no_frames, np.full(n, 30))
+    assert not d.emitted.any()
+    strong_text = np.full((n, 2), 0.98)
+    assert m.decide(strong_text, no_frames, np.full(n, 30)).emitted[:, 0].all()  # text alone still carries it

@@ -38,15 +38,22 @@ def free_port() -> int:
 def dagster_dev(env: dict[str, str], port: int, log: Path, timeout_s: float = 120) -> Iterator[subprocess.Popen]:
     """`vidcat up` in its own process group (dagster dev ignores SIGTERM otherwise); stopped on exit."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen([str(BIN / "vidcat"), "up", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "vidcat"), "up", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + timeout_s
         body = json.dumps({"query": "{ version }"}).encode()
         while True:
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(req, timeout=3):
                     break
             except OSError:
@@ -75,7 +82,9 @@ def wait_classified(catalog_path: Path, video_id: str, timeout_s: float) -> floa
     catalog = Catalog(catalog_path)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if catalog.scalar("SELECT count(*) FROM video_results WHERE video_id = ?", [video_id]):
+        if catalog.scalar(
+            "SELECT count(*) FROM video_results WHERE video_id = ? AND status = 'classified'", [video_id]
+        ):
             return time.time()
         time.sleep(0.5)
     raise TimeoutError(f"{video_id} not classified within {timeout_s:.0f}s")
@@ -93,12 +102,15 @@ def run_timeline(dagster_home: Path, video_id: str) -> dict[str, float]:
     from ml.config import load_settings
 
     batch = Catalog(load_settings().catalog_path).scalar(
-        "SELECT batch_id FROM batch_members WHERE video_id = ?", [video_id])
+        "SELECT batch_id FROM batch_members WHERE video_id = ?", [video_id]
+    )
     run = next(r for r in runs if r.tags.get("dagster/partition") == batch)
     stats = instance.get_run_stats(run.run_id)
     record = instance.get_run_record_by_id(run.run_id)
-    out = {"run_queued_to_start_s": round(stats.start_time - record.create_timestamp.timestamp(), 2),
-           "run_total_s": round(stats.end_time - stats.start_time, 2)}
+    out = {
+        "run_queued_to_start_s": round(stats.start_time - record.create_timestamp.timestamp(), 2),
+        "run_total_s": round(stats.end_time - stats.start_time, 2),
+    }
     for step in instance.get_run_step_stats(run.run_id):
         if step.start_time and step.end_time:
             out[f"step_{step.step_key}_s"] = round(step.end_time - step.start_time, 2)
@@ -115,18 +127,27 @@ def run() -> dict[str, Any]:
         env = dict(os.environ, VIDCAT_CONFIG=str(config), VIDCAT_HOME=str(root / "vidcat"))
         env.pop("VIDCAT_MEDIA_ROOTS", None)
         t0 = time.monotonic()
-        subprocess.run([str(BIN / "vidcat"), "demo", "--videos", "180", "--seed", "5"], cwd=REPO_ROOT, env=env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "vidcat"), "demo", "--videos", "180", "--seed", "5"],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         train_s = time.monotonic() - t0
-        clips = [render_clip(root / f"clip{i}.mp4", categories=(c,), duration_s=6.0, seed=900 + i)
-                 for i, c in enumerate(("425", "533"))]
+        clips = [
+            render_clip(root / f"clip{i}.mp4", categories=(c,), duration_s=6.0, seed=900 + i)
+            for i, c in enumerate(("425", "533"))
+        ]
         port = free_port()
         latencies = []
         with dagster_dev(env, port, root / "dagster-dev.log"):
             for i, clip in enumerate(clips):
                 vid = f"upload-{i}"
-                dropped = drop_upload(root / "vidcat" / "inbox", clip, vid, {"title": "Mon chien au parc",
-                                                                            "language": "fr"})
+                dropped = drop_upload(
+                    root / "vidcat" / "inbox", clip, vid, {"title": "Mon chien au parc", "language": "fr"}
+                )
                 latencies.append(wait_classified(root / "vidcat" / "catalog.duckdb", vid, 600) - dropped)
         env_home = root / "vidcat" / "dagster_home"
         os.environ["VIDCAT_CONFIG"], os.environ["VIDCAT_HOME"] = str(config), str(root / "vidcat")

@@ -198,12 +198,14 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         2,
         "per-video outcome of fusion and the current_predictions view for ad serving",
         """
-        -- One row per video and fused model version, also for videos given no category: "classified"
-        -- is a state, not the absence of predictions rows.
+        -- One row per video and fused model version: "classified" (also with no category: that is a
+        -- state, not the absence of predictions rows) or "failed" (unplayable file, or neither text nor
+        -- frames; the reason is in failures). The latest row decides what is served.
         CREATE TABLE video_results (
             video_id       VARCHAR NOT NULL,
             model_version  VARCHAR NOT NULL,
             batch_id       VARCHAR,
+            status         VARCHAR NOT NULL,
             n_categories   INTEGER NOT NULL,
             has_text       BOOLEAN,
             has_visual     BOOLEAN,

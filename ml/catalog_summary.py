@@ -30,13 +30,14 @@ def registry_stats(catalog: Catalog) -> dict:
 
 
 def batch_table(catalog: Catalog, limit: int = 50) -> list[tuple]:
-    """Per batch: videos, probed, failed (any stage), predicted."""
+    """Per batch: videos, probed, failed (any stage), given at least one category (current models)."""
     return catalog.query(
         """
         SELECT b.batch_id, b.origin, b.n_videos,
                (SELECT count(*) FROM video_probe p WHERE p.batch_id = b.batch_id) AS probed,
                (SELECT count(DISTINCT f.video_id) FROM failures f WHERE f.batch_id = b.batch_id) AS failed,
-               (SELECT count(DISTINCT q.video_id) FROM predictions q WHERE q.batch_id = b.batch_id) AS predicted
+               (SELECT count(DISTINCT q.video_id) FROM current_predictions q WHERE q.batch_id = b.batch_id)
+                   AS categorised
         FROM batches b ORDER BY b.batch_id LIMIT ?
         """,
         [limit],

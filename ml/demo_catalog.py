@@ -581,15 +581,36 @@ def render_video(video: DemoVideo, path: Path) -> None:
         container.close()
 
 
-def render_clip(path: Path, categories: tuple[str, ...] = ("533",), duration_s: float = 3.0, fps: int = 10,
-                container: str = ".mp4", codec: str = "libx264", size: tuple[int, int] = (96, 64), rotation: int = 0,
-                seed: int = 0) -> Path:
+def render_clip(
+    path: Path,
+    categories: tuple[str, ...] = ("533",),
+    duration_s: float = 3.0,
+    fps: int = 10,
+    container: str = ".mp4",
+    codec: str = "libx264",
+    size: tuple[int, int] = (96, 64),
+    rotation: int = 0,
+    seed: int = 0,
+) -> Path:
     """One demo-style video outside a catalog: for tests, benchmarks and inbox drops."""
     per = duration_s / len(categories)
     segments = [(i * per, (i + 1) * per, c) for i, c in enumerate(categories)]
-    video = DemoVideo(video_id=f"clip-{seed:05d}", categories=list(categories), segments=segments, language="en",
-                      title=None, description=None, text_kind="none", container=container, codec=codec,
-                      width=size[0], height=size[1], fps=fps, duration_s=duration_s, rotation=rotation)
+    video = DemoVideo(
+        video_id=f"clip-{seed:05d}",
+        categories=list(categories),
+        segments=segments,
+        language="en",
+        title=None,
+        description=None,
+        text_kind="none",
+        container=container,
+        codec=codec,
+        width=size[0],
+        height=size[1],
+        fps=fps,
+        duration_s=duration_s,
+        rotation=rotation,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     render_video(video, path)
     return path

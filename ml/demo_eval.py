@@ -38,7 +38,10 @@ def final_predictions_vs_truth(catalog: Catalog, demo_dir: Path) -> dict[str, An
     col = {c: j for j, c in enumerate(categories)}
     ids = [v for v, r in truth.items() if r["split"] == "unlabelled"]
     classified = {
-        r[0] for r in catalog.query("SELECT video_id FROM video_results WHERE model_version = ?", [fusion.version])
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM video_results WHERE model_version = ? AND status = 'classified'", [fusion.version]
+        )
     }
     ids = [v for v in ids if v in classified]
     row = {v: i for i, v in enumerate(ids)}

@@ -68,7 +68,7 @@ def explain_video(
     fusion = load_current_fusion(catalog)
     result = catalog.query(
         "SELECT batch_id, n_categories, has_text, has_visual, classified_at FROM video_results "
-        "WHERE video_id = ? AND model_version = ?",
+        "WHERE status = 'classified' AND video_id = ? AND model_version = ?",
         [video_id, fusion.version],
     )
     if not result:

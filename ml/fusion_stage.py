@@ -270,9 +270,21 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     pred_rows, result_rows = [], []
     has_text = np.isfinite(t).any(axis=1)
     has_visual = np.isfinite(v).any(axis=1)
+    unplayable = {
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM failures WHERE stage = 'probe' AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(video_ids)],
+        )
+    }
     for i, vid in enumerate(video_ids):
-        if not (has_text[i] or has_visual[i]):
-            # Nothing to classify from (no usable text, no frames): the video's state is its failure row.
+        if vid in unplayable or not (has_text[i] or has_visual[i]):
+            # A file that does not open is not served, whatever its title says; a video with neither text
+            # nor frames has nothing to classify. Recorded as failed (the reason is in failures), so an
+            # earlier classification of the same video stops being served.
+            result_rows.append(
+                (vid, fusion.version, batch_id, "failed", 0, bool(has_text[i]), bool(has_visual[i]), now)
+            )
             continue
         js = np.nonzero(d.emitted[i])[0]
         for j in js:
@@ -295,7 +307,9 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                     now,
                 )
             )
-        result_rows.append((vid, fusion.version, batch_id, len(js), bool(has_text[i]), bool(has_visual[i]), now))
+        result_rows.append(
+            (vid, fusion.version, batch_id, "classified", len(js), bool(has_text[i]), bool(has_visual[i]), now)
+        )
     with catalog.transaction() as con:
         delete_where_in(con, "predictions", "video_id", video_ids, "AND model_version = ?", [fusion.version])
         delete_where_in(con, "video_results", "video_id", video_ids, "AND model_version = ?", [fusion.version])
@@ -324,7 +338,16 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         insert_rows(
             con,
             "video_results",
-            ["video_id", "model_version", "batch_id", "n_categories", "has_text", "has_visual", "classified_at"],
+            [
+                "video_id",
+                "model_version",
+                "batch_id",
+                "status",
+                "n_categories",
+                "has_text",
+                "has_visual",
+                "classified_at",
+            ],
             result_rows,
         )
     by_source: dict[str, int] = {}
@@ -332,7 +355,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         by_source[row[4]] = by_source.get(row[4], 0) + 1
     return BatchFusion(
         len(video_ids),
-        len(result_rows),
+        sum(r[3] == "classified" for r in result_rows),
         len(pred_rows),
         by_source,
         int((~has_text).sum()),

@@ -10,6 +10,8 @@ from ml.catalog_summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
 from orchestration.cli import CommandError, emit
 
+BATCH_COLUMNS = ["batch", "origin", "videos", "probed", "failed", "categorised"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("taxonomy", help="print the working set of IAB 3.1 categories")
@@ -143,7 +145,7 @@ def cmd_status(args) -> int:
                 "data_root": str(settings.data_root),
                 **stats,
                 "batch_table": [
-                    dict(zip(["batch", "origin", "videos", "probed", "failed", "predicted"], b, strict=True))
+                    dict(zip(BATCH_COLUMNS, b, strict=True))
                     for b in batches
                 ],
             },
@@ -162,7 +164,7 @@ def summary_text(settings, catalog) -> str:
         f"editor-labelled {stats['editor_labelled']}, gold {stats['gold_labelled']})",
         "languages: " + ", ".join(f"{lang} {n}" for lang, n in stats["languages"]),
         "",
-        md_table(batch_table(catalog), ["batch", "origin", "videos", "probed", "failed", "predicted"]),
+        md_table(batch_table(catalog), BATCH_COLUMNS),
     ]
     if stats["failures"]:
         lines += ["", "failures by stage:", md_table(stats["failures"], ["stage", "error", "videos"])]

@@ -24,11 +24,14 @@ def test_every_video_ends_classified_or_failed(pipeline):
     assert counts["pseudo_labels"] > 0 and counts["visual_predictions"] == 180
     assert counts["thresholds"] > 0 and counts["predictions"] > 0
     lost = c.query(
-        "SELECT video_id FROM videos WHERE video_id NOT IN (SELECT video_id FROM video_results) "
+        "SELECT video_id FROM videos WHERE video_id NOT IN "
+        "(SELECT video_id FROM video_results WHERE status = 'classified') "
         "AND video_id NOT IN (SELECT video_id FROM failures)"
     )
     assert lost == []
     failed = dict(c.query("SELECT video_id, error_class FROM failures WHERE stage = 'probe'"))
+    # Unplayable files are never served, whatever their titles say.
+    assert {r[0] for r in c.query("SELECT video_id FROM video_results WHERE status = 'failed'")} == set(failed)
     assert failed == {
         "bad-truncated": "CorruptFile",
         "bad-empty": "EmptyFile",

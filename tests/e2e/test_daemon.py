@@ -53,7 +53,12 @@ def test_backfill_of_new_uploads_through_the_daemon(pipeline, tmp_path):
     out = json.loads(proc.stdout)
     assert out["status"] == "COMPLETED_SUCCESS" and out["new_batches"] == 1 and not out["failed_runs"]
     catalog = Catalog(pipeline.data_root / "catalog.duckdb")
-    classified = {r[0] for r in catalog.query("SELECT video_id FROM video_results WHERE video_id LIKE 'new-%'")}
+    classified = {
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM video_results WHERE video_id LIKE 'new-%' AND status = 'classified'"
+        )
+    }
     assert classified == {"new-0", "new-1", "new-2"}
     assert catalog.query("SELECT stage FROM failures WHERE video_id = 'new-broken'") == [("probe",)]
     # The same command again has nothing to do: no second batch, no second backfill.

@@ -37,7 +37,8 @@ def test_classify_matches_the_batch_path(pipeline_env, capsys):
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
     vid, uri, title, desc, lang = catalog.query(
         "SELECT v.video_id, v.uri, v.title, v.description, v.language FROM videos v "
-        "JOIN video_results r USING (video_id) WHERE r.n_categories > 0 AND r.has_text ORDER BY v.video_id LIMIT 1"
+        "JOIN video_results r USING (video_id) WHERE r.status = 'classified' AND r.n_categories > 0 AND r.has_text "
+        "ORDER BY v.video_id LIMIT 1"
     )[0]
     argv = ["classify", uri, "--json"]
     for flag, value in (("--title", title), ("--description", desc), ("--language", lang)):

@@ -153,11 +153,12 @@ def impute_values(text: np.ndarray, visual_cal: np.ndarray) -> np.ndarray:
     """
     out = np.empty((text.shape[1], 2))
     for k, scores in enumerate((text, visual_cal)):
-        logits = np.where(np.isfinite(scores), _logit(np.nan_to_num(scores, nan=0.5)), np.nan)
-        with np.errstate(all="ignore"):
-            col = np.nanmean(logits, axis=0)
-        fallback = np.nanmean(logits) if np.isfinite(logits).any() else float(_logit(np.array([0.01]))[0])
-        out[:, k] = np.where(np.isfinite(col), col, fallback)
+        present = np.isfinite(scores)
+        logits = np.where(present, _logit(np.nan_to_num(scores, nan=0.5)), 0.0)
+        counts = present.sum(axis=0)
+        fallback = logits.sum() / present.sum() if present.any() else float(_logit(np.array([0.01]))[0])
+        # A category no video has this source for (a model that does not cover it) takes the overall mean.
+        out[:, k] = np.where(counts > 0, logits.sum(axis=0) / np.maximum(counts, 1), fallback)
     return out
 
 

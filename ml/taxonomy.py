@@ -223,3 +223,11 @@ def working_set(taxonomy: Taxonomy | None = None, rule: dict | None = None) -> W
 @functools.lru_cache(maxsize=4)
 def default_working_set(rule_path: str | None = None, tsv_path: str | None = None) -> WorkingSet:
     return working_set(load_taxonomy(tsv_path), load_rule(rule_path))
+
+
+def working_set_for(settings) -> WorkingSet:
+    """The working set an installation's settings name (its rule file and taxonomy source)."""
+    return default_working_set(
+        str(settings.working_set) if settings.working_set else None,
+        str(settings.taxonomy_tsv) if settings.taxonomy_tsv else None,
+    )

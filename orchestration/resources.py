@@ -9,7 +9,7 @@ import dagster as dg
 
 from ml.catalog import Catalog, open_catalog
 from ml.config import Settings, load_settings
-from ml.taxonomy import WorkingSet, default_working_set
+from ml.taxonomy import WorkingSet, working_set_for
 
 
 @functools.lru_cache(maxsize=8)
@@ -32,10 +32,7 @@ class VidcatResource(dg.ConfigurableResource):
         return _catalog_for(str(self.settings().catalog_path))
 
     def working_set(self) -> WorkingSet:
-        s = self.settings()
-        return default_working_set(
-            str(s.working_set) if s.working_set else None, str(s.taxonomy_tsv) if s.taxonomy_tsv else None
-        )
+        return working_set_for(self.settings())
 
     def engine(self):  # -> ml.engine.Engine
         """Where the heavy per-batch stages run: in process, or on Ray when ray_address is set."""

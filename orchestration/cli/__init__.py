@@ -27,6 +27,16 @@ def emit(data: Any, as_json: bool) -> None:
         print(data)
 
 
+def open_context(args):
+    """Settings (from --config), the catalog with its schema in place, and the working set."""
+    from ml.catalog import open_catalog
+    from ml.config import load_settings
+    from ml.taxonomy import working_set_for
+
+    settings = load_settings(args.config).ensure_dirs()
+    return settings, open_catalog(settings.catalog_path), working_set_for(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidcat",

@@ -8,7 +8,7 @@ import time
 
 from ml.catalog_summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
-from orchestration.cli import CommandError, emit
+from orchestration.cli import CommandError, emit, open_context
 
 BATCH_COLUMNS = ["batch", "origin", "videos", "probed", "failed", "categorised"]
 
@@ -51,18 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backfill)
 
 
-def _context(args):
-    from ml.catalog import open_catalog
-    from ml.taxonomy import default_working_set
-
-    settings = load_settings(args.config).ensure_dirs()
-    ws = default_working_set(
-        str(settings.working_set) if settings.working_set else None,
-        str(settings.taxonomy_tsv) if settings.taxonomy_tsv else None,
-    )
-    return settings, open_catalog(settings.catalog_path), ws
-
-
 def cmd_taxonomy(args) -> int:
     from ml.taxonomy import load_rule, load_taxonomy, working_set
 
@@ -91,7 +79,7 @@ def cmd_taxonomy(args) -> int:
 def cmd_register(args) -> int:
     from ml.registration import register_manifest
 
-    settings, catalog, ws = _context(args)
+    settings, catalog, ws = open_context(args)
     report = register_manifest(catalog, args.manifest, settings.allowed_roots, ws)
     result = report.as_dict()
     if args.json:
@@ -111,7 +99,7 @@ def cmd_register(args) -> int:
 def cmd_import_gold(args) -> int:
     from ml.labels import import_labels, read_label_file
 
-    _, catalog, ws = _context(args)
+    _, catalog, ws = open_context(args)
     report = import_labels(catalog, read_label_file(args.file), ws, args.label_set, annotator="import-gold")
     emit(report.as_dict(), args.json)
     return 0
@@ -120,7 +108,7 @@ def cmd_import_gold(args) -> int:
 def cmd_sql(args) -> int:
     import duckdb
 
-    _, catalog, _ = _context(args)
+    _, catalog, _ = open_context(args)
     try:
         with catalog.connect(write=False) as con:
             cur = con.execute(args.query)
@@ -136,7 +124,7 @@ def cmd_sql(args) -> int:
 
 
 def cmd_status(args) -> int:
-    settings, catalog, _ = _context(args)
+    settings, catalog, _ = open_context(args)
     stats = registry_stats(catalog)
     batches = batch_table(catalog)
     if args.json:
@@ -174,7 +162,7 @@ def summary_text(settings, catalog) -> str:
 def cmd_backfill(args) -> int:
     from orchestration.backfill import launch_backfill, running_daemon, wait_for_backfill
 
-    settings, catalog, _ = _context(args)
+    settings, catalog, _ = open_context(args)
     if args.batch_size:
         settings = settings.with_overrides(batch_size=args.batch_size)
     started = time.monotonic()

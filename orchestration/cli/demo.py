@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ml.config import load_settings
-from orchestration.cli import CommandError, emit
+from orchestration.cli import CommandError, emit, open_context
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,16 +62,14 @@ def cmd_demo_catalog(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ml.catalog import open_catalog
     from ml.labels import import_labels, read_label_file
     from ml.registration import register_manifest
-    from ml.taxonomy import default_working_set
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
     from orchestration.cli.evaluate import report_text
 
     started = time.monotonic()
-    settings = load_settings(args.config).ensure_dirs()
+    settings, catalog, ws = open_context(args)
     print(f"vidcat demo: data root {settings.data_root}")
     summary = build_catalog(settings, args.videos, args.seed)
     print(summary["notice"])
@@ -80,8 +78,6 @@ def cmd_demo(args) -> int:
         f"{summary['bad_files']} bad uploads, languages {summary['languages']}"
     )
 
-    catalog = open_catalog(settings.catalog_path)
-    ws = default_working_set()
     report = register_manifest(catalog, summary["manifest"], settings.allowed_roots, ws, origin="demo")
     print(
         f"registered {len(report.registered)} video(s), {len(report.already_registered)} already registered, "

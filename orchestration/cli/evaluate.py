@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from orchestration.cli import CommandError, emit
+from orchestration.cli import CommandError, emit, open_context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,9 +99,8 @@ def _cells(m: dict) -> tuple:
 
 
 def cmd_report(args) -> int:
-    from orchestration.cli.catalog import _context
 
-    settings, catalog, _ = _context(args)
+    settings, catalog, _ = open_context(args)
     data, text = report_text(settings, catalog)
     emit(data, True) if args.json else print(text)
     return 0
@@ -109,9 +108,8 @@ def cmd_report(args) -> int:
 
 def cmd_eval_visual(args) -> int:
     from ml.demo_eval import compare_visual_architectures
-    from orchestration.cli.catalog import _context
 
-    settings, catalog, _ = _context(args)
+    settings, catalog, _ = open_context(args)
     result = compare_visual_architectures(catalog, settings, settings.demo_dir)
     emit(result, args.json)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestration.cli import CommandError, emit
+from orchestration.cli import CommandError, emit, open_context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,9 +58,8 @@ def cmd_eval_text(args) -> int:
 
 def cmd_spot_check(args) -> int:
     from ml.spot_check import spot_check
-    from orchestration.cli.catalog import _context
 
-    settings, catalog, ws = _context(args)
+    settings, catalog, ws = open_context(args)
     out = Path(args.out) if args.out else settings.reports_dir / "spot-check"
     try:
         result = spot_check(catalog, settings, ws, args.category, args.n, out, seed=args.seed)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestration.cli import CommandError, emit
+from orchestration.cli import CommandError, emit, open_context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", help="also write an HTML page with frame thumbnails to this path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explain)
-
-
-def _context(args):
-    from orchestration.cli.catalog import _context as catalog_context
-
-    return catalog_context(args)
 
 
 def cmd_inspect(args) -> int:
@@ -72,7 +66,7 @@ def cmd_classify(args) -> int:
     from ml.classify import classify_file
     from ml.model_registry import ModelNotTrained
 
-    settings, catalog, ws = _context(args)
+    settings, catalog, ws = open_context(args)
     path = Path(args.file)
     if not path.exists():
         raise CommandError(f"{path} does not exist")
@@ -111,7 +105,7 @@ def cmd_classify(args) -> int:
 def cmd_explain(args) -> int:
     from ml.explain import NotClassified, explain_video, write_explanation
 
-    settings, catalog, ws = _context(args)
+    settings, catalog, ws = open_context(args)
     try:
         exp = explain_video(catalog, settings, ws, args.video_id, args.category, thumbnails=bool(args.html))
     except (KeyError, NotClassified) as exc:

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml.batching import batch_video_ids
 from ml.catalog_summary import md_table
-from ml.fusion_stage import fuse_batch, load_current_fusion
+from ml.fusion_stage import ensure_source_scores, fuse_batch, load_current_fusion
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -25,12 +25,19 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
     started = time.monotonic()
     totals: dict[str, int] = {}
     by_source: dict[str, int] = {}
-    for batch_id in batch_keys(context):
-        result = fuse_batch(catalog, fusion, batch_id, batch_video_ids(catalog, batch_id))
-        for k in ("videos", "classified", "emitted", "no_text", "no_visual", "neither"):
-            totals[k] = totals.get(k, 0) + getattr(result, k)
-        for k, n in result.by_source.items():
-            by_source[k] = by_source.get(k, 0) + n
+    filled = []
+    with vidcat.engine() as engine:
+        for batch_id in batch_keys(context):
+            video_ids = batch_video_ids(catalog, batch_id)
+            added = ensure_source_scores(catalog, vidcat.settings(), fusion, batch_id, video_ids, engine=engine)
+            filled += [f"{batch_id}:{source}" for source, done in added.items() if done]
+            result = fuse_batch(catalog, fusion, batch_id, video_ids)
+            for k in ("videos", "classified", "emitted", "no_text", "no_visual", "neither"):
+                totals[k] = totals.get(k, 0) + getattr(result, k)
+            for k, n in result.by_source.items():
+                by_source[k] = by_source.get(k, 0) + n
+    if filled:
+        context.log.info(f"scored with the fusion model's own versions first: {', '.join(filled)}")
     videos = max(totals.get("videos", 0), 1)
     with_category = catalog.scalar(
         "SELECT count(*) FROM video_results WHERE model_version = ? AND n_categories > 0 "
@@ -48,6 +55,7 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
             "by_source": dg.MetadataValue.md(md_table(sorted(by_source.items()), ["source", "categories"])),
             "fusion_version": fusion.version,
             "rule": fusion.model.rule,
+            "rescored_with_pinned_versions": dg.MetadataValue.text(", ".join(filled) or "none"),
             "wall_s": dg.MetadataValue.float(round(time.monotonic() - started, 2)),
         }
     )

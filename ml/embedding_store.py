@@ -159,6 +159,8 @@ def write_shard(
                 )
                 emb = np.asarray(embeddings, dtype=np.float32)
                 ts = np.asarray(timestamps, dtype=np.float32)
+                if not np.isfinite(emb).all():
+                    raise ValueError(f"video {video_id}: embeddings hold NaN or inf; quantizing would hide them")
                 if emb.ndim != 2 or len(emb) != len(ts):
                     raise ValueError(f"video {video_id}: {len(ts)} timestamps but embeddings {emb.shape}")
                 if dim is None:

@@ -88,22 +88,12 @@ def explain_video(
     if category and category not in fusion.categories:
         raise KeyError(f"category {category!r} is not covered by fusion {fusion.version}: neither model predicts it")
 
-    teacher = load_teacher(
-        catalog.query(
-            "SELECT artifact_path FROM model_registry WHERE model_name = 'text_model' AND version = ?",
-            [fusion.text_version],
-        )[0][0]
-    )
-    student = load_predictor(
-        catalog.query(
-            "SELECT artifact_path FROM model_registry WHERE model_name = 'visual_model' AND version = ?",
-            [fusion.visual_version],
-        )[0][0]
-    )
+    teacher = load_teacher(str(fusion.text_record.artifact_path))
+    student = load_predictor(str(fusion.visual_record.artifact_path))
     (prepared,) = prepare_records([video], max_chars=teacher.max_chars)
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
     stored = read_video(shard, video_id) if shard.exists() else None
-    meta = load_meta(catalog).get(video_id, student.default_meta)
+    meta = load_meta(catalog, [video_id]).get(video_id, student.default_meta)
     uri = catalog.scalar("SELECT uri FROM videos WHERE video_id = ?", [video_id])
     review = sample_for_review(uri, settings) if thumbnails and stored is not None else None
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ml.embedding_store import VideoEmbeddings, shard_path, write_shard
 from ml.failures import Failure
 
@@ -31,6 +33,19 @@ class FrameStageResult:
     @property
     def frames_per_s(self) -> float:
         return self.frames / self.decode_encode_s if self.decode_encode_s else 0.0
+
+
+def non_finite_failure(video_id: str, embeddings: np.ndarray) -> Failure | None:
+    """A video whose features hold NaN or inf fails here: 8-bit quantization would hide them as valid codes."""
+    if np.isfinite(embeddings).all():
+        return None
+    bad = int((~np.isfinite(embeddings)).any(axis=1).sum())
+    return Failure(
+        video_id,
+        "frames",
+        "NonFiniteEmbedding",
+        f"{bad} of {len(embeddings)} frames encoded to NaN or inf; the frames or the encoder are broken",
+    )
 
 
 def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=None, pool=None) -> FrameStageResult:
@@ -54,6 +69,10 @@ def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=
                 result.failures.append(Failure(video_id, "frames", "NoFrames", "the video decoded to no frames"))
                 continue
             embeddings = encoder.encode(sampled.frames)
+            failure = non_finite_failure(video_id, embeddings)
+            if failure is not None:
+                result.failures.append(failure)
+                continue
             result.embedded += 1
             result.frames += len(sampled)
             result.max_grid_error_s = max(result.max_grid_error_s, sampled.grid_error_s)

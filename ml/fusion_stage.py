@@ -18,7 +18,7 @@ import numpy as np
 from ml.catalog import Catalog, delete_where_in, insert_rows
 from ml.fusion import RULES, FusionModel, best_rule, compare_rules, fit_rule
 from ml.labels import label_matrix
-from ml.model_registry import ModelRecord, latest_model, new_version, register_model
+from ml.model_registry import ModelRecord, get_model, latest_model, new_version, register_model
 from ml.score_matrix import category_union, load_scores, text_lengths
 from ml.taxonomy import WorkingSet
 from ml.thresholds import Threshold, ThresholdPolicy, precision_coverage_curve
@@ -217,31 +217,65 @@ class LoadedFusion:
     visual_version: str
     text_categories: list[str]
     visual_categories: list[str]
+    text_record: ModelRecord
+    visual_record: ModelRecord
 
 
 def load_current_fusion(catalog: Catalog) -> LoadedFusion:
     record = latest_model(catalog, "fusion")
     assert record is not None
     data = json.loads(Path(record.artifact_path).read_text())
-    text = catalog.query(
-        "SELECT categories FROM model_registry WHERE model_name = 'text_model' AND version = ?",
-        [data["text_model_version"]],
-    )
-    visual = catalog.query(
-        "SELECT categories FROM model_registry WHERE model_name = 'visual_model' AND version = ?",
-        [data["visual_model_version"]],
-    )
-    if not text or not visual:
-        raise RuntimeError(f"fusion {record.version} names model versions that are no longer registered")
+    text = get_model(catalog, "text_model", data["text_model_version"])
+    visual = get_model(catalog, "visual_model", data["visual_model_version"])
     return LoadedFusion(
         record.version,
         FusionModel.from_json(data),
         data["categories"],
-        data["text_model_version"],
-        data["visual_model_version"],
-        list(text[0][0]),
-        list(visual[0][0]),
+        text.version,
+        visual.version,
+        text.categories,
+        visual.categories,
+        text,
+        visual,
     )
+
+
+def ensure_source_scores(
+    catalog: Catalog, settings, fusion: LoadedFusion, batch_id: str, video_ids: list[str], engine=None
+) -> dict[str, bool]:
+    """Score the batch with the model versions the fusion model's thresholds belong to, where missing.
+
+    `text_predictions` and `visual_predictions` score with the newest models (the next training needs
+    them); while a retraining is under way, or if it stopped half way, those are not the versions the
+    current thresholds were measured on. Fusion must combine the versions it was fitted on, so it
+    fills the gap itself rather than fusing a batch as if it had no text or no frames.
+    """
+    from ml.embedding_store import shard_path
+    from ml.text_stage import score_batch_text
+    from ml.visual_stage import score_batch_visual
+
+    filled = {"text": False, "visual": False}
+    ids = list(video_ids)
+    n_text = catalog.scalar(
+        "SELECT count(*) FROM text_predictions WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [fusion.text_version, ids],
+    )
+    if n_text < len(ids):
+        score_batch_text(catalog, fusion.text_record, batch_id, ids)
+        filled["text"] = True
+    shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
+    if shard.exists():
+        import pyarrow.parquet as pq
+
+        n_visual = catalog.scalar(
+            "SELECT count(*) FROM visual_predictions WHERE model_version = ? "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [fusion.visual_version, ids],
+        )
+        if n_visual < pq.read_metadata(shard).num_rows:
+            score_batch_visual(catalog, fusion.visual_record, settings, batch_id, engine=engine)
+            filled["visual"] = True
+    return filled
 
 
 @dataclass

@@ -8,6 +8,7 @@ catalog commit the sidecar is renamed `.json.done` (or `.json.rejected`, with th
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +36,24 @@ def _video_for(sidecar: Path, meta: dict) -> Path | None:
     return None
 
 
-def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet, limit: int = 5000) -> InboxScan:
-    """Register up to ``limit`` complete drops from ``inbox``; leaves incomplete ones for later."""
+# Registration hashes every file; a sensor tick must end far below Dagster's 60 s, so one scan takes at
+# most this many drops or bytes (about 2 s of hashing) and leaves the rest for the next tick.
+MAX_DROPS_PER_SCAN = 5000
+MAX_BYTES_PER_SCAN = 2 * 1024**3
+
+
+def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet, limit: int = MAX_DROPS_PER_SCAN,
+               max_bytes: int = MAX_BYTES_PER_SCAN) -> InboxScan:
+    """Register complete drops from ``inbox`` (at most ``limit`` drops or ``max_bytes``); the rest wait."""
     scan = InboxScan()
     if not inbox.is_dir():
         return scan
     rows: list[tuple[int, dict]] = []
     sidecars: list[Path] = []
+    taken_bytes = 0
     for sidecar in sorted(inbox.glob("*.json"))[:limit]:
+        if rows and taken_bytes >= max_bytes:
+            break
         scan.sidecars += 1
         try:
             meta = json.loads(sidecar.read_bytes().decode("utf-8", errors="replace"))
@@ -59,6 +70,8 @@ def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet,
             continue
         meta.setdefault("id", sidecar.stem)
         meta["uri"] = str(video)
+        with contextlib.suppress(OSError):
+            taken_bytes += video.stat().st_size
         rows.append((len(sidecars) + 1, meta))
         sidecars.append(sidecar)
     if not rows:
@@ -69,7 +82,9 @@ def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet,
         if i in rejected:
             _reject(sidecar, rejected[i])
         else:
-            sidecar.rename(sidecar.with_name(sidecar.name + ".done"))
+            # Another scan (the sensor and a registry materialization) may have moved it already.
+            with contextlib.suppress(FileNotFoundError):
+                sidecar.rename(sidecar.with_name(sidecar.name + ".done"))
     report.warnings[:0] = scan.report.warnings
     scan.report = report
     return scan
@@ -77,4 +92,5 @@ def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet,
 
 def _reject(sidecar: Path, reason: str) -> None:
     sidecar.with_name(sidecar.stem + ".reason.txt").write_text(reason + "\n")
-    sidecar.rename(sidecar.with_name(sidecar.name + ".rejected"))
+    with contextlib.suppress(FileNotFoundError):
+        sidecar.rename(sidecar.with_name(sidecar.name + ".rejected"))

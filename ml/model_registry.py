@@ -80,19 +80,12 @@ def register_model(
         )
 
 
-def latest_model(catalog: Catalog, name: str, required: bool = True) -> ModelRecord | None:
-    rows = catalog.query(
-        "SELECT model_name, version, created_at, artifact_path, categories, params, metrics, training_data "
-        "FROM model_registry WHERE model_name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
-        [name],
-    )
-    if not rows:
-        if required:
-            raise ModelNotTrained(
-                f"no {name} is registered yet; materialize the `{name}` asset (or run `vidcat backfill --train`)"
-            )
-        return None
-    r = rows[0]
+# The asset that registers each model name (the fusion model is what `category_thresholds` fits).
+PRODUCING_ASSET = {"text_model": "text_model", "visual_model": "visual_model", "fusion": "category_thresholds"}
+_COLUMNS = "model_name, version, created_at, artifact_path, categories, params, metrics, training_data"
+
+
+def _record(r: tuple) -> ModelRecord:
     return ModelRecord(
         r[0],
         r[1],
@@ -103,3 +96,26 @@ def latest_model(catalog: Catalog, name: str, required: bool = True) -> ModelRec
         json.loads(r[6] or "{}"),
         json.loads(r[7] or "{}"),
     )
+
+
+def latest_model(catalog: Catalog, name: str, required: bool = True) -> ModelRecord | None:
+    rows = catalog.query(
+        f"SELECT {_COLUMNS} FROM model_registry WHERE model_name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
+        [name],
+    )
+    if not rows:
+        if required:
+            asset = PRODUCING_ASSET.get(name, name)
+            raise ModelNotTrained(
+                f"no {name} is registered yet; materialize the `{asset}` asset (or run `vidcat backfill --train`)"
+            )
+        return None
+    return _record(rows[0])
+
+
+def get_model(catalog: Catalog, name: str, version: str) -> ModelRecord:
+    """One registered version (the ones a fusion model was fitted on, say); raises if it is gone."""
+    rows = catalog.query(f"SELECT {_COLUMNS} FROM model_registry WHERE model_name = ? AND version = ?", [name, version])
+    if not rows:
+        raise ModelNotTrained(f"{name} version {version} is not registered; retrain with `vidcat backfill --train`")
+    return _record(rows[0])

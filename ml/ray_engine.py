@@ -296,6 +296,7 @@ class RayEngine:
         import ray
 
         from ml.embedding_store import VideoEmbeddings
+        from ml.frame_stage import non_finite_failure
 
         decode_fn, _, _ = _remote()
         decode = decode_fn.options(num_cpus=self.decode_cpus, num_returns=2, max_retries=1)
@@ -338,6 +339,10 @@ class RayEngine:
                         e = encoding.pop(ref)
                         load[e.actor] -= 1
                         embeddings = ray.get(ref)
+                        failure = non_finite_failure(e.video_id, embeddings)
+                        if failure is not None:
+                            result.failures.append(failure)
+                            continue
                         result.embedded += 1
                         result.frames += e.summary["n"]
                         result.max_grid_error_s = max(result.max_grid_error_s, e.summary["grid_error_s"])

@@ -161,7 +161,10 @@ def _timestamp(value: Any) -> dt.datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).replace(tzinfo=None)
+        try:
+            return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"uploaded_at {value!r} is not a valid Unix time") from exc
     try:
         parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError as exc:
@@ -195,6 +198,8 @@ def validate_row(
     if labels not in (None, "", []):
         if isinstance(labels, str):
             labels = [x for x in re.split(r"[|;,\s]+", labels) if x]
+        if not isinstance(labels, list):
+            raise ValueError(f"labels must be a list of IAB ids or a '|'-separated string, got {type(labels).__name__}")
         rolled = []
         for label in labels:
             cid = str(label).strip()
@@ -239,7 +244,7 @@ def register_rows(
         rid = raw.get("id", raw.get("video_id")) if isinstance(raw, dict) else None
         try:
             row = validate_row(raw, base_dir, roots, ws, report.warnings)
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError, OSError) as exc:  # one bad row never stops the others
             report.rejected.append(Rejection(lineno, None if rid is None else str(rid), str(exc)))
             continue
         if row.video_id in seen_ids:

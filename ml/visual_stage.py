@@ -31,10 +31,14 @@ class StudentResult:
     teacher_version: str
 
 
-def load_meta(catalog: Catalog) -> dict[str, np.ndarray]:
+def load_meta(catalog: Catalog, video_ids: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Metadata vectors of ``video_ids`` (scoring a batch), or of every video (training)."""
     from ml.visual_meta import META_QUERY, meta_by_video
 
-    return meta_by_video(catalog.query(META_QUERY))
+    if video_ids is None:
+        return meta_by_video(catalog.query(META_QUERY))
+    return meta_by_video(catalog.query(META_QUERY + " WHERE v.video_id IN (SELECT unnest(?::VARCHAR[]))",
+                                       [list(video_ids)]))
 
 
 def student_categories(rows: list[tuple], ws_ids: list[str], min_positives: int) -> list[str]:
@@ -160,7 +164,7 @@ def score_batch_visual(
     members = [r[0] for r in catalog.query("SELECT video_id FROM batch_members WHERE batch_id = ?", [batch_id])]
     if not shard.exists():
         raise FileNotFoundError(f"no embedding shard for {batch_id} at {shard}; materialize frame_embeddings first")
-    meta = meta if meta is not None else load_meta(catalog)
+    meta = meta if meta is not None else load_meta(catalog, members)
     started = time.monotonic()
     if engine is None:
         scores = load_predictor(str(record.artifact_path)).predict_shards([shard], meta)

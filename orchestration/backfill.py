@@ -76,7 +76,12 @@ def launch_backfill(
     from orchestration.definitions import defs
 
     new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True)
-    partitions = all_batches(catalog) if rescore else [b.batch_id for b in new]
+    # Retraining learns from every batch and re-scores them all with the new models; otherwise only new
+    # batches, plus any backfill batch a failed earlier launch left unprocessed.
+    if rescore or train:
+        partitions = all_batches(catalog)
+    else:
+        partitions = sorted({b.batch_id for b in new} | set(unprocessed_backfill_batches(catalog)))
     instance = get_instance(settings)
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
     missing = [p for p in all_batches(catalog) if p not in existing]
@@ -110,6 +115,16 @@ def launch_backfill(
     return BackfillLaunch(backfill_id, new, partitions, [k.to_user_string() for k in selection])
 
 
+def unprocessed_backfill_batches(catalog: Catalog) -> list[str]:
+    """Backfill batches no stage has touched: their launch failed after the batches were committed."""
+    rows = catalog.query(
+        "SELECT b.batch_id FROM batches b WHERE b.origin = 'backfill' "
+        "AND NOT EXISTS (SELECT 1 FROM video_probe p WHERE p.batch_id = b.batch_id) "
+        "AND NOT EXISTS (SELECT 1 FROM failures f WHERE f.batch_id = b.batch_id) ORDER BY b.batch_id"
+    )
+    return [r[0] for r in rows]
+
+
 def daemon_running(instance: dg.DagsterInstance, within_s: float = 60.0) -> bool:
     beats = instance.get_daemon_heartbeats()
     now = time.time()
@@ -124,7 +139,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
         yield
         return
     log_path = settings.dagster_home / "daemon.log"
-    env = dict(os.environ, DAGSTER_HOME=str(settings.dagster_home))
+    env = settings.child_env()
     daemon_bin = Path(sys.executable).with_name("dagster-daemon")
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(

@@ -118,13 +118,8 @@ def cmd_demo(args) -> int:
 
 def cmd_up(args) -> int:
     settings = load_settings(args.config).ensure_dirs()
-    env = dict(
-        os.environ,
-        DAGSTER_HOME=str(settings.dagster_home),
-        DAGSTER_DISABLE_TELEMETRY="1",
-        DO_NOT_TRACK="1",
-        GX_ANALYTICS_ENABLED="false",
-    )
+    env = settings.child_env()
+    env.update(DAGSTER_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false")
     exe = str(Path(sys.executable).with_name("dagster"))
     argv = [exe, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
     print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); Ctrl-C stops it")

@@ -38,3 +38,26 @@ def test_duplicate_upload_is_rejected_with_reason(settings, catalog, ws):
     scan = scan_inbox(catalog, inbox, list(settings.allowed_roots), ws)
     assert not scan.report.registered
     assert "identical content to already registered video x" in (inbox / "y.reason.txt").read_text()
+
+
+def test_malformed_sidecars_are_rejected_and_the_scan_goes_on(settings, catalog, ws):
+    inbox = settings.inbox_dir
+    for name, meta in [("a", {"uploaded_at": 1e20}), ("b", {"labels": 5}), ("c", {"title": "ok"})]:
+        make_video(inbox / f"{name}.mp4", seed=ord(name))
+        (inbox / f"{name}.json").write_text(json.dumps(meta))
+    scan = scan_inbox(catalog, inbox, list(settings.allowed_roots), ws)
+    assert scan.report.registered == ["c"]
+    assert "not a valid Unix time" in (inbox / "a.reason.txt").read_text()
+    assert "labels must be a list" in (inbox / "b.reason.txt").read_text()
+    assert not list(inbox.glob("*.json"))  # nothing left to fail the next tick
+
+
+def test_one_scan_takes_a_bounded_number_of_bytes(settings, catalog, ws):
+    inbox = settings.inbox_dir
+    for name in ("a", "b", "c"):
+        make_video(inbox / f"{name}.mp4", seed=ord(name))
+        (inbox / f"{name}.json").write_text("{}")
+    first = scan_inbox(catalog, inbox, list(settings.allowed_roots), ws, max_bytes=1)
+    assert first.report.registered == ["a"]
+    rest = scan_inbox(catalog, inbox, list(settings.allowed_roots), ws, max_bytes=1)
+    assert rest.report.registered == ["b"]

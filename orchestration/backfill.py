@@ -76,15 +76,17 @@ def launch_backfill(
     from orchestration.definitions import defs
 
     new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True)
-    # Retraining learns from every batch and re-scores them all with the new models; otherwise only new
-    # batches, plus any backfill batch a failed earlier launch left unprocessed.
-    if rescore or train:
-        partitions = all_batches(catalog)
-    else:
-        partitions = sorted({b.batch_id for b in new} | set(unprocessed_backfill_batches(catalog)))
     instance = get_instance(settings)
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
     missing = [p for p in all_batches(catalog) if p not in existing]
+    # Retraining learns from every batch and re-scores them all with the new models. Otherwise only new
+    # batches, plus backfill batches whose partition was never added: a launch that died after
+    # committing them (the sensor requests its own batches itself).
+    if rescore or train:
+        partitions = all_batches(catalog)
+    else:
+        stranded = set(missing) & set(backfill_batches(catalog))
+        partitions = sorted({b.batch_id for b in new} | stranded)
     if missing:
         instance.add_dynamic_partitions(BATCHES_PARTITION_NAME, missing)
     selection = backfill_selection(defs, train)
@@ -115,14 +117,8 @@ def launch_backfill(
     return BackfillLaunch(backfill_id, new, partitions, [k.to_user_string() for k in selection])
 
 
-def unprocessed_backfill_batches(catalog: Catalog) -> list[str]:
-    """Backfill batches no stage has touched: their launch failed after the batches were committed."""
-    rows = catalog.query(
-        "SELECT b.batch_id FROM batches b WHERE b.origin = 'backfill' "
-        "AND NOT EXISTS (SELECT 1 FROM video_probe p WHERE p.batch_id = b.batch_id) "
-        "AND NOT EXISTS (SELECT 1 FROM failures f WHERE f.batch_id = b.batch_id) ORDER BY b.batch_id"
-    )
-    return [r[0] for r in rows]
+def backfill_batches(catalog: Catalog) -> list[str]:
+    return [r[0] for r in catalog.query("SELECT batch_id FROM batches WHERE origin = 'backfill' ORDER BY batch_id")]
 
 
 def daemon_running(instance: dg.DagsterInstance, within_s: float = 60.0) -> bool:

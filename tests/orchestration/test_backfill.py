@@ -22,10 +22,23 @@ def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, cata
     assert again.backfill_id is None and again.new_batches == []
     assert len(instance.get_backfills()) == 1
 
-    # New uploads get their own batch; --rescore covers every batch; --train adds unpartitioned assets.
+    # New uploads get their own batch; --rescore covers every batch; --train adds the unpartitioned
+    # assets and covers every batch too (new models learn from, and re-score, the whole catalog).
     registry_rows(catalog, 2, start=11)
-    more = launch_backfill(settings, catalog, train=True)
-    assert more.partitions == ["b00000004"] and "video_registry" in more.assets
+    new = launch_backfill(settings, catalog)
+    assert new.partitions == ["b00000004"] and "video_registry" not in new.assets
+    everything = ["b00000001", "b00000002", "b00000003", "b00000004"]
+    retrain = launch_backfill(settings, catalog, train=True)
+    assert retrain.partitions == everything and "video_registry" in retrain.assets and not retrain.new_batches
     rescore = launch_backfill(settings, catalog, rescore=True)
-    assert rescore.partitions == ["b00000001", "b00000002", "b00000003", "b00000004"]
+    assert rescore.partitions == everything
     assert instance.get_backfill(rescore.backfill_id).status.value == "REQUESTED"
+
+
+def test_batches_of_a_failed_launch_are_picked_up_by_the_next(settings, catalog):
+    from ml.batching import create_batches
+
+    registry_rows(catalog, 5)
+    create_batches(catalog, 4, "backfill")  # committed, then the launch died before the backfill was stored
+    launch = launch_backfill(settings, catalog)
+    assert launch.new_batches == [] and launch.partitions == ["b00000001", "b00000002"]

@@ -22,7 +22,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ml.frame_stage import FrameStageResult
-    from ml.visual_model import VisualPredictor, VisualScore
+    from ml.visual_predictor import VisualPredictor, VisualScore
 
 # Values of ``Settings.ray_address`` (env VIDCAT_RAY_ADDRESS) that mean "no Ray".
 LOCAL_ADDRESSES = ("", "none", "off", "inprocess")
@@ -97,7 +97,7 @@ class LocalEngine:
         return embed_batch(batch_id, list(videos), settings, encoder=encoder, pool=pool)
 
     def predictor(self, model_dir: Path) -> VisualPredictor:
-        from ml.visual_model import VisualPredictor
+        from ml.visual_predictor import VisualPredictor
 
         key = str(Path(model_dir).resolve())
         if key not in self._predictors:

@@ -42,8 +42,14 @@ MAX_DROPS_PER_SCAN = 5000
 MAX_BYTES_PER_SCAN = 2 * 1024**3
 
 
-def scan_inbox(catalog: Catalog, inbox: Path, roots: list[Path], ws: WorkingSet, limit: int = MAX_DROPS_PER_SCAN,
-               max_bytes: int = MAX_BYTES_PER_SCAN) -> InboxScan:
+def scan_inbox(
+    catalog: Catalog,
+    inbox: Path,
+    roots: list[Path],
+    ws: WorkingSet,
+    limit: int = MAX_DROPS_PER_SCAN,
+    max_bytes: int = MAX_BYTES_PER_SCAN,
+) -> InboxScan:
     """Register complete drops from ``inbox`` (at most ``limit`` drops or ``max_bytes``); the rest wait."""
     scan = InboxScan()
     if not inbox.is_dir():

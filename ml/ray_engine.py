@@ -48,7 +48,7 @@ from ml.failures import Failure
 if TYPE_CHECKING:
     from ml.frame_stage import FrameStageResult
     from ml.sampler import SampledFrames, SampleOptions
-    from ml.visual_model import VisualScore
+    from ml.visual_predictor import VisualScore
 
 STAGE = "frames"
 
@@ -97,7 +97,7 @@ class ScorerWorker:
     """One loaded visual model; scores whole shards so batching, hence every score, matches the local run."""
 
     def __init__(self, model_dir: str, threads: int) -> None:
-        from ml.visual_model import VisualPredictor
+        from ml.visual_predictor import VisualPredictor
 
         self.predictor = VisualPredictor(Path(model_dir), threads=threads)
 

@@ -37,8 +37,9 @@ def load_meta(catalog: Catalog, video_ids: list[str] | None = None) -> dict[str,
 
     if video_ids is None:
         return meta_by_video(catalog.query(META_QUERY))
-    return meta_by_video(catalog.query(META_QUERY + " WHERE v.video_id IN (SELECT unnest(?::VARCHAR[]))",
-                                       [list(video_ids)]))
+    return meta_by_video(
+        catalog.query(META_QUERY + " WHERE v.video_id IN (SELECT unnest(?::VARCHAR[]))", [list(video_ids)])
+    )
 
 
 def student_categories(rows: list[tuple], ws_ids: list[str], min_positives: int) -> list[str]:
@@ -118,7 +119,7 @@ def gold_report(
 ) -> dict[str, float]:
     """GAP@20 and mAP of the model on the gold set: the truth the pseudo-labels only approximate."""
     from ml.metrics import gap_at_k, mean_average_precision
-    from ml.visual_model import VisualPredictor
+    from ml.visual_predictor import VisualPredictor
 
     ids, y = label_matrix(catalog, "gold", categories)
     if not ids:
@@ -139,7 +140,7 @@ def gold_report(
 @functools.lru_cache(maxsize=2)
 def load_predictor(model_dir: str):
     """One load per process and version: the ONNX session stays warm across batches."""
-    from ml.visual_model import VisualPredictor
+    from ml.visual_predictor import VisualPredictor
 
     return VisualPredictor(Path(model_dir))
 

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.check_results import outcome_check_result
 from assets.fused_predictions import fused_predictions
 from data_checks.predictions_suite import validate_predictions
+from ml.model_registry import latest_model
 from orchestration.partitions import video_batches
 from orchestration.resources import VidcatResource
 
@@ -20,11 +21,10 @@ def prediction_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidc
     """Working-set categories, scores in [0, 1], no duplicates, decisions consistent with thresholds."""
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
+    fusion = latest_model(catalog, "fusion")
     df = catalog.query_df(
-        "SELECT * FROM predictions WHERE batch_id IN (SELECT unnest(?::VARCHAR[])) "
-        "AND model_version = (SELECT version FROM model_registry WHERE model_name = 'fusion' "
-        "ORDER BY created_at DESC LIMIT 1)",
-        [batch_ids],
+        "SELECT * FROM predictions WHERE batch_id IN (SELECT unnest(?::VARCHAR[])) AND model_version = ?",
+        [batch_ids, fusion.version],
     )
     versions = sorted(set(df["thresholds_version"])) if len(df) else []
     thresholds = catalog.query_df("SELECT * FROM thresholds WHERE version IN (SELECT unnest(?::VARCHAR[]))", [versions])

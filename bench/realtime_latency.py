@@ -3,7 +3,7 @@
 A small demo catalog is trained first with `vidcat demo` (the real backfill), then a video and its
 sidecar are dropped into the inbox while `vidcat up` runs; the clock stops when the video's fused
 classification is in the catalog. The run's event log splits the time into sensor wait, run launch,
-and each step, which is what docs/realtime.md reports.
+and each step, which is what docs/benchmarks.md reports.
 """
 
 from __future__ import annotations

@@ -17,10 +17,6 @@ from ml.catalog import Catalog
 BATCH_ID_WIDTH = 8
 
 
-def batch_id_for(number: int) -> str:
-    return f"b{number:0{BATCH_ID_WIDTH}d}"
-
-
 def batch_number(batch_id: str) -> int:
     return int(batch_id[1:])
 

@@ -138,14 +138,18 @@ def classify_file(
                 "score": _round(d.score[0, j]),
                 "source": sources[j],
                 "text_score": _round(text[j]),
-                "text_threshold": _round(fusion.model.text_thresholds[j].threshold),
+                "text_threshold": _threshold(fusion.model.text_thresholds[j]),
                 "visual_score": _round(v_cal[j]),
-                "visual_threshold": _round(fusion.model.visual_thresholds[j].threshold),
+                "visual_threshold": _threshold(fusion.model.visual_thresholds[j]),
             }
         )
     out["categories"] = categories
     out["timings_s"] = {k: round(v, 3) for k, v in timings.items()} | {"total_s": round(time.monotonic() - started, 3)}
     return out
+
+
+def _threshold(t) -> float | None:
+    return _round(t.threshold) if t.enabled else None
 
 
 def _meta(probe: dict[str, Any], language: str | None) -> np.ndarray:

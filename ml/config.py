@@ -225,6 +225,15 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"decode_timeout_s must be > 0, got {s.decode_timeout_s}")
     if s.batch_max_wait_s < 0:
         raise ConfigError(f"batch_max_wait_s must be >= 0, got {s.batch_max_wait_s}")
+    if s.sensor_interval_s < 1 or s.sensor_max_batches_per_tick < 1:
+        raise ConfigError("sensor_interval_s and sensor_max_batches_per_tick must be >= 1")
+    if s.max_pixels < 1 or s.frame_size < 32:
+        raise ConfigError(f"max_pixels must be >= 1 and frame_size >= 32, got {s.max_pixels}, {s.frame_size}")
+    for name in ("pseudo_label_precision", "drift_warn_share", "threshold_confidence"):
+        if not 0 < getattr(s, name) <= 1:
+            raise ConfigError(f"{name} must be in (0, 1], got {getattr(s, name)}")
+    if s.image_encoder not in ("efficientnet-lite0", "efficientnet-lite2"):
+        raise ConfigError(f"image_encoder must be efficientnet-lite0 or efficientnet-lite2, got {s.image_encoder!r}")
     if not 0 < s.target_precision < 1:
         raise ConfigError(f"target_precision must be in (0, 1), got {s.target_precision}")
     if not 0 <= s.threshold_margin < 1 - s.target_precision:

@@ -752,13 +752,3 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     tmp.replace(path)
-
-
-def load_ground_truth(out_dir: Path) -> dict[str, list[str]]:
-    """video_id -> true categories (evaluation only; never registered as labels)."""
-    truth = {}
-    with open(out_dir / "ground_truth.jsonl", encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            truth[r["video_id"]] = r["labels"]
-    return truth

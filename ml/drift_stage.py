@@ -10,11 +10,10 @@ frame. Reports follow the retention policy of data_checks/report_retention.py.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from ml.catalog import Catalog
 from ml.embedding_store import iter_videos, list_shards, shard_path
@@ -26,14 +25,14 @@ TOP_CATEGORIES = 10
 
 @dataclass
 class Reference:
-    features: pd.DataFrame
+    features: Any  # pandas.DataFrame, indexed by video_id
     pca: dict[str, Any]
     languages: list[str]
     categories: list[str]
     version: str
 
 
-def _text_frame(catalog: Catalog, video_ids: list[str], text_version: str | None) -> pd.DataFrame:
+def _text_frame(catalog: Catalog, video_ids: list[str], text_version: str | None):  # -> DataFrame
     return catalog.query_df(
         "SELECT v.video_id, coalesce(t.language, v.language) AS language, coalesce(t.has_text, false) AS has_text, "
         "coalesce(t.text_chars, 0) AS text_chars FROM videos v "
@@ -52,7 +51,7 @@ def _features(
     categories: list[str],
     text_version: str | None,
     fusion_version: str | None,
-) -> pd.DataFrame:
+):  # -> DataFrame
     from data_checks.drift_features import (
         combine_features,
         embedding_drift_features,
@@ -87,6 +86,8 @@ def build_reference(
     folder = settings.reports_dir / "drift" / f"reference-{visual.version}"
     meta_path = folder / "reference.json"
     if meta_path.exists():
+        import pandas as pd
+
         meta = json.loads(meta_path.read_text())
         features = pd.read_parquet(folder / "features.parquet")
         return Reference(features, meta["pca"], meta["languages"], meta["categories"], visual.version)
@@ -112,19 +113,16 @@ def build_reference(
     )
     categories = top_categories(preds, TOP_CATEGORIES) if len(preds) else []
     features = _features(catalog, ids, shards, pca, languages, categories, text_version, fusion_version)
+    # Two runs may build it at once: each writes to temporary names and renames; the JSON, which says
+    # "the reference exists", goes last.
     folder.mkdir(parents=True, exist_ok=True)
-    features.to_parquet(folder / "features.parquet")
-    meta_path.write_text(
-        json.dumps(
-            {
-                "pca": pca,
-                "languages": languages,
-                "categories": categories,
-                "videos": len(ids),
-                "fusion_version": fusion_version,
-            }
-        )
-    )
+    tmp = folder / f".features.{os.getpid()}.parquet"
+    features.to_parquet(tmp)
+    os.replace(tmp, folder / "features.parquet")
+    tmp_meta = folder / f".reference.{os.getpid()}.json"
+    tmp_meta.write_text(json.dumps({"pca": pca, "languages": languages, "categories": categories,
+                                    "videos": len(ids), "fusion_version": fusion_version}))
+    os.replace(tmp_meta, meta_path)
     return Reference(features, pca, languages, categories, visual.version)
 
 

@@ -67,6 +67,8 @@ class FusionModel:
     visual_calibration: tuple[float, float] = (1.0, 0.0)  # a, b of sigmoid(a * logit + b), pooled over categories
     stackers: list[dict] = field(default_factory=list)  # per category: {"w": [...], "b": float} (or pooled)
     impute: list[list[float]] = field(default_factory=list)  # per category: typical (text, visual) logit
+    # Per category: may frames alone give it (decided from gold by the thresholds stage)? Empty: all may.
+    is_visual: list[bool] = field(default_factory=list)
 
     def calibrate_visual(self, visual: np.ndarray) -> np.ndarray:
         a, b = self.visual_calibration
@@ -98,6 +100,10 @@ class FusionModel:
         else:
             assert self.fused_thresholds is not None
             emitted = _ge(score, threshold_vector(self.fused_thresholds))
+            if self.is_visual:
+                # Without text a combined score is the frames' evidence alone: only visual categories.
+                has_text = np.isfinite(text).any(axis=1)
+                emitted &= has_text[:, None] | np.asarray(self.is_visual, dtype=bool)[None, :]
         return Decisions(emitted, score, text_fired, visual_fired)
 
     def to_json(self) -> dict:
@@ -106,6 +112,7 @@ class FusionModel:
             "visual_calibration": list(self.visual_calibration),
             "stackers": self.stackers,
             "impute": self.impute,
+            "is_visual": self.is_visual,
             "text_thresholds": [t.as_dict() for t in self.text_thresholds],
             "visual_thresholds": [t.as_dict() for t in self.visual_thresholds],
             "fused_thresholds": None if self.fused_thresholds is None else [t.as_dict() for t in self.fused_thresholds],
@@ -124,6 +131,7 @@ class FusionModel:
             visual_calibration=tuple(data["visual_calibration"]),
             stackers=data["stackers"],
             impute=data["impute"],
+            is_visual=data["is_visual"],
         )
 
 

@@ -90,6 +90,7 @@ def fit_fusion_on_gold(
     chosen = best_rule(comparison, promise) if rule == "auto" else rule
     model = fit_rule(chosen, t, v, chars, y, policy, seed)
     is_visual = decide_visual(ws, categories, model.visual_thresholds, policy)
+    model.is_visual = is_visual
     # A category the data does not confirm as visual is not emitted by the visual source alone.
     model.visual_thresholds = [
         th
@@ -297,8 +298,9 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     chars = text_lengths(catalog, fusion.text_version, video_ids)
     d = fusion.model.decide(t, v, chars)
     sources = d.source()
-    t_thr = [th.threshold for th in fusion.model.text_thresholds]
-    v_thr = [th.threshold for th in fusion.model.visual_thresholds]
+    # A disabled source has no threshold in force; the row must not show one that was never applied.
+    t_thr = [th.threshold if th.enabled else None for th in fusion.model.text_thresholds]
+    v_thr = [th.threshold if th.enabled else None for th in fusion.model.visual_thresholds]
     v_cal = fusion.model.calibrate_visual(v)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pred_rows, result_rows = [], []

@@ -27,7 +27,3 @@ def imagenet_classes() -> tuple[ImageNetClass, ...]:
     if len(rows) != N_CLASSES or any(len(r) != 2 for r in rows):
         raise RuntimeError(f"ml/data/imagenet_classes.txt must hold {N_CLASSES} 'name<TAB>synonyms' rows")
     return tuple(ImageNetClass(i, name, syn) for i, (name, syn) in enumerate(rows))
-
-
-def class_name(class_id: int) -> str:
-    return imagenet_classes()[class_id].name

@@ -67,7 +67,9 @@ def import_labels(
     if label_set not in LABEL_SETS:
         raise ValueError(f"label_set must be one of {LABEL_SETS}")
     report = ImportReport()
-    known = {r[0] for r in catalog.query("SELECT video_id FROM videos")}
+    wanted = sorted({str(r.get("video_id") or r.get("id") or "").strip() for _, r in rows if isinstance(r, dict)})
+    known = {r[0] for r in catalog.query(
+        "SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [wanted])}
     judgements: dict[tuple[str, str], bool] = {}
     exhaustive: set[str] = set()
     for lineno, row in rows:

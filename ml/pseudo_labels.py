@@ -17,7 +17,6 @@ Soft targets (``soft=True``): the same rows, with the calibrated score as target
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,15 +46,11 @@ class CategoryThreshold:
         return self.threshold is not None
 
 
-def wilson_lower_bound(successes: int, n: int, z: float = 1.645) -> float:
-    """One-sided 95% lower bound of a proportion; honest for the small supports of rare categories."""
-    if n == 0:
-        return 0.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - margin) / denom)
+def wilson_lower_bound(successes: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided lower bound of a proportion (ml.thresholds' Wilson bound); honest for small supports."""
+    from ml.thresholds import wilson_lower
+
+    return wilson_lower(successes, n, confidence)
 
 
 def threshold_for_precision(

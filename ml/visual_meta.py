@@ -225,12 +225,6 @@ def meta_vector(row: Mapping[str, Any]) -> np.ndarray:
 MISSING_META = meta_vector({})  # the placeholder for a video the catalog knows nothing about
 
 
-def meta_matrix(rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
-    """float32 (n, META_DIM), one row per input row, in order."""
-    vectors = [meta_vector(r) for r in rows]
-    return np.stack(vectors) if vectors else np.zeros((0, META_DIM), dtype=np.float32)
-
-
 def meta_by_video(rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> dict[str, np.ndarray]:
     """video_id -> vector: the ``meta`` mapping the visual model's training and scoring take.
 

@@ -86,6 +86,8 @@ def train_student(
     result = train_visual_model(shards, targets, meta, categories, config, out_dir)
     fields = result.registry_fields()
     fields["training_data"]["teacher_version"] = teacher.version
+    # Features of another encoder can have the same width: the model must know which ones it learnt.
+    fields["params"]["image_encoder"] = settings.image_encoder
     gold = {result.arch: gold_report(catalog, result.model_dir, categories, shards, meta)}
     if baseline and result.arch != "meanpool":
         base = train_visual_model(
@@ -161,6 +163,12 @@ def score_batch_visual(
     engine=None,
 ) -> VisualBatchResult:
     """Write `visual_predictions` for every video of the batch's shard (videos without frames get no row)."""
+    trained_on = record.params.get("image_encoder")
+    if trained_on is not None and trained_on != settings.image_encoder:
+        raise ValueError(
+            f"visual model {record.version} learnt {trained_on} features, the pipeline now makes "
+            f"{settings.image_encoder} ones; retrain with `vidcat backfill --train` or set image_encoder back"
+        )
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
     members = [r[0] for r in catalog.query("SELECT video_id FROM batch_members WHERE batch_id = ?", [batch_id])]
     if not shard.exists():

@@ -22,7 +22,7 @@ BATCH_ASSET_KEYS = [
     for key in a.keys
 ]
 # In-process: a new upload's run pays one process start and loads each model once, where the
-# multiprocess executor would start a process (imports, model load) per step (docs/realtime.md).
+# multiprocess executor would start a process (imports, model load) per step (docs/architecture.md).
 score_batch_job = dg.define_asset_job(
     SCORE_JOB_NAME,
     selection=dg.AssetSelection.assets(*BATCH_ASSET_KEYS),

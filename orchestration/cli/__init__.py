@@ -9,7 +9,9 @@ import pkgutil
 import sys
 from typing import Any
 
+from ml.catalog import CatalogLockedError
 from ml.config import ConfigError
+from ml.model_registry import ModelNotTrained
 
 
 class CommandError(RuntimeError):
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (ConfigError, CommandError, FileNotFoundError, ValueError) as exc:
-        print(f"vidcat {args.command}: error: {exc}", file=sys.stderr)
+    except (ConfigError, CommandError, FileNotFoundError, ValueError, LookupError, ModelNotTrained,
+            CatalogLockedError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its message
+        print(f"vidcat {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         sys.stderr.close()  # output piped into `head`: not an error

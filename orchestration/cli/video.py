@@ -55,11 +55,16 @@ def cmd_inspect(args) -> int:
     else:
         print(
             f"{path.name}: {facts['container']} {facts['video_codec']} {facts['width']}x{facts['height']} "
-            f"{facts['duration_s']:.1f}s, {result['n_frames']} frames sampled, embeddings {result['embedding_shape']}"
+            f"{_seconds(facts['duration_s'])}, {result['n_frames']} frames sampled, "
+            f"embeddings {result['embedding_shape']}"
         )
         for c in result["top_classes"]:
             print(f"  {c['probability']:.3f}  {c['id']:>4}  {c['name']}")
     return 0
+
+
+def _seconds(duration: float | None) -> str:
+    return "unknown duration" if duration is None else f"{duration:.1f}s"
 
 
 def cmd_classify(args) -> int:

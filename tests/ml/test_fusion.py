@@ -99,3 +99,27 @@ def test_stacker_does_not_emit_on_a_source_missing_only_at_prediction():
     assert not d.emitted.any()
     strong_text = np.full((n, 2), 0.98)
     assert m.decide(strong_text, no_frames, np.full(n, 30)).emitted[:, 0].all()  # text alone still carries it
+
+
+@pytest.mark.parametrize("rule", ["max", "stacked"])
+def test_without_text_only_visual_categories_are_emitted(rule):
+    text, visual, chars, y = synthetic(seed=5)
+    m = fit_rule(rule, text, visual, chars, y, POLICY)
+    n = 40
+    no_text = np.full((n, 2), np.nan)
+    strong_frames = np.full((n, 2), 0.99)
+    m.is_visual = [True, True]
+    allowed = m.decide(no_text, strong_frames, np.zeros(n)).emitted
+    m.is_visual = [True, False]
+    gated = m.decide(no_text, strong_frames, np.zeros(n)).emitted
+    assert allowed[:, 1].all(), "the frames alone carry category 1 when it is visual"
+    assert not gated[:, 1].any() and (gated[:, 0] == allowed[:, 0]).all()
+    with_text = np.full((n, 2), 0.5)
+    assert (
+        m.decide(with_text, strong_frames, np.full(n, 30)).emitted[:, 1]
+        == (
+            m.fused_score(with_text, strong_frames, np.full(n, 30))[:, 1] >= m.fused_thresholds[1].threshold
+            if m.fused_thresholds[1].enabled
+            else False
+        )
+    ).all()

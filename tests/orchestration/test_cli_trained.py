@@ -98,7 +98,17 @@ def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
     assert main(["import-gold", out["csv"], "--json"]) == 0
     assert _json(capsys)["positives"] == len(rows)
     after = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
-    assert after >= before  # yes-verdicts add (or confirm) gold positives, never duplicate them
+    reviewed = [r["video_id"] for r in rows]
+    confirmed = {
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM human_labels WHERE label_set = 'gold' AND category_id = ? AND is_positive "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [cat, reviewed],
+        )
+    }
+    assert confirmed == set(reviewed)  # every yes-verdict is now a gold positive
+    assert before <= after <= before + len(reviewed)  # added or confirmed, never duplicated
     assert main(["import-gold", out["csv"], "--json"]) == 0
     assert (
         catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat]) == after

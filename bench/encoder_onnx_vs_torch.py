@@ -23,7 +23,7 @@ ENCODER = "efficientnet-lite0"
 def bench_frames(n: int = N_FRAMES) -> tuple[np.ndarray, str]:
     folder = clips_dir()
     if folder.is_dir():
-        from ml.sampler import FrameSamplingError, sample_frames
+        from ml.frames.sampler import FrameSamplingError, sample_frames
 
         chunks, total = [], 0
         for path in video_files(folder):
@@ -51,7 +51,7 @@ def _best_fps(encode: Any, frames: np.ndarray, rounds: int) -> float:
 
 def run() -> dict[str, Any]:
     from ml.config import load_settings
-    from ml.image_encoder import OnnxEncoder, TorchEncoder, _export_is_current, load_encoder, onnx_path
+    from ml.frames.image_encoder import OnnxEncoder, TorchEncoder, _export_is_current, load_encoder, onnx_path
 
     rounds = int(os.environ.get("VIDCAT_BENCH_REPEATS", "3"))
     frames, source = bench_frames()

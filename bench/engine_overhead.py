@@ -48,7 +48,7 @@ def _resolution_class(width: int, height: int) -> str:
 
 
 def decode_costs(files: list[Path]) -> dict[str, Any]:
-    from ml.sampler import SampleOptions, sample_frames
+    from ml.frames.sampler import SampleOptions, sample_frames
 
     options = SampleOptions(threads=1)
     groups: dict[str, dict[str, float]] = {}
@@ -87,7 +87,7 @@ def text_costs(folder: Path, countries: tuple[str, ...] = COUNTRIES, n: int = 96
     import csv
     import random
 
-    from ml.text_features import E5Encoder, build_text
+    from ml.text.features import E5Encoder, build_text
 
     rows: dict[str, dict[str, str]] = {}
     for country in countries:
@@ -118,7 +118,7 @@ def text_costs(folder: Path, countries: tuple[str, ...] = COUNTRIES, n: int = 96
 
 
 def _shard_bytes(path: Path) -> dict[str, bytes]:
-    from ml.embedding_store import iter_videos
+    from ml.frames.embedding_store import iter_videos
 
     return {v.video_id: v.embeddings.tobytes() for v in iter_videos(path, dequantized=False)}
 
@@ -126,8 +126,8 @@ def _shard_bytes(path: Path) -> dict[str, bytes]:
 def engines(files: list[Path], root: Path) -> tuple[dict[str, Any], Any]:
     """Local then Ray on the same batch; returns the figures and the still-open Ray engine."""
     from ml.config import load_settings
-    from ml.engine import LocalEngine
-    from ml.ray_engine import RayEngine
+    from ml.engines.local import LocalEngine
+    from ml.engines.ray_engine import RayEngine
 
     videos = [(p.name, str(p)) for p in files]
     out: dict[str, Any] = {"videos": len(videos)}
@@ -232,7 +232,7 @@ def _structured_frames(n: int, seed: int = 0) -> np.ndarray:
 def gpu_encoder(batch: int = 256, reps: int = 20) -> dict[str, Any]:
     import torch
 
-    from ml.image_encoder import _features_module, load_torch_model
+    from ml.frames.image_encoder import _features_module, load_torch_model
 
     if not torch.cuda.is_available():
         return {}

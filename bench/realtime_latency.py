@@ -77,7 +77,7 @@ def drop_upload(inbox: Path, video: Path, video_id: str, meta: dict[str, Any]) -
 
 
 def wait_classified(catalog_path: Path, video_id: str, timeout_s: float) -> float:
-    from ml.catalog import Catalog
+    from ml.catalog.store import Catalog
 
     catalog = Catalog(catalog_path)
     deadline = time.monotonic() + timeout_s
@@ -98,7 +98,7 @@ def run_timeline(dagster_home: Path, video_id: str) -> dict[str, float]:
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(filters=RunsFilter(tags={"vidcat/origin": "sensor"}), limit=20)
-    from ml.catalog import Catalog
+    from ml.catalog.store import Catalog
     from ml.config import load_settings
 
     batch = Catalog(load_settings().catalog_path).scalar(
@@ -118,7 +118,7 @@ def run_timeline(dagster_home: Path, video_id: str) -> dict[str, float]:
 
 
 def run() -> dict[str, Any]:
-    from ml.demo_catalog import SMALL_CATALOG_SETTINGS, render_clip
+    from ml.demo.catalog import SMALL_CATALOG_SETTINGS, render_clip
 
     with tempfile.TemporaryDirectory(prefix="vidcat-latency-") as tmp:
         root = Path(tmp)

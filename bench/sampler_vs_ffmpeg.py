@@ -111,7 +111,7 @@ def _rss_mb() -> float:
 def run_ours(files: list[Path], warm: bool = False, **overrides: Any) -> dict[str, Any]:
     """Our sampler over ``files``; ``warm``: the pool's workers have started before the clock does,
     as in a pipeline run where one pool serves a whole batch of thousands of videos."""
-    from ml.sampler import FrameSamplingError, SampleOptions, SamplerPool
+    from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
 
     rss_before = _rss_mb()
     frames, video_s, grid_err, failures, worker_rss, parent_rss = 0, 0.0, 0.0, [], 0.0, 0.0
@@ -153,8 +153,8 @@ def shortcut_cosines(files: list[Path]) -> dict[str, float]:
     import numpy as np
 
     from ml.config import load_settings
-    from ml.image_encoder import load_encoder
-    from ml.sampler import FrameSamplingError, SampleOptions, sample_frames
+    from ml.frames.image_encoder import load_encoder
+    from ml.frames.sampler import FrameSamplingError, SampleOptions, sample_frames
 
     encoder = load_encoder("efficientnet-lite0", load_settings().models_dir)
     exact = SampleOptions(skip_nonref=False, skip_loop_filter=False)

@@ -39,10 +39,10 @@ def _fill_registry(catalog, n: int, registered_at: dt.datetime) -> float:
 def run() -> dict[str, Any]:
     import dagster as dg
 
-    from ml.batching import create_batches
-    from ml.catalog import open_catalog
+    from ml.catalog.batching import create_batches
+    from ml.catalog.store import open_catalog
+    from ml.catalog.upload_batching import plan_tick
     from ml.config import load_settings
-    from ml.upload_batching import plan_tick
 
     with tempfile.TemporaryDirectory(prefix="vidcat-bench-") as tmp:
         settings = load_settings(data_root=Path(tmp) / "root", batch_size=BATCH_SIZE).ensure_dirs()
@@ -86,7 +86,7 @@ def run() -> dict[str, Any]:
 
         # The real sensor function through Dagster's sensor context (inbox scan included); it scores
         # only once models exist, so register the row it looks for.
-        from ml.model_registry import register_model
+        from ml.catalog.model_registry import register_model
 
         register_model(catalog, "fusion", "bench", settings.models_dir / "fusion" / "bench.json", [])
         from orchestration.definitions import defs

@@ -43,7 +43,7 @@ SUMMARY_COLUMNS = (
 
 def as_triple(record: Any) -> tuple[str, np.ndarray, np.ndarray]:
     """``(video_id, timestamps, embeddings)`` from a tuple or from a shard reader's record object
-    (anything with those three attributes, e.g. `ml.embedding_store.VideoEmbeddings`)."""
+    (anything with those three attributes, e.g. `ml.frames.embedding_store.VideoEmbeddings`)."""
     if isinstance(record, tuple):
         video_id, timestamps, embeddings = record
         return video_id, timestamps, embeddings

@@ -48,13 +48,13 @@ class Settings:
     ray_address: str | None = None
     # The TOML file these settings came from (not a setting itself): handed to child processes.
     config_file: Path | None = None
-    # Text teacher (ml/text_model.py) and its pseudo-labels (ml/pseudo_labels.py).
+    # Text teacher (ml/text/model.py) and its pseudo-labels (ml/text/pseudo_labels.py).
     text_max_chars: int = 1500
     text_min_positives: int = 10
     pseudo_label_precision: float = 0.90
     pseudo_label_min_support: int = 20
     pseudo_label_negative_max_score: float = 0.05
-    # Visual student (ml/visual_model.py): architecture, epochs, and the pseudo-label count a category needs.
+    # Visual student (ml/visual/model.py): architecture, epochs, and the pseudo-label count a category needs.
     visual_arch: str = "nextvlad"
     visual_max_epochs: int = 15
     visual_min_positives: int = 5
@@ -70,7 +70,7 @@ class Settings:
     threshold_min_lower_bound: float = 0.55
     # Drift (data_checks/drift.py): a batch whose share of drifted features reaches this warns.
     drift_warn_share: float = 0.30
-    # Fusion rule (ml/fusion.py): "auto" takes the best rule on held-out gold data.
+    # Fusion rule (ml/fusion/rules.py): "auto" takes the best rule on held-out gold data.
     fusion_rule: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -159,7 +159,7 @@ class Settings:
 
 
 # Telemetry off; runs go through the queue so a backfill of many batches cannot start more runs than
-# the machine has cores. DuckDB writes are serialized by the catalog's own lock (ml/catalog.py), not by
+# the machine has cores. DuckDB writes are serialized by the catalog's own lock (ml/catalog/store.py), not by
 # a Dagster pool, so decoding in one run overlaps with another run's short catalog transaction.
 DAGSTER_YAML = """\
 telemetry:

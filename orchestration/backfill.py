@@ -21,8 +21,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml.batching import BatchInfo, all_batches, create_batches
-from ml.catalog import Catalog
+from ml.catalog.batching import BatchInfo, all_batches, create_batches
+from ml.catalog.store import Catalog
 from ml.config import Settings
 from orchestration.partitions import BATCHES_PARTITION_NAME
 

@@ -1,4 +1,4 @@
-"""The one partitioning of vidcat: a dynamic partition per batch of videos (see ml/batching.py)."""
+"""The one partitioning of vidcat: a dynamic partition per batch of videos (see ml/catalog/batching.py)."""
 
 from __future__ import annotations
 

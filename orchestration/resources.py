@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml.catalog import Catalog, open_catalog
+from ml.catalog.store import Catalog, open_catalog
 from ml.config import Settings, load_settings
 from ml.taxonomy import WorkingSet, working_set_for
 
@@ -34,8 +34,8 @@ class VidcatResource(dg.ConfigurableResource):
     def working_set(self) -> WorkingSet:
         return working_set_for(self.settings())
 
-    def engine(self):  # -> ml.engine.Engine
+    def engine(self):  # -> ml.engines.local.Engine
         """Where the heavy per-batch stages run: in process, or on Ray when ray_address is set."""
-        from ml.engine import engine_from_settings
+        from ml.engines.local import engine_from_settings
 
         return engine_from_settings(self.settings())

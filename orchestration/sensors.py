@@ -4,9 +4,9 @@ import time
 
 import dagster as dg
 
-from ml.inbox import scan_inbox
-from ml.model_registry import latest_model
-from ml.upload_batching import plan_tick
+from ml.catalog.inbox import scan_inbox
+from ml.catalog.model_registry import latest_model
+from ml.catalog.upload_batching import plan_tick
 from orchestration.partitions import BATCHES_PARTITION_NAME
 from orchestration.resources import VidcatResource
 

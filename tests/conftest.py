@@ -35,7 +35,7 @@ def settings(tmp_path, monkeypatch):
 
 @pytest.fixture
 def catalog(settings):
-    from ml.catalog import open_catalog
+    from ml.catalog.store import open_catalog
 
     return open_catalog(settings.catalog_path)
 
@@ -51,7 +51,7 @@ def registry_rows(catalog, n: int, start: int = 1, age_s: float = 0.0, registere
     """``n`` registry rows (v<start>...) without files: for batching and sensor logic, which never open them."""
     import datetime as dt
 
-    from ml.catalog import insert_rows
+    from ml.catalog.store import insert_rows
 
     at = registered_at or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
     with catalog.transaction() as con:
@@ -65,7 +65,7 @@ def registry_rows(catalog, n: int, start: int = 1, age_s: float = 0.0, registere
 
 def make_video(path: Path, **kwargs) -> Path:
     """A real encoded video of demo-catalog scenes (the product's own renderer)."""
-    from ml.demo_catalog import render_clip
+    from ml.demo.catalog import render_clip
 
     return render_clip(path, **kwargs)
 

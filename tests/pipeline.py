@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml.demo_catalog import SMALL_CATALOG_SETTINGS
+from ml.demo.catalog import SMALL_CATALOG_SETTINGS
 
 STAGES: list[tuple[str, ...]] = [
     ("video_registry",),
@@ -68,12 +68,12 @@ def pipeline_env(root: Path, extra_roots: list[Path]) -> dict[str, str]:
 def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeline:
     import dagster as dg
 
-    from ml.batching import create_batches
-    from ml.catalog import open_catalog
+    from ml.catalog.batching import create_batches
+    from ml.catalog.labels import import_labels, read_label_file
+    from ml.catalog.registration import register_manifest
+    from ml.catalog.store import open_catalog
     from ml.config import load_settings
-    from ml.demo_catalog import build_demo_catalog
-    from ml.labels import import_labels, read_label_file
-    from ml.registration import register_manifest
+    from ml.demo.catalog import build_demo_catalog
     from ml.taxonomy import default_working_set
     from orchestration.definitions import all_assets, all_checks
     from orchestration.resources import VidcatResource

@@ -138,6 +138,6 @@ def shared_encoder(name: str = "efficientnet-lite0"):
 
 @functools.cache
 def _encoder(name: str):
-    from ml.image_encoder import load_encoder
+    from ml.frames.image_encoder import load_encoder
 
     return load_encoder(name, shared_data_root() / "models")

@@ -9,9 +9,9 @@ import pkgutil
 import sys
 from typing import Any
 
-from ml.catalog import CatalogLockedError
+from ml.catalog.model_registry import ModelNotTrained
+from ml.catalog.store import CatalogLockedError
 from ml.config import ConfigError
-from ml.model_registry import ModelNotTrained
 
 
 class CommandError(RuntimeError):
@@ -31,7 +31,7 @@ def emit(data: Any, as_json: bool) -> None:
 
 def open_context(args):
     """Settings (from --config), the catalog with its schema in place, and the working set."""
-    from ml.catalog import open_catalog
+    from ml.catalog.store import open_catalog
     from ml.config import load_settings
     from ml.taxonomy import working_set_for
 
@@ -60,8 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (ConfigError, CommandError, FileNotFoundError, ValueError, LookupError, ModelNotTrained,
-            CatalogLockedError) as exc:
+    except (
+        ConfigError,
+        CommandError,
+        FileNotFoundError,
+        ValueError,
+        LookupError,
+        ModelNotTrained,
+        CatalogLockedError,
+    ) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its message
         print(f"vidcat {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ml.catalog_summary import batch_table, md_table, registry_stats
+from ml.catalog.summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
 from orchestration.cli import CommandError, emit, open_context
 
@@ -77,7 +77,7 @@ def cmd_taxonomy(args) -> int:
 
 
 def cmd_register(args) -> int:
-    from ml.registration import register_manifest
+    from ml.catalog.registration import register_manifest
 
     settings, catalog, ws = open_context(args)
     report = register_manifest(catalog, args.manifest, settings.allowed_roots, ws)
@@ -97,7 +97,7 @@ def cmd_register(args) -> int:
 
 
 def cmd_import_gold(args) -> int:
-    from ml.labels import import_labels, read_label_file
+    from ml.catalog.labels import import_labels, read_label_file
 
     _, catalog, ws = open_context(args)
     report = import_labels(catalog, read_label_file(args.file), ws, args.label_set, annotator="import-gold")
@@ -132,10 +132,7 @@ def cmd_status(args) -> int:
             {
                 "data_root": str(settings.data_root),
                 **stats,
-                "batch_table": [
-                    dict(zip(BATCH_COLUMNS, b, strict=True))
-                    for b in batches
-                ],
+                "batch_table": [dict(zip(BATCH_COLUMNS, b, strict=True)) for b in batches],
             },
             True,
         )

@@ -39,7 +39,7 @@ def _progress_bar(total: int, desc: str):
 
 
 def build_catalog(settings, videos: int, seed: int) -> dict:
-    from ml.demo_catalog import build_demo_catalog
+    from ml.demo.catalog import build_demo_catalog
 
     if videos < 1:
         raise CommandError("--videos must be at least 1")
@@ -62,8 +62,8 @@ def cmd_demo_catalog(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ml.labels import import_labels, read_label_file
-    from ml.registration import register_manifest
+    from ml.catalog.labels import import_labels, read_label_file
+    from ml.catalog.registration import register_manifest
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
     from orchestration.cli.evaluate import report_text

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def fusion_table(catalog) -> tuple[dict, str]:
-    from ml.catalog_summary import md_table
-    from ml.model_registry import latest_model
+    from ml.catalog.model_registry import latest_model
+    from ml.catalog.summary import md_table
 
     fusion = latest_model(catalog, "fusion", required=False)
     if fusion is None:
@@ -52,9 +52,9 @@ def _f(x) -> str:
 
 
 def report_text(settings, catalog) -> tuple[dict, str]:
-    from ml.catalog_summary import md_table
-    from ml.demo_eval import final_predictions_vs_truth
-    from ml.model_registry import latest_model
+    from ml.catalog.model_registry import latest_model
+    from ml.catalog.summary import md_table
+    from ml.demo.evaluate import final_predictions_vs_truth
 
     data, table = fusion_table(catalog)
     lines = [
@@ -107,7 +107,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_eval_visual(args) -> int:
-    from ml.demo_eval import compare_visual_architectures
+    from ml.demo.evaluate import compare_visual_architectures
 
     settings, catalog, _ = open_context(args)
     result = compare_visual_architectures(catalog, settings, settings.demo_dir)

@@ -32,7 +32,7 @@ def cmd_eval_text(args) -> int:
     from tqdm import tqdm
 
     from ml.config import load_settings
-    from ml.text_eval import evaluate
+    from ml.text.evaluate import evaluate
 
     settings = load_settings(args.config).ensure_dirs()
     data = Path(args.data)
@@ -57,7 +57,7 @@ def cmd_eval_text(args) -> int:
 
 
 def cmd_spot_check(args) -> int:
-    from ml.spot_check import spot_check
+    from ml.text.spot_check import spot_check
 
     settings, catalog, ws = open_context(args)
     out = Path(args.out) if args.out else settings.reports_dir / "spot-check"

@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_inspect(args) -> int:
     from ml.config import load_settings
-    from ml.inspect_video import inspect_video
-    from ml.probe import VideoError, probe
-    from ml.sampler import FrameSamplingError
+    from ml.frames.inspect_video import inspect_video
+    from ml.frames.probe import VideoError, probe
+    from ml.frames.sampler import FrameSamplingError
 
     settings = load_settings(args.config).ensure_dirs()
     path = Path(args.file)
@@ -68,8 +68,8 @@ def _seconds(duration: float | None) -> str:
 
 
 def cmd_classify(args) -> int:
-    from ml.classify import classify_file
-    from ml.model_registry import ModelNotTrained
+    from ml.catalog.model_registry import ModelNotTrained
+    from ml.serving.classify import classify_file
 
     settings, catalog, ws = open_context(args)
     path = Path(args.file)
@@ -108,7 +108,7 @@ def cmd_classify(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from ml.explain import NotClassified, explain_video, write_explanation
+    from ml.serving.explain import NotClassified, explain_video, write_explanation
 
     settings, catalog, ws = open_context(args)
     try:

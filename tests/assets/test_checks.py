@@ -11,13 +11,13 @@ import dataclasses
 import dagster as dg
 import pytest
 
-import assets.video_probe as video_probe_module
-from assets.checks_probe import probe_expectations
-from assets.checks_registry import registry_expectations
-from assets.video_probe import video_probe
-from assets.video_registry import video_registry
-from ml.batching import create_batches
-from ml.registration import register_rows
+import ml.frames.stage as video_probe_module
+from assets.catalog.probe_checks import probe_expectations
+from assets.catalog.registry_checks import registry_expectations
+from assets.catalog.video_probe import video_probe
+from assets.catalog.video_registry import video_registry
+from ml.catalog.batching import create_batches
+from ml.catalog.registration import register_rows
 from orchestration.partitions import batch_backfill_policy, video_batches
 from orchestration.resources import VidcatResource
 

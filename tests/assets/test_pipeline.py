@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from ml.catalog import Catalog
+from ml.catalog.store import Catalog
 
 pytestmark = pytest.mark.slow
 

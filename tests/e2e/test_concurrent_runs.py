@@ -6,7 +6,7 @@ import multiprocessing as mp
 
 import pytest
 
-from ml.catalog import Catalog
+from ml.catalog.store import Catalog
 
 pytestmark = pytest.mark.slow
 STAGES = (

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.realtime_latency import dagster_dev, drop_upload, free_port, wait_classified
-from ml.catalog import Catalog
+from ml.catalog.store import Catalog
 from tests.conftest import REPO_ROOT, make_video
 
 pytestmark = pytest.mark.slow

@@ -36,7 +36,7 @@ def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, cata
 
 
 def test_batches_of_a_failed_launch_are_picked_up_by_the_next(settings, catalog):
-    from ml.batching import create_batches
+    from ml.catalog.batching import create_batches
 
     registry_rows(catalog, 5)
     create_batches(catalog, 4, "backfill")  # committed, then the launch died before the backfill was stored

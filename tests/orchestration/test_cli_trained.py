@@ -32,7 +32,7 @@ def test_classify_a_real_clip(pipeline_env, capsys):
 
 def test_classify_matches_the_batch_path(pipeline_env, capsys):
     """The real-time path gives the same decision as the batch stages for a catalog video."""
-    from ml.catalog import Catalog
+    from ml.catalog.store import Catalog
 
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
     vid, uri, title, desc, lang = catalog.query(
@@ -59,7 +59,7 @@ def test_classify_broken_file_reports_the_failure(pipeline_env, capsys, tmp_path
 
 
 def test_explain_shows_sources_scores_and_evidence(pipeline_env, capsys, tmp_path):
-    from ml.catalog import Catalog
+    from ml.catalog.store import Catalog
 
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
     vid, cat = catalog.query("SELECT video_id, category_id FROM current_predictions ORDER BY score DESC LIMIT 1")[0]
@@ -76,7 +76,7 @@ def test_explain_shows_sources_scores_and_evidence(pipeline_env, capsys, tmp_pat
 
 
 def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
-    from ml.catalog import Catalog
+    from ml.catalog.store import Catalog
 
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
     (cat,) = catalog.query(

@@ -6,7 +6,7 @@ import json
 
 import dagster as dg
 
-from ml.model_registry import register_model
+from ml.catalog.model_registry import register_model
 from orchestration.definitions import defs
 from orchestration.resources import VidcatResource
 from tests.conftest import make_video, registry_rows

@@ -1,0 +1,1 @@
+"""Assets and checks of the Dagster group `frames` (their algorithms live in ``ml/frames/``)."""

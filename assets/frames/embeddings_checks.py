@@ -1,0 +1,39 @@
+"""Asset check on `frame_embeddings`, per batch, blocking: no NaN, right dimension, frame counts, norms.
+
+Blocking because the visual model and the drift report read these shards: a NaN or a wrong
+dimension would poison training or every prediction of the batch.
+"""
+
+import dagster as dg
+
+from assets.check_results import outcome_check_result
+from assets.frames.frame_embeddings import frame_embeddings
+from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
+from ml.frames.embedding_store import iter_videos, shard_path
+from orchestration.partitions import video_batches
+from orchestration.resources import VidcatResource
+
+
+@dg.asset_check(asset=frame_embeddings, partitions_def=video_batches, blocking=True)
+def embedding_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
+    """Finite values, encoder dimension, frame counts consistent with durations, norms in range."""
+    from ml.frames.image_encoder import get_spec
+
+    settings = vidcat.settings()
+    catalog = vidcat.catalog()
+    batch_ids = list(context.partition_keys)
+    shards = [p for b in batch_ids if (p := shard_path(settings.embeddings_dir, settings.image_encoder, b)).exists()]
+    durations = dict(
+        catalog.query(
+            "SELECT p.video_id, p.duration_s FROM video_probe p JOIN batch_members m USING (video_id) "
+            "WHERE m.batch_id IN (SELECT unnest(?::VARCHAR[]))",
+            [batch_ids],
+        )
+    )
+    df = summarize_embeddings(iter_videos(shards), durations)
+    outcome = validate_frame_embeddings(
+        df, dim=get_spec(settings.image_encoder).dim, fps=settings.fps, max_frames=settings.max_frames
+    )
+    return outcome_check_result(
+        outcome, batches=dg.MetadataValue.text(",".join(batch_ids)), shards=dg.MetadataValue.int(len(shards))
+    )

@@ -1,0 +1,1 @@
+"""Assets and checks of the Dagster group `fusion` (their algorithms live in ``ml/fusion/``)."""

@@ -1,0 +1,32 @@
+"""Asset check on `fused_predictions`, per batch, blocking: the rows ad serving reads.
+
+Categories in the working set, scores in [0, 1], unique keys, and every decision supported by its
+own thresholds (from the `thresholds` table, not the row's copy). Blocking stops the batch's drift
+report; the rows are already written when the check runs, so `current_predictions` consumers that
+must not serve an unchecked batch read the check status (see docs/data-checks.md).
+"""
+
+import dagster as dg
+
+from assets.check_results import outcome_check_result
+from assets.fusion.fused_predictions import fused_predictions
+from data_checks.predictions_suite import validate_predictions
+from ml.catalog.model_registry import latest_model
+from orchestration.partitions import video_batches
+from orchestration.resources import VidcatResource
+
+
+@dg.asset_check(asset=fused_predictions, partitions_def=video_batches, blocking=True)
+def prediction_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
+    """Working-set categories, scores in [0, 1], no duplicates, decisions consistent with thresholds."""
+    catalog = vidcat.catalog()
+    batch_ids = list(context.partition_keys)
+    fusion = latest_model(catalog, "fusion")
+    df = catalog.query_df(
+        "SELECT * FROM predictions WHERE batch_id IN (SELECT unnest(?::VARCHAR[])) AND model_version = ?",
+        [batch_ids, fusion.version],
+    )
+    versions = sorted(set(df["thresholds_version"])) if len(df) else []
+    thresholds = catalog.query_df("SELECT * FROM thresholds WHERE version IN (SELECT unnest(?::VARCHAR[]))", [versions])
+    outcome = validate_predictions(df, category_ids=vidcat.working_set().ids, thresholds=thresholds)
+    return outcome_check_result(outcome, batches=dg.MetadataValue.text(",".join(batch_ids)))

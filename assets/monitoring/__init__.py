@@ -1,0 +1,1 @@
+"""Assets and checks of the Dagster group `monitoring` (their algorithms live in ``ml/monitoring/``)."""

@@ -1,0 +1,1 @@
+"""Assets and checks of the Dagster group `text` (their algorithms live in ``ml/text/``)."""

@@ -1,0 +1,132 @@
+"""Batches: immutable groups of registered videos, one Dagster partition each.
+
+A partition per video would not scale (Dagster handles about 100k partitions per asset; the catalog
+has millions of videos), so work is grouped. Videos are batched in registration order (`seq`), which
+makes "everything not yet batched" the suffix `seq > max(batches.last_seq)`: a sensor tick reads two
+numbers from an index instead of anti-joining millions of rows. A video enters at most one batch
+(primary key on `batch_members.video_id`), so two processes that batch at once cannot double-book.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ml.catalog.store import Catalog
+
+BATCH_ID_WIDTH = 8
+
+
+def batch_number(batch_id: str) -> int:
+    return int(batch_id[1:])
+
+
+@dataclass(frozen=True)
+class Pending:
+    count: int
+    cursor_seq: int
+    oldest_registered_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_id: str
+    n_videos: int
+    first_seq: int
+    last_seq: int
+    origin: str
+
+
+def pending(catalog: Catalog) -> Pending:
+    """How many registered videos wait for a batch, and since when (two index lookups)."""
+    with catalog.connect(write=False) as con:
+        cursor = con.execute("SELECT coalesce(max(last_seq), 0) FROM batches").fetchone()[0]
+        count, oldest = con.execute(
+            "SELECT count(*), min(registered_at) FROM videos WHERE seq > ?", [cursor]
+        ).fetchone()
+    return Pending(count=int(count), cursor_seq=int(cursor), oldest_registered_at=oldest)
+
+
+def create_batches(
+    catalog: Catalog,
+    batch_size: int,
+    origin: str,
+    *,
+    close_partial: bool = True,
+    max_batches: int | None = None,
+) -> list[BatchInfo]:
+    """Cut the unbatched suffix of the registry into batches of ``batch_size`` videos.
+
+    ``close_partial`` also closes a last, smaller batch (backfill always; the sensor when the oldest
+    pending video has waited long enough). Runs in one transaction.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    with catalog.transaction() as con:
+        cursor = con.execute("SELECT coalesce(max(last_seq), 0) FROM batches").fetchone()[0]
+        next_no = con.execute(
+            "SELECT coalesce(max(CAST(substr(batch_id, 2) AS BIGINT)), 0) + 1 FROM batches"
+        ).fetchone()[0]
+        limit_rows = None if max_batches is None else max_batches * batch_size
+        n_pending = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM videos WHERE seq > ? ORDER BY seq LIMIT ?)",
+            [cursor, limit_rows if limit_rows is not None else 2**62],
+        ).fetchone()[0]
+        n_full, rest = divmod(int(n_pending), batch_size)
+        n_batches = n_full + (1 if (rest and close_partial) else 0)
+        if max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        if n_batches == 0:
+            return []
+        n_take = min(int(n_pending), n_batches * batch_size)
+        # Members: the next n_take videos by seq, numbered into consecutive batches.
+        con.execute(
+            f"""
+            CREATE TEMP TABLE new_members AS
+            SELECT video_id, seq,
+                   'b' || lpad(CAST(? + (row_number() OVER (ORDER BY seq) - 1) // ? AS VARCHAR),
+                               {BATCH_ID_WIDTH}, '0') AS batch_id
+            FROM videos WHERE seq > ? ORDER BY seq LIMIT ?
+            """,
+            [int(next_no), batch_size, cursor, n_take],
+        )
+        con.execute(
+            "INSERT INTO batches SELECT batch_id, now(), ?, count(*), min(seq), max(seq) "
+            "FROM new_members GROUP BY batch_id",
+            [origin],
+        )
+        con.execute("INSERT INTO batch_members SELECT video_id, batch_id, seq FROM new_members")
+        rows = con.execute(
+            "SELECT batch_id, count(*), min(seq), max(seq) FROM new_members GROUP BY batch_id ORDER BY batch_id"
+        ).fetchall()
+        con.execute("DROP TABLE new_members")
+    return [BatchInfo(b, int(n), int(f), int(last), origin) for b, n, f, last in rows]
+
+
+def batch_video_ids(catalog: Catalog, batch_id: str) -> list[str]:
+    rows = catalog.query("SELECT video_id FROM batch_members WHERE batch_id = ? ORDER BY seq", [batch_id])
+    return [r[0] for r in rows]
+
+
+def batches_after(catalog: Catalog, batch_no: int, origin: str | None = None) -> list[str]:
+    """Batch ids with a number above ``batch_no`` (optionally of one origin), oldest first."""
+    sql = "SELECT batch_id FROM batches WHERE CAST(substr(batch_id, 2) AS BIGINT) > ?"
+    params: list = [batch_no]
+    if origin is not None:
+        sql += " AND origin = ?"
+        params.append(origin)
+    return [r[0] for r in catalog.query(sql + " ORDER BY batch_id", params)]
+
+
+def all_batches(catalog: Catalog) -> list[str]:
+    return [r[0] for r in catalog.query("SELECT batch_id FROM batches ORDER BY batch_id")]
+
+
+def batch_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
+    """(video_id, uri) of a batch in registration order."""
+    rows = catalog.query(
+        "SELECT m.video_id, v.uri FROM batch_members m JOIN videos v USING (video_id) "
+        "WHERE m.batch_id = ? ORDER BY m.seq",
+        [batch_id],
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,158 @@
+"""Human labels: editor labels (training) and the gold, human-verified set (measuring precision).
+
+Two shapes of gold answers are accepted:
+- exhaustive: {"video_id", "labels": [...], "exhaustive": true}: every working-set category judged,
+  the listed ones positive, all others negative (a reviewer labelled the whole video);
+- verdicts: {"video_id", "category_id", "verdict": yes/no} (a spot-check sheet row): one category judged.
+Labels below tier 2 roll up to the working set. Re-importing the same answers changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.taxonomy import WorkingSet
+
+LABEL_SETS = ("editor", "gold")
+YES = {"1", "yes", "y", "true", "t", "positive", "correct", "ok"}
+NO = {"0", "no", "n", "false", "f", "negative", "wrong", "incorrect"}
+
+
+@dataclass
+class ImportReport:
+    videos: int = 0
+    positives: int = 0
+    negatives: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "videos": self.videos,
+            "positives": self.positives,
+            "negatives": self.negatives,
+            "rejected": [{"row": r, "reason": m} for r, m in self.rejected],
+        }
+
+
+def read_label_file(path: str | Path) -> list[tuple[int, dict]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file {path} not found")
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((i, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    rows.append((i, {"__error__": f"invalid JSON: {exc.msg}"}))
+        return rows
+    if path.suffix.lower() == ".csv":
+        return [(i, dict(r)) for i, r in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
+    raise ValueError(f"{path}: use a .jsonl or .csv label file")
+
+
+def import_labels(
+    catalog: Catalog, rows: list[tuple[int, dict]], ws: WorkingSet, label_set: str, annotator: str = "import"
+) -> ImportReport:
+    """Validate rows against the registry and taxonomy, then write them in one transaction."""
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"label_set must be one of {LABEL_SETS}")
+    report = ImportReport()
+    wanted = sorted({str(r.get("video_id") or r.get("id") or "").strip() for _, r in rows if isinstance(r, dict)})
+    known = {
+        r[0]
+        for r in catalog.query("SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [wanted])
+    }
+    judgements: dict[tuple[str, str], bool] = {}
+    exhaustive: set[str] = set()
+    for lineno, row in rows:
+        if "__error__" in row:
+            report.rejected.append((lineno, row["__error__"]))
+            continue
+        vid = str(row.get("video_id") or row.get("id") or "").strip()
+        if vid not in known:
+            report.rejected.append((lineno, f"video {vid!r} is not registered"))
+            continue
+        try:
+            if "labels" in row and row.get("labels") is not None:
+                labels = row["labels"]
+                if isinstance(labels, str):
+                    labels = [x for x in labels.replace(";", "|").split("|") if x.strip()]
+                cats = {_rolled(ws, str(c).strip()) for c in labels} - {None}
+                if _truthy(row.get("exhaustive", True)):
+                    exhaustive.add(vid)
+                for c in cats:
+                    judgements[(vid, c)] = True
+            else:
+                cat = _rolled(ws, str(row.get("category_id", "")).strip())
+                if cat is None:
+                    raise ValueError(f"category {row.get('category_id')!r} is outside the working set")
+                verdict = str(row.get("verdict", row.get("is_positive", ""))).strip().lower()
+                if verdict not in YES | NO:
+                    raise ValueError(f"verdict {verdict!r} must be yes or no")
+                judgements[(vid, cat)] = verdict in YES
+        except ValueError as exc:
+            report.rejected.append((lineno, str(exc)))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        if exhaustive:
+            # An exhaustive answer replaces whatever this set said about the video before.
+            ids = sorted(exhaustive)
+            delete_where_in(con, "human_labels", "video_id", ids, "AND label_set = ?", [label_set])
+            delete_where_in(con, "label_coverage", "video_id", ids, "AND label_set = ?", [label_set])
+            insert_rows(
+                con, "label_coverage", ["video_id", "label_set", "exhaustive"], [(v, label_set, True) for v in ids]
+            )
+        insert_rows(
+            con,
+            "human_labels",
+            ["video_id", "category_id", "label_set", "is_positive", "annotator", "created_at"],
+            [(v, c, label_set, pos, annotator, now) for (v, c), pos in sorted(judgements.items())],
+            replace=True,
+        )
+    report.videos = len({v for v, _ in judgements} | exhaustive)
+    report.positives = sum(judgements.values())
+    report.negatives = len(judgements) - report.positives
+    return report
+
+
+def _rolled(ws: WorkingSet, category_id: str) -> str | None:
+    if category_id not in ws.taxonomy:
+        raise ValueError(f"category {category_id!r} is not an IAB Content Taxonomy 3.1 id")
+    return ws.taxonomy.roll_up(category_id, ws.ids)
+
+
+def _truthy(v: Any) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in YES
+
+
+def label_matrix(catalog: Catalog, label_set: str, categories: list[str]):
+    """(video_ids, Y) for every video this set judged exhaustively, Y[i, j] in {0, 1}.
+
+    Non-exhaustive verdicts are not in the matrix: a single yes/no says nothing of other categories.
+    """
+    import numpy as np
+
+    rows = catalog.query(
+        "SELECT c.video_id, list(h.category_id) FILTER (WHERE h.is_positive) "
+        "FROM label_coverage c LEFT JOIN human_labels h ON h.video_id = c.video_id AND h.label_set = c.label_set "
+        "WHERE c.label_set = ? AND c.exhaustive GROUP BY c.video_id ORDER BY c.video_id",
+        [label_set],
+    )
+    index = {c: j for j, c in enumerate(categories)}
+    ids = [r[0] for r in rows]
+    y = np.zeros((len(ids), len(categories)), dtype=np.float32)
+    for i, (_, cats) in enumerate(rows):
+        for c in cats or []:
+            if c in index:
+                y[i, index[c]] = 1.0
+    return ids, y

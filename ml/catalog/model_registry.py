@@ -1,0 +1,121 @@
+"""Model versions in the catalog (`model_registry`): what was trained, on what, and how well.
+
+Predictions record the version that made them, so retraining never silently rewrites old rows; the
+"current" model of a name is its most recently registered version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_name: str
+    version: str
+    created_at: dt.datetime
+    artifact_path: Path
+    categories: list[str]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    training_data: dict[str, Any]
+
+
+class ModelNotTrained(RuntimeError):
+    """A stage needs a model that has no registered version yet."""
+
+
+def new_version(*parts: Any) -> str:
+    """Time-ordered and content-addressed: sortable by creation, distinct for distinct inputs."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{stamp}-{digest}"
+
+
+def register_model(
+    catalog: Catalog,
+    name: str,
+    version: str,
+    artifact_path: Path,
+    categories: list[str],
+    params: dict | None = None,
+    metrics: dict | None = None,
+    training_data: dict | None = None,
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        delete_where_in(con, "model_registry", "version", [version], "AND model_name = ?", [name])
+        insert_rows(
+            con,
+            "model_registry",
+            [
+                "model_name",
+                "version",
+                "created_at",
+                "artifact_path",
+                "categories",
+                "params",
+                "metrics",
+                "training_data",
+            ],
+            [
+                (
+                    name,
+                    version,
+                    now,
+                    str(artifact_path),
+                    list(categories),
+                    json.dumps(params or {}, default=str),
+                    json.dumps(metrics or {}, default=str),
+                    json.dumps(training_data or {}, default=str),
+                )
+            ],
+        )
+
+
+# The asset that registers each model name (the fusion model is what `category_thresholds` fits).
+PRODUCING_ASSET = {"text_model": "text_model", "visual_model": "visual_model", "fusion": "category_thresholds"}
+_COLUMNS = "model_name, version, created_at, artifact_path, categories, params, metrics, training_data"
+
+
+def _record(r: tuple) -> ModelRecord:
+    return ModelRecord(
+        r[0],
+        r[1],
+        r[2],
+        Path(r[3]),
+        list(r[4] or []),
+        json.loads(r[5] or "{}"),
+        json.loads(r[6] or "{}"),
+        json.loads(r[7] or "{}"),
+    )
+
+
+def latest_model(catalog: Catalog, name: str, required: bool = True) -> ModelRecord | None:
+    rows = catalog.query(
+        f"SELECT {_COLUMNS} FROM model_registry WHERE model_name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
+        [name],
+    )
+    if not rows:
+        if required:
+            asset = PRODUCING_ASSET.get(name, name)
+            raise ModelNotTrained(
+                f"no {name} is registered yet; materialize the `{asset}` asset (or run `vidcat backfill --train`)"
+            )
+        return None
+    return _record(rows[0])
+
+
+def get_model(catalog: Catalog, name: str, version: str) -> ModelRecord:
+    """One registered version (the ones a fusion model was fitted on, say); raises if it is gone."""
+    rows = catalog.query(f"SELECT {_COLUMNS} FROM model_registry WHERE model_name = ? AND version = ?", [name, version])
+    if not rows:
+        raise ModelNotTrained(f"{name} version {version} is not registered; retrain with `vidcat backfill --train`")
+    return _record(rows[0])

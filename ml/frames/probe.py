@@ -1,0 +1,223 @@
+"""Container facts of one video file, read with PyAV (FFmpeg's demuxers and decoders).
+
+The probe demuxes every packet of the video stream without decoding (cheap: no pixels) because a
+container's header lies often enough: live-muxed WebM has no duration, VFR files report a nominal
+rate, GIFs have neither. It then decodes the first frame, which is what proves the codec is really
+supported and the bitstream starts clean. Anything that stops a video here raises a `VideoError`
+subclass whose name becomes the `failures.error_class` and whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+PROBE_TIMEOUT_S = 30.0
+
+
+class VideoError(Exception):
+    """A video that cannot go through a stage; recorded as a failures row, never raised out of a batch."""
+
+
+class EmptyFile(VideoError):
+    pass
+
+
+class MissingFile(VideoError):
+    pass
+
+
+class CorruptFile(VideoError):
+    pass
+
+
+class NoVideoStream(VideoError):
+    pass
+
+
+class UnsupportedCodec(VideoError):
+    pass
+
+
+class TooLarge(VideoError):
+    pass
+
+
+class DecodeTimeout(VideoError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    container: str
+    video_codec: str
+    pix_fmt: str | None
+    width: int
+    height: int
+    rotation: int
+    fps: float | None
+    vfr: bool
+    duration_s: float | None
+    duration_source: str
+    n_frames: int
+    bit_rate: int | None
+    size_bytes: int
+    has_audio: bool
+    audio_codec: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe(
+    path: str | os.PathLike[str], timeout_s: float = PROBE_TIMEOUT_S, max_pixels: int = 8192 * 8192
+) -> ProbeResult:
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingFile(f"{path} does not exist; re-upload it or remove the video from the registry")
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFile(f"{path} is 0 bytes; the upload did not complete")
+    deadline = time.monotonic() + timeout_s
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.InvalidDataError as exc:
+        raise CorruptFile(f"FFmpeg cannot read a container in {path.name}: {exc}") from exc
+    except av.error.FFmpegError as exc:
+        raise CorruptFile(f"FFmpeg failed to open {path.name}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise NoVideoStream(f"{path.name} has no video stream (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width * height > max_pixels:
+            raise TooLarge(
+                f"{path.name} is {width}x{height}, above the {max_pixels}-pixel limit (max_pixels); "
+                "transcode it down or raise max_pixels"
+            )
+        audio = container.streams.audio[0] if container.streams.audio else None
+        tb = stream.time_base or Fraction(1, 1000)
+
+        pts_list: list[int] = []
+        last_duration = 0
+        n_packets = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the flush packet
+                n_packets += 1
+                if packet.pts is not None:
+                    pts_list.append(packet.pts)
+                    last_duration = packet.duration or last_duration
+                if (n_packets & 0xFF) == 0 and time.monotonic() > deadline:
+                    raise DecodeTimeout(f"probing {path.name} took over {timeout_s:.0f}s; file is suspect")
+        except av.error.FFmpegError as exc:
+            if n_packets == 0:
+                raise CorruptFile(f"no readable video packets in {path.name}: {exc}") from exc
+            # A damaged tail is common (truncated upload); the frames before it are usable.
+        if n_packets == 0:
+            raise CorruptFile(f"{path.name} has a video stream but no video packets")
+
+        duration_s, duration_source = _duration(container, stream, pts_list, last_duration, tb)
+        fps, vfr = _rate(stream, pts_list, tb)
+        rotation, pix_fmt, first_w, first_h = _first_frame(path, timeout_s)
+        return ProbeResult(
+            container=container.format.name,
+            video_codec=ctx.name,
+            pix_fmt=pix_fmt or ctx.pix_fmt,
+            width=first_w or width,
+            height=first_h or height,
+            rotation=rotation,
+            fps=fps,
+            vfr=vfr,
+            duration_s=duration_s,
+            duration_source=duration_source,
+            n_frames=n_packets,
+            bit_rate=int(container.bit_rate) if container.bit_rate else None,
+            size_bytes=size,
+            has_audio=audio is not None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+        )
+
+
+def _duration(container, stream, pts_list: list[int], last_duration: int, tb: Fraction) -> tuple[float | None, str]:
+    if pts_list:
+        span = (max(pts_list) - min(pts_list) + (last_duration or 0)) * tb
+        from_packets = float(span)
+    else:
+        from_packets = None
+    if container.duration:
+        return container.duration / 1_000_000, "container"
+    if stream.duration:
+        return float(stream.duration * tb), "stream"
+    if from_packets:
+        return from_packets, "packets"
+    return None, "unknown"
+
+
+def _rate(stream, pts_list: list[int], tb: Fraction) -> tuple[float | None, bool]:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else None
+    if len(pts_list) < 3:
+        return fps, False
+    ordered = sorted(pts_list)
+    deltas = [b - a for a, b in itertools.pairwise(ordered) if b > a]
+    if not deltas:
+        return fps, False
+    deltas.sort()
+    median = deltas[len(deltas) // 2]
+    # VFR: a real share of frame intervals differs from the typical one by more than 10%.
+    off = sum(1 for d in deltas if abs(d - median) > 0.1 * median)
+    vfr = off > 0.05 * len(deltas)
+    if fps is None and median > 0:
+        fps = 1.0 / float(median * tb)
+    return fps, vfr
+
+
+def _first_frame(path: Path, timeout_s: float, max_packets: int = 600) -> tuple[int, str | None, int, int]:
+    """Decode one frame: the proof that the codec is supported and the stream starts clean."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        deadline = time.monotonic() + timeout_s
+        try:
+            for n, packet in enumerate(container.demux(stream)):
+                for frame in packet.decode():
+                    return int(frame.rotation or 0), frame.format.name, frame.width, frame.height
+                if n >= max_packets or time.monotonic() > deadline:
+                    break
+        except av.error.DecoderNotFoundError as exc:
+            raise UnsupportedCodec(f"no FFmpeg decoder for {path.name}'s video codec: {exc}") from exc
+        except av.error.FFmpegError as exc:
+            raise CorruptFile(f"the first video frame of {path.name} does not decode: {exc}") from exc
+    raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
+
+
+def probe_many(
+    videos: list[tuple[str, str]],
+    timeout_s: float = PROBE_TIMEOUT_S,
+    max_pixels: int = 8192 * 8192,
+    stage: str = "probe",
+):
+    """Probe each (video_id, path); a bad file becomes a Failure and the others go on."""
+    from ml.catalog.failures import Failure
+
+    ok: list[tuple[str, ProbeResult]] = []
+    failed: list[Failure] = []
+    for video_id, uri in videos:
+        try:
+            ok.append((video_id, probe(uri, timeout_s=timeout_s, max_pixels=max_pixels)))
+        except VideoError as exc:
+            failed.append(Failure.from_exception(video_id, stage, exc))
+        except Exception as exc:
+            failed.append(Failure(video_id, stage, type(exc).__name__, f"unexpected error while probing: {exc}"))
+    return ok, failed

@@ -1,0 +1,61 @@
+"""Score vectors from the catalog as dense matrices over one category order, NaN where unscored.
+
+Each model version stores its own category order (`model_registry.categories`); fusion and
+thresholds work over the union of what the text and visual models cover, so vectors are re-indexed
+here, once, for every consumer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.catalog.store import Catalog
+
+SCORE_TABLES = ("text_predictions", "visual_predictions")
+
+
+def category_union(ws_ids: list[str], *category_lists: list[str]) -> list[str]:
+    """Categories covered by any model, in working-set order (stable across versions)."""
+    covered = set().union(*map(set, category_lists))
+    return [c for c in ws_ids if c in covered]
+
+
+def load_scores(
+    catalog: Catalog,
+    table: str,
+    model_version: str,
+    model_categories: list[str],
+    video_ids: list[str],
+    categories: list[str],
+) -> np.ndarray:
+    """(len(video_ids), len(categories)) float64; NaN for unscored videos and categories the model lacks."""
+    if table not in SCORE_TABLES:
+        raise ValueError(f"unknown score table {table!r}")
+    out = np.full((len(video_ids), len(categories)), np.nan)
+    if not video_ids:
+        return out
+    rows = catalog.query(
+        f"SELECT video_id, scores FROM {table} WHERE model_version = ? AND scores IS NOT NULL "
+        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [model_version, list(video_ids)],
+    )
+    row_of = {v: i for i, v in enumerate(video_ids)}
+    col_of = {c: j for j, c in enumerate(categories)}
+    src = [j for j, c in enumerate(model_categories) if c in col_of]
+    dst = [col_of[model_categories[j]] for j in src]
+    for vid, scores in rows:
+        vec = np.asarray(scores, dtype=np.float64)
+        out[row_of[vid], dst] = vec[src]
+    return out
+
+
+def text_lengths(catalog: Catalog, model_version: str, video_ids: list[str]) -> np.ndarray:
+    """Cleaned text length per video as the text stage measured it (0 when it found no usable text)."""
+    rows = dict(
+        catalog.query(
+            "SELECT video_id, coalesce(text_chars, 0) FROM text_predictions WHERE model_version = ? "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [model_version, list(video_ids)],
+        )
+    )
+    return np.array([rows.get(v, 0) for v in video_ids], dtype=np.float64)

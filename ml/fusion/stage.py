@@ -1,0 +1,407 @@
+"""The fusion stage on catalog data: fit thresholds and the fusion rule on gold, apply it to a batch.
+
+`fit_fusion_on_gold` is what the `category_thresholds` asset runs; `fuse_batch` is what
+`fused_predictions` (and the real-time `vidcat classify`) run. Both read the source scores of one
+text-model version and one visual-model version: thresholds belong to the model versions they were
+measured on, so the versions travel inside the fusion model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.catalog.labels import label_matrix
+from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.fusion.rules import RULES, FusionModel, best_rule, compare_rules, fit_rule
+from ml.fusion.score_matrix import category_union, load_scores, text_lengths
+from ml.taxonomy import WorkingSet
+from ml.thresholds import Threshold, ThresholdPolicy, precision_coverage_curve
+
+SOURCES = ("text", "visual", "fused")
+
+
+@dataclass
+class FittedFusion:
+    version: str
+    rule: str
+    model: FusionModel
+    categories: list[str]
+    is_visual: list[bool]
+    comparison: dict[str, dict[str, float]]
+    gold_videos: int
+    text_version: str
+    visual_version: str
+    path: Path
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]]
+
+
+def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord, categories: list[str]):
+    ids, y = label_matrix(catalog, "gold", categories)
+    t = load_scores(catalog, "text_predictions", text.version, text.categories, ids, categories)
+    v = load_scores(catalog, "visual_predictions", visual.version, visual.categories, ids, categories)
+    chars = text_lengths(catalog, text.version, ids)
+    return ids, t, v, chars, y
+
+
+def decide_visual(
+    ws: WorkingSet, categories: list[str], visual_thresholds: list[Threshold], policy: ThresholdPolicy
+) -> list[bool]:
+    """Visual = the visual source holds the target on gold; overturning a not-visual prior takes twice the support."""
+    out = []
+    for c, t in zip(categories, visual_thresholds, strict=True):
+        prior = ws.by_id(c).visual if c in ws else False
+        out.append(bool(t.enabled and (prior or t.true_positives >= 2 * policy.min_true_positives)))
+    return out
+
+
+def fit_fusion_on_gold(
+    catalog: Catalog,
+    ws: WorkingSet,
+    models_dir: Path,
+    policy: ThresholdPolicy,
+    rule: str = "auto",
+    folds: int = 5,
+    seed: int = 0,
+    promised_precision: float | None = None,
+) -> FittedFusion:
+    """Compare the rules out of fold, fit the chosen one on all gold, write thresholds and the fusion model.
+
+    ``promised_precision``: the held-out precision a rule must reach to be chosen (default: the
+    policy's own target, which may include a safety margin above the promise).
+    """
+    text = latest_model(catalog, "text_model")
+    visual = latest_model(catalog, "visual_model")
+    assert text is not None and visual is not None
+    categories = category_union(ws.ids, text.categories, visual.categories)
+    ids, t, v, chars, y = gold_inputs(catalog, text, visual, categories)
+    if len(ids) < 8:
+        raise ValueError(
+            f"only {len(ids)} gold video(s) have exhaustive human-verified labels; thresholds need a gold set "
+            "(import one with `vidcat import-gold`)"
+        )
+    comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed)
+    promise = promised_precision if promised_precision is not None else policy.target_precision
+    chosen = best_rule(comparison, promise) if rule == "auto" else rule
+    model = fit_rule(chosen, t, v, chars, y, policy, seed)
+    is_visual = decide_visual(ws, categories, model.visual_thresholds, policy)
+    model.is_visual = is_visual
+    # A category the data does not confirm as visual is not emitted by the visual source alone.
+    model.visual_thresholds = [
+        th
+        if vis
+        else Threshold(
+            **{
+                **th.as_dict(),
+                "enabled": False,
+                "reason": th.reason if not th.enabled else "not visual (prior, weak support)",
+            }
+        )
+        for th, vis in zip(model.visual_thresholds, is_visual, strict=True)
+    ]
+    version = new_version(chosen, text.version, visual.version, len(ids))
+    path = models_dir / "fusion" / f"{version}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": version,
+        "categories": categories,
+        "is_visual": is_visual,
+        "text_model_version": text.version,
+        "visual_model_version": visual.version,
+        **model.to_json(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+    curves = _curves(model, t, v, chars, y, categories, ws)
+    register_model(
+        catalog,
+        "fusion",
+        version,
+        path,
+        categories,
+        params={
+            "rule": chosen,
+            "requested_rule": rule,
+            "policy": policy.__dict__,
+            "text_model_version": text.version,
+            "visual_model_version": visual.version,
+        },
+        metrics={"comparison": comparison},
+        training_data={"gold_videos": len(ids), "label_set": "gold"},
+    )
+    _write_thresholds(catalog, version, categories, model, is_visual)
+    return FittedFusion(
+        version, chosen, model, categories, is_visual, comparison, len(ids), text.version, visual.version, path, curves
+    )
+
+
+def _curves(model: FusionModel, t, v, chars, y, categories, ws):
+    v_cal = model.calibrate_visual(v)
+    fused = model.fused_score(t, v, chars)
+    out = {}
+    sources = {"text": (t, model.text_thresholds), "visual": (v_cal, model.visual_thresholds)}
+    if model.fused_thresholds is not None:
+        sources["fused"] = (fused, model.fused_thresholds)
+    for j, c in enumerate(categories):
+        name = ws.by_id(c).full_name if c in ws else c
+        out[name] = {}
+        for source, (scores, ths) in sources.items():
+            thr, precision, cov = precision_coverage_curve(scores[:, j], y[:, j])
+            chosen = None
+            if ths[j].enabled and len(thr):
+                chosen = float(cov[np.searchsorted(-thr, -ths[j].threshold, side="right") - 1])
+            out[name][source] = (precision, cov, chosen)
+    return out
+
+
+def _write_thresholds(
+    catalog: Catalog, version: str, categories: list[str], model: FusionModel, is_visual: list[bool]
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = []
+    per_source = {
+        "text": model.text_thresholds,
+        "visual": model.visual_thresholds,
+        "fused": model.fused_thresholds or [],
+    }
+    for source, ths in per_source.items():
+        for c, th, vis in zip(categories, ths, is_visual, strict=False):
+            rows.append(
+                (
+                    version,
+                    c,
+                    source,
+                    th.threshold,
+                    th.precision,
+                    th.recall,
+                    th.positives,
+                    th.lower_bound,
+                    th.enabled,
+                    vis,
+                    now,
+                )
+            )
+    with catalog.transaction() as con:
+        delete_where_in(con, "thresholds", "version", [version])
+        insert_rows(
+            con,
+            "thresholds",
+            [
+                "version",
+                "category_id",
+                "source",
+                "threshold",
+                "precision",
+                "recall",
+                "support",
+                "lower_bound",
+                "enabled",
+                "is_visual",
+                "created_at",
+            ],
+            rows,
+        )
+
+
+@dataclass
+class LoadedFusion:
+    version: str
+    model: FusionModel
+    categories: list[str]
+    text_version: str
+    visual_version: str
+    text_categories: list[str]
+    visual_categories: list[str]
+    text_record: ModelRecord
+    visual_record: ModelRecord
+
+
+def load_current_fusion(catalog: Catalog) -> LoadedFusion:
+    record = latest_model(catalog, "fusion")
+    assert record is not None
+    data = json.loads(Path(record.artifact_path).read_text())
+    text = get_model(catalog, "text_model", data["text_model_version"])
+    visual = get_model(catalog, "visual_model", data["visual_model_version"])
+    return LoadedFusion(
+        record.version,
+        FusionModel.from_json(data),
+        data["categories"],
+        text.version,
+        visual.version,
+        text.categories,
+        visual.categories,
+        text,
+        visual,
+    )
+
+
+def ensure_source_scores(
+    catalog: Catalog, settings, fusion: LoadedFusion, batch_id: str, video_ids: list[str], engine=None
+) -> dict[str, bool]:
+    """Score the batch with the model versions the fusion model's thresholds belong to, where missing.
+
+    `text_predictions` and `visual_predictions` score with the newest models (the next training needs
+    them); while a retraining is under way, or if it stopped half way, those are not the versions the
+    current thresholds were measured on. Fusion must combine the versions it was fitted on, so it
+    fills the gap itself rather than fusing a batch as if it had no text or no frames.
+    """
+    from ml.frames.embedding_store import shard_path
+    from ml.text.stage import score_batch_text
+    from ml.visual.stage import score_batch_visual
+
+    filled = {"text": False, "visual": False}
+    ids = list(video_ids)
+    n_text = catalog.scalar(
+        "SELECT count(*) FROM text_predictions WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [fusion.text_version, ids],
+    )
+    if n_text < len(ids):
+        score_batch_text(catalog, fusion.text_record, batch_id, ids)
+        filled["text"] = True
+    shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
+    if shard.exists():
+        import pyarrow.parquet as pq
+
+        n_visual = catalog.scalar(
+            "SELECT count(*) FROM visual_predictions WHERE model_version = ? "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [fusion.visual_version, ids],
+        )
+        if n_visual < pq.read_metadata(shard).num_rows:
+            score_batch_visual(catalog, fusion.visual_record, settings, batch_id, engine=engine)
+            filled["visual"] = True
+    return filled
+
+
+@dataclass
+class BatchFusion:
+    videos: int
+    classified: int
+    emitted: int
+    by_source: dict[str, int]
+    no_text: int
+    no_visual: int
+    neither: int
+
+
+def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids: list[str]) -> BatchFusion:
+    """Decide the batch's categories and write `predictions` and `video_results` (replacing this version's rows)."""
+    cats = fusion.categories
+    t = load_scores(catalog, "text_predictions", fusion.text_version, fusion.text_categories, video_ids, cats)
+    v = load_scores(catalog, "visual_predictions", fusion.visual_version, fusion.visual_categories, video_ids, cats)
+    chars = text_lengths(catalog, fusion.text_version, video_ids)
+    d = fusion.model.decide(t, v, chars)
+    sources = d.source()
+    # A disabled source has no threshold in force; the row must not show one that was never applied.
+    t_thr = [th.threshold if th.enabled else None for th in fusion.model.text_thresholds]
+    v_thr = [th.threshold if th.enabled else None for th in fusion.model.visual_thresholds]
+    v_cal = fusion.model.calibrate_visual(v)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    pred_rows, result_rows = [], []
+    has_text = np.isfinite(t).any(axis=1)
+    has_visual = np.isfinite(v).any(axis=1)
+    unplayable = {
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM failures WHERE stage = 'probe' AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(video_ids)],
+        )
+    }
+    for i, vid in enumerate(video_ids):
+        if vid in unplayable or not (has_text[i] or has_visual[i]):
+            # A file that does not open is not served, whatever its title says; a video with neither text
+            # nor frames has nothing to classify. Recorded as failed (the reason is in failures), so an
+            # earlier classification of the same video stops being served.
+            result_rows.append(
+                (vid, fusion.version, batch_id, "failed", 0, bool(has_text[i]), bool(has_visual[i]), now)
+            )
+            continue
+        js = np.nonzero(d.emitted[i])[0]
+        for j in js:
+            pred_rows.append(
+                (
+                    vid,
+                    cats[j],
+                    fusion.version,
+                    float(d.score[i, j]),
+                    sources[i, j],
+                    _f(t[i, j]),
+                    _f(v_cal[i, j]),
+                    t_thr[j],
+                    v_thr[j],
+                    fusion.model.rule,
+                    fusion.text_version,
+                    fusion.visual_version,
+                    fusion.version,
+                    batch_id,
+                    now,
+                )
+            )
+        result_rows.append(
+            (vid, fusion.version, batch_id, "classified", len(js), bool(has_text[i]), bool(has_visual[i]), now)
+        )
+    with catalog.transaction() as con:
+        delete_where_in(con, "predictions", "video_id", video_ids, "AND model_version = ?", [fusion.version])
+        delete_where_in(con, "video_results", "video_id", video_ids, "AND model_version = ?", [fusion.version])
+        insert_rows(
+            con,
+            "predictions",
+            [
+                "video_id",
+                "category_id",
+                "model_version",
+                "score",
+                "source",
+                "text_score",
+                "visual_score",
+                "text_threshold",
+                "visual_threshold",
+                "fusion",
+                "text_model_version",
+                "visual_model_version",
+                "thresholds_version",
+                "batch_id",
+                "predicted_at",
+            ],
+            pred_rows,
+        )
+        insert_rows(
+            con,
+            "video_results",
+            [
+                "video_id",
+                "model_version",
+                "batch_id",
+                "status",
+                "n_categories",
+                "has_text",
+                "has_visual",
+                "classified_at",
+            ],
+            result_rows,
+        )
+    by_source: dict[str, int] = {}
+    for row in pred_rows:
+        by_source[row[4]] = by_source.get(row[4], 0) + 1
+    return BatchFusion(
+        len(video_ids),
+        sum(r[3] == "classified" for r in result_rows),
+        len(pred_rows),
+        by_source,
+        int((~has_text).sum()),
+        int((~has_visual).sum()),
+        int((~has_text & ~has_visual).sum()),
+    )
+
+
+def _f(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+__all__ = ["RULES", "SOURCES", "fit_fusion_on_gold", "fuse_batch", "load_current_fusion"]

@@ -1,0 +1,164 @@
+"""One video, end to end, through the same pieces the batch stages use.
+
+Probe (`ml.frames.probe`), frames and embeddings (`ml.frames.sampler` in a worker under the time limit, the ONNX
+encoder, the same 8-bit round trip as the shards), the text teacher (`ml.text.model.predict_records`),
+the visual student (`VisualPredictor`), and the current fusion model's thresholds and rule
+(`FusionModel.decide`). Nothing is written to the catalog: this is how a person or a service asks
+"what would vidcat say about this file" and how a single upload is explained.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.catalog.store import Catalog
+from ml.fusion.stage import LoadedFusion, load_current_fusion
+from ml.taxonomy import WorkingSet
+
+
+@dataclass
+class Models:
+    """The models of one fusion version, loaded once (a service keeps this object warm)."""
+
+    fusion: LoadedFusion
+    teacher: Any
+    student: Any
+    encoder: Any
+
+
+def load_models(catalog: Catalog, settings) -> Models:
+    from ml.frames.image_encoder import encoder_from_settings
+    from ml.text.stage import load_teacher
+    from ml.visual.stage import load_predictor
+
+    fusion = load_current_fusion(catalog)
+    return Models(
+        fusion,
+        load_teacher(str(fusion.text_record.artifact_path)),
+        load_predictor(str(fusion.visual_record.artifact_path)),
+        encoder_from_settings(settings),
+    )
+
+
+def _round(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+
+def classify_file(
+    path: str | Path,
+    settings,
+    catalog: Catalog,
+    ws: WorkingSet,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    tags: str | None = None,
+    language: str | None = None,
+    models: Models | None = None,
+) -> dict[str, Any]:
+    """Categories for one file with provenance, scores, thresholds and model versions (JSON-ready)."""
+    from ml.frames.embedding_store import VideoEmbeddings, dequantize, quantize
+    from ml.frames.probe import VideoError, probe
+    from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
+    from ml.text.model import predict_records
+
+    started = time.monotonic()
+    models = models or load_models(catalog, settings)
+    fusion = models.fusion
+    cats = fusion.categories
+    out: dict[str, Any] = {
+        "path": str(path),
+        "fusion_version": fusion.version,
+        "rule": fusion.model.rule,
+        "text_model_version": fusion.text_version,
+        "visual_model_version": fusion.visual_version,
+    }
+    timings: dict[str, float] = {}
+
+    t0 = time.monotonic()
+    try:
+        out["probe"] = probe(path, timeout_s=settings.decode_timeout_s, max_pixels=settings.max_pixels).as_dict()
+    except VideoError as exc:
+        out["probe"] = {"error": type(exc).__name__, "message": str(exc)}
+    timings["probe_s"] = time.monotonic() - t0
+
+    visual = np.full(len(cats), np.nan)
+    if "error" not in out["probe"]:
+        t0 = time.monotonic()
+        with SamplerPool(SampleOptions.from_settings(settings), workers=1) as pool:
+            _, sampled = next(pool.imap([(0, str(path))]))
+        timings["decode_s"] = time.monotonic() - t0
+        if isinstance(sampled, FrameSamplingError):
+            out["frames"] = {"error": type(sampled).__name__, "message": str(sampled)}
+        else:
+            t0 = time.monotonic()
+            emb = dequantize(quantize(models.encoder.encode(sampled.frames)))  # the shards' 8-bit round trip
+            timings["encode_s"] = time.monotonic() - t0
+            out["frames"] = {"n_frames": len(sampled), "timestamps": [round(float(t), 2) for t in sampled.timestamps]}
+            t0 = time.monotonic()
+            meta = _meta(out["probe"], language)
+            (score,) = list(
+                models.student.predict([VideoEmbeddings("query", sampled.timestamps, emb)], {"query": meta})
+            )
+            index = {c: j for j, c in enumerate(models.student.categories)}
+            for j, c in enumerate(cats):
+                if c in index:
+                    visual[j] = float(score.scores[index[c]])
+            timings["visual_s"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    (pred,) = predict_records(
+        models.teacher, [{"title": title, "description": description, "tags": tags, "language": language}]
+    )
+    text = np.full(len(cats), np.nan)
+    if pred.scores is not None:
+        index = {c: j for j, c in enumerate(models.teacher.categories)}
+        for j, c in enumerate(cats):
+            if c in index:
+                text[j] = float(pred.scores[index[c]])
+    timings["text_s"] = time.monotonic() - t0
+    out["text"] = {"has_text": pred.has_text, "language": pred.language, "chars": pred.text_chars}
+
+    d = fusion.model.decide(text[None, :], visual[None, :], np.array([float(pred.text_chars)]))
+    sources = d.source()[0]
+    v_cal = fusion.model.calibrate_visual(visual[None, :])[0]
+    categories = []
+    for j in np.argsort(-np.nan_to_num(d.score[0], nan=-1.0)):
+        if not d.emitted[0, j]:
+            continue
+        categories.append(
+            {
+                "id": cats[j],
+                "name": ws.by_id(cats[j]).full_name if cats[j] in ws else cats[j],
+                "score": _round(d.score[0, j]),
+                "source": sources[j],
+                "text_score": _round(text[j]),
+                "text_threshold": _threshold(fusion.model.text_thresholds[j]),
+                "visual_score": _round(v_cal[j]),
+                "visual_threshold": _threshold(fusion.model.visual_thresholds[j]),
+            }
+        )
+    out["categories"] = categories
+    out["timings_s"] = {k: round(v, 3) for k, v in timings.items()} | {"total_s": round(time.monotonic() - started, 3)}
+    return out
+
+
+def _threshold(t) -> float | None:
+    return _round(t.threshold) if t.enabled else None
+
+
+def _meta(probe: dict[str, Any], language: str | None) -> np.ndarray:
+    from ml.visual.meta import meta_vector
+
+    return meta_vector(
+        {
+            "language": language,
+            "uploaded_at": None,
+            **{k: probe.get(k) for k in ("duration_s", "fps", "width", "height", "rotation", "has_audio")},
+        }
+    )

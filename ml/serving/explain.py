@@ -1,0 +1,189 @@
+"""Why a video got (or did not get) a category: the troubleshooting view behind `vidcat explain`.
+
+For each category: which source fired, both scores against their thresholds, the words of the text
+that carried the text score (leave-one-word-out: the score drop when a word is removed), and the
+frames that weighed most in the visual score (leave-one-frame-out through the exported student, so
+it explains the model that actually served, whatever its architecture), with timestamps and
+thumbnails. An advertiser's complaint about an irrelevant category starts here.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.catalog.store import Catalog
+from ml.taxonomy import WorkingSet
+
+MAX_WORDS = 60
+TOP_WORDS = 6
+TOP_FRAMES = 3
+
+
+class NotClassified(LookupError):
+    """The video has no classification to explain yet."""
+
+
+def _word_influence(teacher, text: str, j: int) -> list[dict[str, Any]]:
+    words = re.findall(r"\S+", text)[:MAX_WORDS]
+    if not words:
+        return []
+    variants = [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
+    base = float(teacher.predict_proba([" ".join(words)])[0, j])
+    scores = teacher.predict_proba(variants)[:, j]
+    order = np.argsort(-(base - scores))[:TOP_WORDS]
+    return [{"word": words[i], "drop": round(float(base - scores[i]), 4)} for i in order if base - scores[i] > 0]
+
+
+def _frame_influence(student, emb: np.ndarray, meta: np.ndarray, j: int) -> tuple[float, np.ndarray]:
+    n = len(emb)
+    frames = np.repeat(emb[None, :, :], n + 1, axis=0).astype(np.float32)
+    mask = np.ones((n + 1, n), dtype=np.float32)
+    for i in range(n):
+        mask[i + 1, i] = 0.0  # variant i+1 leaves frame i out
+    if n == 1:
+        mask[1, 0] = 1.0  # a one-frame video cannot lose its only frame; no influence to report
+    scores = student.score_arrays(frames, mask, np.repeat(meta[None, :], n + 1, axis=0))[:, j]
+    return float(scores[0]), scores[0] - scores[1:]
+
+
+def explain_video(
+    catalog: Catalog, settings, ws: WorkingSet, video_id: str, category: str | None = None, thumbnails: bool = True
+) -> dict[str, Any]:
+    from ml.frames.embedding_store import read_video, shard_path
+    from ml.frames.thumbnails import jpeg_data_uri, sample_for_review
+    from ml.fusion.stage import load_current_fusion
+    from ml.text.features import prepare_records
+    from ml.text.stage import load_teacher, video_rows
+    from ml.visual.stage import load_meta, load_predictor
+
+    rows = video_rows(catalog, [video_id])
+    if not rows:
+        raise KeyError(f"video {video_id!r} is not registered")
+    video = rows[0]
+    fusion = load_current_fusion(catalog)
+    result = catalog.query(
+        "SELECT batch_id, n_categories, has_text, has_visual, classified_at FROM video_results "
+        "WHERE status = 'classified' AND video_id = ? AND model_version = ?",
+        [video_id, fusion.version],
+    )
+    if not result:
+        failures = catalog.query("SELECT stage, error_class, message FROM failures WHERE video_id = ?", [video_id])
+        detail = "; ".join(f"{s}: {e}: {m}" for s, e, m in failures) or "its batch has not been fused yet"
+        raise NotClassified(f"video {video_id} has no classification by fusion {fusion.version} ({detail})")
+    batch_id = result[0][0]
+    preds = {
+        r[0]: r
+        for r in catalog.query(
+            "SELECT category_id, score, source, text_score, visual_score, text_threshold, visual_threshold "
+            "FROM predictions WHERE video_id = ? AND model_version = ?",
+            [video_id, fusion.version],
+        )
+    }
+    wanted = [category] if category else sorted(preds, key=lambda c: -preds[c][1])
+    if category and category not in fusion.categories:
+        raise KeyError(f"category {category!r} is not covered by fusion {fusion.version}: neither model predicts it")
+
+    teacher = load_teacher(str(fusion.text_record.artifact_path))
+    student = load_predictor(str(fusion.visual_record.artifact_path))
+    (prepared,) = prepare_records([video], max_chars=teacher.max_chars)
+    shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
+    stored = read_video(shard, video_id) if shard.exists() else None
+    meta = load_meta(catalog, [video_id]).get(video_id, student.default_meta)
+    uri = catalog.scalar("SELECT uri FROM videos WHERE video_id = ?", [video_id])
+    review = sample_for_review(uri, settings) if thumbnails and stored is not None else None
+
+    out: dict[str, Any] = {
+        "video_id": video_id,
+        "title": video["title"],
+        "description": video["description"],
+        "language": video["language"],
+        "batch_id": batch_id,
+        "fusion_version": fusion.version,
+        "rule": fusion.model.rule,
+        "text_model_version": fusion.text_version,
+        "visual_model_version": fusion.visual_version,
+        "text_used": prepared.text if prepared.has_text else None,
+        "frames": None if stored is None else len(stored.timestamps),
+        "categories": [],
+    }
+    t_index = {c: j for j, c in enumerate(teacher.categories)}
+    v_index = {c: j for j, c in enumerate(student.categories)}
+    f_index = {c: j for j, c in enumerate(fusion.categories)}
+    for c in wanted:
+        j = f_index[c]
+        p = preds.get(c)
+        entry: dict[str, Any] = {
+            "id": c,
+            "name": ws.by_id(c).full_name if c in ws else c,
+            "emitted": p is not None,
+            "source": p[2] if p else None,
+            "score": None if not p else round(float(p[1]), 4),
+            "text_threshold": _thr(fusion.model.text_thresholds[j]),
+            "visual_threshold": _thr(fusion.model.visual_thresholds[j]),
+        }
+        if prepared.has_text and c in t_index:
+            entry["text_score"] = round(float(teacher.predict_proba([prepared.text])[0, t_index[c]]), 4)
+            entry["text_words"] = _word_influence(teacher, prepared.text, t_index[c])
+        if stored is not None and c in v_index:
+            raw, drops = _frame_influence(student, stored.embeddings, meta, v_index[c])
+            entry["visual_score_raw"] = round(raw, 4)
+            entry["visual_score"] = round(float(fusion.model.calibrate_visual(np.array([[raw]]))[0, 0]), 4)
+            top = np.argsort(-drops)[:TOP_FRAMES]
+            entry["top_frames"] = []
+            for i in top:
+                frame = {"t": round(float(stored.timestamps[i]), 2), "weight": round(float(drops[i]), 4)}
+                if review is not None and i < len(review[1]):
+                    frame["thumbnail"] = jpeg_data_uri(review[1][i])
+                entry["top_frames"].append(frame)
+        out["categories"].append(entry)
+    return out
+
+
+def _thr(t) -> float | None:
+    return round(float(t.threshold), 4) if t.enabled and t.threshold is not None else None
+
+
+def explanation_html(exp: dict[str, Any]) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>vidcat explain " + e(exp["video_id"]) + "</title>",
+        "<style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd}"
+        "img{margin:4px;border:1px solid #999}.w{background:#ffe08a}</style>",
+        f"<h1>{e(exp['video_id'])}</h1><p><b>{e(exp.get('title') or '(no title)')}</b><br>"
+        f"{e(exp.get('description') or '')}</p>",
+        f"<p>fusion {e(exp['fusion_version'])} (rule {e(exp['rule'])}), text model {e(exp['text_model_version'])}, "
+        f"visual model {e(exp['visual_model_version'])}, batch {e(exp['batch_id'])}</p>",
+    ]
+    for c in exp["categories"]:
+        verdict = f"emitted by <b>{e(c['source'])}</b>" if c["emitted"] else "<b>not emitted</b>"
+        parts.append(f"<h2>{e(c['id'])} {e(c['name'])}: {verdict}</h2><table>")
+        parts.append(
+            f"<tr><th>source</th><th>score</th><th>threshold</th></tr>"
+            f"<tr><td>text</td><td>{c.get('text_score', '-')}</td><td>{c['text_threshold']}</td></tr>"
+            f"<tr><td>visual</td><td>{c.get('visual_score', '-')}</td><td>{c['visual_threshold']}</td></tr>"
+            "</table>"
+        )
+        if c.get("text_words"):
+            words = ", ".join(f"<span class=w>{e(w['word'])}</span> (-{w['drop']})" for w in c["text_words"])
+            parts.append(f"<p>words that carried the text score: {words}</p>")
+        if c.get("top_frames"):
+            parts.append("<p>frames that weighed most:</p><div>")
+            for f in c["top_frames"]:
+                img = f"<img src='{f['thumbnail']}'>" if f.get("thumbnail") else ""
+                parts.append(
+                    f"<figure style='display:inline-block'>{img}<figcaption>t={f['t']}s, "
+                    f"weight {f['weight']}</figcaption></figure>"
+                )
+            parts.append("</div>")
+    return "\n".join(parts)
+
+
+def write_explanation(exp: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(explanation_html(exp), encoding="utf-8")
+    return path

@@ -1,0 +1,224 @@
+"""The text stages on catalog data: train the teacher, score a batch, turn scores into pseudo-labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.catalog.failures import Failure, record_stage_outcome
+from ml.catalog.model_registry import ModelRecord, latest_model, register_model
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
+
+VIDEO_TEXT_COLUMNS = ("video_id", "title", "description", "tags", "language")
+
+
+def video_rows(
+    catalog: Catalog, video_ids: list[str] | None = None, where: str = "", params: list | None = None
+) -> list[dict[str, Any]]:
+    sql = f"SELECT {', '.join(VIDEO_TEXT_COLUMNS)} FROM videos"
+    args: list = list(params or [])
+    if video_ids is not None:
+        sql += " WHERE video_id IN (SELECT unnest(?::VARCHAR[]))"
+        args = [list(video_ids), *args]
+        if where:
+            sql += f" AND {where}"
+    elif where:
+        sql += f" WHERE {where}"
+    rows = catalog.query(sql + " ORDER BY seq", args)
+    return [dict(zip(VIDEO_TEXT_COLUMNS, r, strict=True)) for r in rows]
+
+
+def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[Any, Path, dict]:
+    """Fit the text model on every video with editor labels; save and register it."""
+    from ml.text.features import prepare_records
+    from ml.text.model import label_matrix_from_rows, train_text_model
+
+    rows = video_rows(catalog, where="video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')")
+    if not rows:
+        raise ValueError("no video has editor labels; register a manifest with a `labels` column first")
+    prepared = prepare_records(rows, max_chars=settings.text_max_chars)
+    keep = [i for i, p in enumerate(prepared) if p.has_text]
+    ids = [rows[i]["video_id"] for i in keep]
+    labels = catalog.query("SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'editor'")
+    exhaustive = [
+        r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'editor' AND exhaustive")
+    ]
+    y, label_stats = label_matrix_from_rows(ids, categories, labels, exhaustive)
+    languages: dict[str, int] = {}
+    for i in keep:
+        lang = prepared[i].language or "unknown"
+        languages[lang] = languages.get(lang, 0) + 1
+    model = train_text_model(
+        [prepared[i].text for i in keep],
+        y,
+        categories,
+        encoder=settings.text_encoder,
+        min_positives=settings.text_min_positives,
+        min_negatives=settings.text_min_positives,
+        max_chars=settings.text_max_chars,
+        training_data={
+            "label_set": "editor",
+            "videos": len(rows),
+            "with_text": len(keep),
+            "languages": languages,
+            **label_stats,
+        },
+    )
+    path = model.save(settings.models_dir / "text_model" / model.version)
+    register_model(
+        catalog,
+        "text_model",
+        model.version,
+        path,
+        list(model.categories),
+        params=model.params,
+        metrics=model.metrics,
+        training_data=model.training_data,
+    )
+    return model, path, {"videos": len(rows), "with_text": len(keep), "languages": languages}
+
+
+@functools.lru_cache(maxsize=2)
+def load_teacher(path: str):
+    """One load per process and version: the e5 encoder and heads stay warm across batches."""
+    from ml.text.model import load_text_model
+
+    return load_text_model(path)
+
+
+@dataclass
+class TextBatchResult:
+    videos: int = 0
+    with_text: int = 0
+    languages: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def score_batch_text(catalog: Catalog, record: ModelRecord, batch_id: str, video_ids: list[str]) -> TextBatchResult:
+    """Write `text_predictions` for the batch (one row per video, scores only where there is text)."""
+    from ml.text.model import predict_records
+
+    model = load_teacher(str(record.artifact_path))
+    rows = video_rows(catalog, video_ids)
+    preds = predict_records(model, rows)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    result = TextBatchResult(videos=len(rows))
+    out = []
+    ok = []
+    for r, p in zip(rows, preds, strict=True):
+        if p.error and not p.has_text:
+            result.failures.append(Failure(r["video_id"], "text", "TextError", p.error))
+        else:
+            ok.append(r["video_id"])
+        result.with_text += int(p.has_text)
+        lang = p.language or "unknown"
+        result.languages[lang] = result.languages.get(lang, 0) + 1
+        scores = None if p.scores is None else np.asarray(p.scores, dtype=np.float32).tolist()
+        out.append(
+            (r["video_id"], record.version, batch_id, bool(p.has_text), p.language, int(p.text_chars), scores, now)
+        )
+    with catalog.transaction() as con:
+        delete_where_in(
+            con,
+            "text_predictions",
+            "video_id",
+            [r["video_id"] for r in rows],
+            "AND model_version = ?",
+            [record.version],
+        )
+        insert_rows(
+            con,
+            "text_predictions",
+            ["video_id", "model_version", "batch_id", "has_text", "language", "text_chars", "scores", "predicted_at"],
+            out,
+        )
+        record_stage_outcome(con, "text", batch_id, ok, result.failures)
+    return result
+
+
+def teacher_thresholds(record: ModelRecord, settings):
+    """Pseudo-label thresholds from the teacher's held-out editor scores (deterministic per version)."""
+    from ml.text.pseudo_labels import select_thresholds
+
+    model = load_teacher(str(record.artifact_path))
+    return select_thresholds(
+        model.heldout_scores,
+        model.heldout_labels,
+        model.categories,
+        target_precision=settings.pseudo_label_precision,
+        min_support=settings.pseudo_label_min_support,
+    )
+
+
+@dataclass
+class PseudoBatchResult:
+    videos_scored: int
+    videos_with_positive: int
+    positives: int
+    negatives: int
+    per_category: dict[str, int]
+    gold_precision: dict[str, Any] | None
+
+
+def pseudo_label_batch(
+    catalog: Catalog, record: ModelRecord, thresholds, batch_id: str, video_ids: list[str], settings
+) -> PseudoBatchResult:
+    from ml.text.pseudo_labels import make_pseudo_labels, pseudo_label_precision
+
+    rows = catalog.query(
+        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text "
+        "AND video_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY video_id",
+        [record.version, list(video_ids)],
+    )
+    ids = [r[0] for r in rows]
+    scores = np.array([r[1] for r in rows], dtype=np.float64).reshape(len(rows), len(record.categories))
+    table = make_pseudo_labels(
+        ids, scores, record.categories, thresholds, negative_max_score=settings.pseudo_label_negative_max_score
+    )
+    with catalog.transaction() as con:
+        delete_where_in(con, "pseudo_labels", "video_id", list(video_ids), "AND model_version = ?", [record.version])
+        insert_rows(
+            con,
+            "pseudo_labels",
+            ["video_id", "category_id", "model_version", "batch_id", "target", "kind"],
+            [
+                (r.video_id, r.category_id, record.version, batch_id, float(r.target), r.kind)
+                for r in table.itertuples()
+            ],
+        )
+    pos = table[table["kind"] == "positive"]
+    gold = catalog.query(
+        "SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'gold' "
+        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [ids],
+    )
+    gold_precision = None
+    if gold:
+        exhaustive = [
+            r[0]
+            for r in catalog.query(
+                "SELECT video_id FROM label_coverage WHERE label_set = 'gold' AND exhaustive "
+                "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            )
+        ]
+        gold_precision = pseudo_label_precision(table, gold, exhaustive)
+    return PseudoBatchResult(
+        len(ids),
+        int(pos["video_id"].nunique()),
+        len(pos),
+        int((table["kind"] == "negative").sum()),
+        pos.groupby("category_id").size().to_dict(),
+        gold_precision,
+    )
+
+
+def current_teacher(catalog: Catalog) -> ModelRecord:
+    record = latest_model(catalog, "text_model")
+    assert record is not None
+    return record

@@ -1,0 +1,401 @@
+"""Training and scoring data for the visual model, streamed from the embedding shards.
+
+The catalog's frame embeddings do not fit in memory at scale (a million videos of up to 300 x 1280
+uint8 codes is hundreds of GB), so nothing here loads a split: ``ShardStream`` walks the shards one
+row group at a time, keeps a bounded shuffle buffer of videos (as uint8 codes, 4x smaller than
+floats; they are dequantized when they leave the buffer) and yields one video at a time. Every
+shard is opened once per pass; the shard order is reshuffled each epoch from ``(seed, epoch)`` so a
+run is reproducible and epochs still differ.
+
+The train/validation split is a hash of the video id, not a random draw: the same video lands on
+the same side in every run, whatever the seed, the catalog size or the order rows come back in, so
+a retrained model is validated on videos its predecessor never trained on either.
+
+Targets are float vectors aligned with the model's categories: 1/0 hard pseudo-labels, calibrated
+teacher scores (soft targets), or NaN where the teacher said nothing about a category (left out of
+the loss). Validation GAP binarizes them at 0.5.
+
+torch and Lightning are imported at module level: only training and scoring code imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ml.frames.embedding_store import Quantization, VideoEmbeddings, dequantize, iter_videos, read_metadata, write_shard
+from ml.visual.batches import (  # noqa: F401 - re-exported: the training side's batch vocabulary
+    DEFAULT_MAX_FRAMES,
+    Batch,
+    Example,
+    _meta_for,
+    batch_videos,
+    cap_frames,
+    iter_eval_batches,
+    meta_dim_of,
+    pad,
+)
+
+SPLIT_SALT = "vidcat-visual-split-v1"
+# Below this many wanted ids, iter_videos filters row groups itself (skipping those without any);
+# above it, its per-row-group set conversion costs more than filtering the ids here.
+ROW_GROUP_FILTER_MAX_IDS = 4096
+
+
+# ---------------------------------------------------------------------------------------------------
+# Splits and targets
+
+
+def split_position(video_id: str, salt: str = SPLIT_SALT) -> float:
+    """A uniform number in [0, 1) fixed by the id alone: the video's place in every split."""
+    digest = hashlib.sha256(f"{salt}\x00{video_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def is_validation(video_id: str, val_fraction: float, salt: str = SPLIT_SALT) -> bool:
+    return split_position(video_id, salt) < val_fraction
+
+
+def split_ids(video_ids: Iterable[str], val_fraction: float, salt: str = SPLIT_SALT) -> tuple[list[str], list[str]]:
+    """(train, validation) ids, each sorted; the same ids always split the same way."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    train, val = [], []
+    for vid in sorted(set(video_ids)):
+        (val if is_validation(vid, val_fraction, salt) else train).append(vid)
+    return train, val
+
+
+def targets_from_rows(
+    rows: Iterable[Mapping[str, Any] | Sequence[Any]], categories: Sequence[str], *, unknown: float = 0.0
+) -> dict[str, np.ndarray]:
+    """video_id -> float32 target vector from ``pseudo_labels`` rows (video_id, category_id, target).
+
+    A (video, category) pair without a row gets ``unknown``: 0.0 treats the teacher's silence as a
+    negative (YouTube-8M style, every unlisted class is negative); NaN leaves it out of the loss.
+    Rows for categories the model does not cover are ignored.
+    """
+    index = {str(c): i for i, c in enumerate(categories)}
+    out: dict[str, np.ndarray] = {}
+    for row in rows:
+        if isinstance(row, Mapping):
+            vid, cat, target = row["video_id"], row["category_id"], row["target"]
+        else:
+            vid, cat, target = row[0], row[1], row[2]
+        j = index.get(str(cat))
+        if j is None:
+            continue
+        vec = out.get(str(vid))
+        if vec is None:
+            vec = out[str(vid)] = np.full(len(index), unknown, dtype=np.float32)
+        vec[j] = float(target)
+    return out
+
+
+def binarize(targets: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Boolean labels from hard or soft targets; unknown (NaN) counts as negative."""
+    t = np.asarray(targets, dtype=np.float32)
+    return np.nan_to_num(t, nan=0.0) >= threshold
+
+
+# ---------------------------------------------------------------------------------------------------
+# Examples and batches
+
+
+def collate(examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES) -> Batch:
+    """DataLoader collate: ``pad`` then torch tensors (no copies of the padded arrays)."""
+    b = pad(examples, max_frames)
+    return Batch(
+        b.video_ids,
+        torch.from_numpy(b.frames),
+        torch.from_numpy(b.mask),
+        torch.from_numpy(b.meta),
+        torch.from_numpy(b.targets),
+        torch.from_numpy(b.n_frames),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streaming
+
+
+def _shuffle_buffer(items: Iterable[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
+    """Approximate shuffle in bounded memory: each new item replaces a random one that leaves."""
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(size))
+        yield buffer[j]
+        buffer[j] = item
+    for j in rng.permutation(len(buffer)):
+        yield buffer[j]
+
+
+class ShardStream(IterableDataset):
+    """Videos of the shards as ``Example``s, restricted to ``video_ids`` (and, when given, to ``targets``).
+
+    One pass opens every shard once. With ``shuffle`` the shard order is a permutation drawn from
+    ``(seed, epoch)`` and videos pass through a shuffle buffer of ``buffer_size``; without it, videos
+    come in shard order. With DataLoader workers, shards are dealt round-robin to workers after the
+    permutation, so no shard is read by two workers. Videos without frames are skipped (nothing to
+    learn from), as are videos without a target when targets are given.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Path],
+        targets: Mapping[str, np.ndarray] | None = None,
+        meta: Mapping[str, np.ndarray] | None = None,
+        *,
+        video_ids: Iterable[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        buffer_size: int = 256,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        meta_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.shards = [Path(s) for s in shards]
+        self.targets = targets
+        self.meta = meta
+        wanted = None if video_ids is None else set(video_ids)
+        if targets is not None:
+            wanted = set(targets) if wanted is None else wanted & set(targets)
+        self.wanted = wanted
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = epoch
+        self.buffer_size = max(1, buffer_size)
+        self.max_frames = max_frames
+        self.meta_dim = meta_dim_of(meta) if meta_dim is None else meta_dim
+        self._no_meta = np.zeros(self.meta_dim, dtype=np.float32)
+        self._no_target = np.zeros(0, dtype=np.float32)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def shard_order(self, epoch: int | None = None) -> list[Path]:
+        if not self.shuffle:
+            return list(self.shards)
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
+        return [self.shards[i] for i in rng.permutation(len(self.shards))]
+
+    def _codes(self, shards: Sequence[Path]) -> Iterator[tuple[str, np.ndarray, Quantization]]:
+        """(video_id, uint8 codes, quantization) of the wanted videos, shard after shard."""
+        wanted = self.wanted
+        for path in shards:
+            q = Quantization.from_dict(read_metadata(path)["quantization"])
+            pushdown = wanted if wanted is not None and len(wanted) <= ROW_GROUP_FILTER_MAX_IDS else None
+            for video in iter_videos(path, video_ids=pushdown, dequantized=False):
+                if wanted is not None and video.video_id not in wanted:
+                    continue
+                if video.n_frames == 0:
+                    continue
+                yield video.video_id, cap_frames(video.embeddings, self.max_frames), q
+
+    def _example(self, item: tuple[str, np.ndarray, Quantization]) -> Example:
+        vid, codes, q = item
+        target = self._no_target if self.targets is None else np.asarray(self.targets[vid], dtype=np.float32)
+        return Example(vid, dequantize(codes, q), target, _meta_for(self.meta, vid, self._no_meta))
+
+    def __iter__(self) -> Iterator[Example]:
+        shards = self.shard_order()
+        info = get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        items = self._codes(shards[worker::workers])
+        if self.shuffle:
+            items = _shuffle_buffer(items, self.buffer_size, np.random.default_rng([self.seed, self.epoch, worker]))
+        for item in items:
+            yield self._example(item)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lightning data module
+
+
+class VisualDataModule(pl.LightningDataModule):
+    """Train and validation streams over the same shards, split by ``split_ids``.
+
+    The training loader is rebuilt every epoch (the trainer runs with
+    ``reload_dataloaders_every_n_epochs=1``) with the trainer's current epoch, which reshuffles the
+    shard order also when DataLoader workers receive a fresh copy of the dataset each epoch.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Path],
+        targets: Mapping[str, np.ndarray],
+        meta: Mapping[str, np.ndarray] | None = None,
+        *,
+        val_fraction: float = 0.15,
+        split_salt: str = SPLIT_SALT,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not shards:
+            raise ValueError("no embedding shards to train on")
+        self.shards = [Path(s) for s in shards]
+        self.targets = targets
+        self.meta = meta
+        self.meta_dim = meta_dim_of(meta)
+        self.train_ids, self.val_ids = split_ids(targets, val_fraction, split_salt)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_frames = max_frames
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.num_workers = num_workers
+
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.current_epoch) if trainer is not None else 0
+
+    def train_dataset(self, epoch: int | None = None) -> ShardStream:
+        return ShardStream(
+            self.shards,
+            self.targets,
+            self.meta,
+            video_ids=self.train_ids,
+            shuffle=True,
+            seed=self.seed,
+            epoch=self._epoch() if epoch is None else epoch,
+            buffer_size=self.shuffle_buffer,
+            max_frames=self.max_frames,
+            meta_dim=self.meta_dim,
+        )
+
+    def val_dataset(self) -> ShardStream:
+        return ShardStream(
+            self.shards,
+            self.targets,
+            self.meta,
+            video_ids=self.val_ids,
+            shuffle=False,
+            max_frames=self.max_frames,
+            meta_dim=self.meta_dim,
+        )
+
+    def _loader(self, dataset: ShardStream, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            collate_fn=functools.partial(collate, max_frames=self.max_frames),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset(), self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset(), self.eval_batch_size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A synthetic catalog where frame-level aggregation matters (tests, benchmarks, the architecture table)
+
+
+@dataclass
+class SyntheticCatalog:
+    shards: list[Path]
+    categories: list[str]
+    labels: dict[str, np.ndarray]  # true 0/1 per video
+    targets: dict[str, np.ndarray]  # noisy teacher pseudo-labels (hard 0/1) per video
+    kinds: list[str]  # per category: "distinct" or "blend"
+    n_frames: dict[str, int] = field(default_factory=dict)
+
+
+def _sparse_prototype(rng: np.random.Generator, dim: int, density: float = 0.25) -> np.ndarray:
+    """Non-negative and sparse like pooled ReLU6 features (EfficientNet-Lite's live in [0, 6])."""
+    return (rng.gamma(1.0, 0.8, dim) * (rng.random(dim) < density)).astype(np.float32)
+
+
+def synthetic_catalog(
+    directory: Path,
+    n_videos: int,
+    *,
+    dim: int = 64,
+    n_categories: int = 8,
+    frames: tuple[int, int] = (10, 60),
+    n_background: int = 12,
+    blend_share: float = 0.5,
+    label_noise: tuple[float, float] = (0.1, 0.01),
+    videos_per_shard: int = 100,
+    seed: int = 0,
+) -> SyntheticCatalog:
+    """Write shards of synthetic videos whose categories show in a few frames only.
+
+    Each video is 10-60 frames drawn from a random mixture of three of ``n_background`` sparse
+    non-negative prototypes. Each positive category inserts 1-3 frames of its own prototype. A
+    "distinct" category's prototype is a new direction, so its frames also shift the video's mean; a
+    "blend" category's prototype is an equal mix of two background prototypes, so the mean of a
+    video with it is also the mean of some video of background frames only: mean pooling cannot see
+    it, an aggregation that looks at individual frames can. ``targets`` mimic a teacher: each true
+    positive is missed with probability ``label_noise[0]``, each negative becomes a positive with
+    ``label_noise[1]``.
+    """
+    rng = np.random.default_rng(seed)
+    background = np.stack([_sparse_prototype(rng, dim) for _ in range(n_background)])
+    n_blend = round(n_categories * blend_share)
+    kinds = ["distinct"] * (n_categories - n_blend) + ["blend"] * n_blend
+    prototypes = []
+    for kind in kinds:
+        if kind == "distinct":
+            prototypes.append(_sparse_prototype(rng, dim))
+        else:
+            a, b = rng.choice(n_background, size=2, replace=False)
+            prototypes.append(0.5 * (background[a] + background[b]))
+    prototypes = np.stack(prototypes)
+    categories = [f"syn{c:03d}" for c in range(n_categories)]
+    directory = Path(directory)
+    labels: dict[str, np.ndarray] = {}
+    targets: dict[str, np.ndarray] = {}
+    lengths: dict[str, int] = {}
+
+    def frame_of(proto: np.ndarray) -> np.ndarray:
+        noisy = proto * rng.lognormal(0.0, 0.25, dim) + np.abs(rng.normal(0.0, 0.03, dim))
+        return np.clip(noisy, 0.0, 6.0).astype(np.float32)
+
+    def video(i: int) -> VideoEmbeddings:
+        vid = f"syn-{seed}-{i:06d}"
+        n = int(rng.integers(frames[0], frames[1] + 1))
+        mix_ids = rng.choice(n_background, size=3, replace=False)
+        mix = rng.dirichlet(np.ones(3))
+        k = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+        positives = rng.choice(n_categories, size=k, replace=False)
+        rows = [frame_of(background[mix_ids[rng.choice(3, p=mix)]]) for _ in range(n)]
+        for c in positives:
+            for slot in rng.choice(n, size=min(n, int(rng.integers(1, 4))), replace=False):
+                rows[slot] = frame_of(prototypes[c])
+        y = np.zeros(n_categories, dtype=np.float32)
+        y[positives] = 1.0
+        noisy = y.copy()
+        noisy[(y == 1) & (rng.random(n_categories) < label_noise[0])] = 0.0
+        noisy[(y == 0) & (rng.random(n_categories) < label_noise[1])] = 1.0
+        labels[vid], targets[vid], lengths[vid] = y, noisy, n
+        return VideoEmbeddings(vid, np.arange(n, dtype=np.float32), np.stack(rows))
+
+    shards = []
+    for start in range(0, n_videos, videos_per_shard):
+        path = directory / f"syn{start // videos_per_shard:05d}.parquet"
+        write_shard(
+            path, (video(i) for i in range(start, min(n_videos, start + videos_per_shard))), encoder="synthetic"
+        )
+        shards.append(path)
+    return SyntheticCatalog(shards, categories, labels, targets, kinds, lengths)

@@ -1,0 +1,151 @@
+"""The folder tree is the pipeline: import rules between stage packages, checked on the source (AST).
+
+`ml/` is one package per pipeline stage, layered bottom to top; a package imports only itself, the
+packages below it and the shared modules at the top of `ml/`. `ml/` and `data_checks/` never import
+dagster. Function-level (lazy) imports count like module-level ones: a circle through a lazy import
+is still a circle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+# Bottom to top (docs/architecture.md shows the same map).
+LAYERS = ["catalog", "frames", "text", "visual", "fusion", "engines", "monitoring", "serving", "demo"]
+SHARED = {"config", "taxonomy", "metrics", "plots", "thresholds"}
+ML = REPO_ROOT / "ml"
+
+
+def modules(folder: Path) -> Iterator[tuple[str, Path]]:
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(REPO_ROOT).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        yield ".".join(parts), path
+
+
+def imports_of(path: Path, module: str) -> set[str]:
+    """Absolute names of every module imported anywhere in the file (relative imports resolved)."""
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)  # `from ml.text import model` imports a module
+    return found
+
+
+def ml_target(name: str) -> str | None:
+    """The ml unit an imported name belongs to: a stage package or a shared module."""
+    parts = name.split(".")
+    if parts[0] != "ml" or len(parts) < 2:
+        return None
+    return parts[1]
+
+
+ALL_ML = dict(modules(ML))
+
+
+def test_every_module_under_ml_sits_in_a_stage_package_or_is_shared():
+    for name in ALL_ML:
+        parts = name.split(".")
+        if len(parts) == 1:
+            continue
+        assert parts[1] in LAYERS or parts[1] in SHARED, f"{name}: not in a stage package nor a shared module"
+
+
+def test_no_module_carries_its_package_name_as_a_prefix():
+    for name in ALL_ML:
+        parts = name.split(".")
+        if len(parts) != 3:
+            continue
+        package, leaf = parts[1], parts[2]
+        stems = {package, package.rstrip("s")}
+        assert not any(leaf.startswith(f"{s}_") for s in stems), f"{name}: drop the redundant prefix"
+
+
+@pytest.mark.parametrize("folder", ["ml", "data_checks"])
+def test_pure_folders_never_import_dagster(folder):
+    for name, path in modules(REPO_ROOT / folder):
+        bad = {i for i in imports_of(path, name) if i.split(".")[0] in {"dagster", "dagster_webserver"}}
+        assert not bad, f"{name} imports {sorted(bad)}: {folder}/ must not import dagster"
+
+
+@pytest.mark.parametrize("folder", ["ml", "data_checks"])
+def test_pure_folders_never_import_the_orchestration(folder):
+    for name, path in modules(REPO_ROOT / folder):
+        bad = {i for i in imports_of(path, name) if i.split(".")[0] in {"assets", "orchestration"}}
+        assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_stage_packages_import_only_downward():
+    for name, path in ALL_ML.items():
+        here = ml_target(name)
+        if here is None:
+            continue
+        for imported in imports_of(path, name):
+            there = ml_target(imported)
+            if there is None or there == here or there in SHARED:
+                continue
+            if here in SHARED:
+                pytest.fail(f"{name} (shared) imports {imported}: shared modules import only each other")
+            assert there in LAYERS, f"{name} imports {imported}, which is not a stage package"
+            below = LAYERS[: LAYERS.index(here)]
+            assert there in below, f"{name} imports {imported}: ml.{here} may import only {below}"
+
+
+def test_no_import_circle_between_ml_modules():
+    graph = {
+        name: {i for i in imports_of(path, name) if i in ALL_ML and i != name and i != "ml"}
+        for name, path in ALL_ML.items()
+    }
+    # A package's __init__ imported on the way to a submodule is not an edge of the circle we care about.
+    graph = {
+        n: {i for i in deps if not REPO_ROOT.joinpath(*i.split("."), "__init__.py").exists()}
+        for n, deps in graph.items()
+    }
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import circle: " + " -> ".join([*stack[stack.index(nxt) :], nxt]))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_orchestration_floor_does_not_import_assets_back():
+    """assets/ may import orchestration.resources and .partitions; those must never import assets."""
+    floor = {"orchestration.resources", "orchestration.partitions"}
+    for name, path in modules(REPO_ROOT / "orchestration"):
+        if name in floor:
+            bad = {i for i in imports_of(path, name) if i.split(".")[0] == "assets"}
+            assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_assets_mirror_the_stage_packages():
+    groups = {p.name for p in (REPO_ROOT / "assets").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert groups, "assets/ has no group folders"
+    for g in groups:
+        assert g in LAYERS, f"assets/{g}/ has no ml/{g}/ counterpart"
+        assert (REPO_ROOT / "tests" / "ml" / g).is_dir() or g == "monitoring", f"tests/ml/{g}/ is missing"

@@ -74,6 +74,7 @@ def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeli
     from ml.catalog.store import open_catalog
     from ml.config import load_settings
     from ml.demo.catalog import build_demo_catalog
+    from ml.demo.evaluate import lock_demo_test
     from ml.taxonomy import default_working_set
     from orchestration.definitions import all_assets, all_checks
     from orchestration.resources import VidcatResource
@@ -86,6 +87,7 @@ def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeli
         summary = build_demo_catalog(videos, seed, settings.media_dir / "demo", settings.demo_dir)
         register_manifest(catalog, summary["manifest"], settings.allowed_roots, ws, origin="demo")
         import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold")
+        lock_demo_test(catalog, settings.demo_dir)  # as `vidcat demo` does: before anything trains
         batches = [b.batch_id for b in create_batches(catalog, settings.batch_size, "backfill")]
         instance = dg.DagsterInstance.get()
         instance.add_dynamic_partitions("video_batches", batches)

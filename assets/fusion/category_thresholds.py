@@ -7,13 +7,23 @@ from ml.fusion.stage import fit_fusion_on_gold
 from ml.plots import markdown_image, precision_coverage_png
 from orchestration.resources import VidcatResource
 
+PROMISE_CHECK = "rule_holds_promise"
+
 
 @dg.asset(
     deps=["text_predictions", "visual_predictions"],
     group_name="fusion",
     kinds={"duckdb", "sklearn"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            PROMISE_CHECK,
+            asset="category_thresholds",
+            blocking=False,
+            description="The chosen rule holds the promised precision in every category on held-out gold folds",
+        )
+    ],
 )
-def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
+def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     """Thresholds per category and source on human-verified labels, which categories are visual, the fusion rule."""
     settings = vidcat.settings()
     ws = vidcat.working_set()
@@ -39,7 +49,9 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
             f"{r['precision']:.3f}",
             f"{r['recall']:.3f}",
             f"{r['f1']:.3f}",
-            f"{r['gap']:.3f}",
+            f"{r['macro_precision']:.3f}",
+            f"{r['worst_category_precision']:.3f}",
+            str(len(r.get("failing_categories", []))),
         )
         for rule, r in fitted.comparison.items()
     ]
@@ -54,7 +66,11 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
         f"enabled text {enabled['text']}, visual {enabled['visual']}, fused {enabled['fused']}"
     )
     png = precision_coverage_png(fitted.curves, target=settings.target_precision, max_panels=12)
-    return dg.MaterializeResult(
+    choice = fitted.choice
+    if not choice.holds:
+        names = ", ".join(f"{f['category_id']} ({f['precision']:.2f})" for f in choice.failing) or "pooled precision"
+        context.log.warning(f"{choice.reason}: {names}")
+    yield dg.MaterializeResult(
         metadata={
             "version": fitted.version,
             "rule": fitted.rule,
@@ -66,7 +82,18 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
             "visual_categories": dg.MetadataValue.int(sum(fitted.is_visual)),
             "comparison_held_out_gold": dg.MetadataValue.md(
                 md_table(
-                    comparison_rows, ["rule", "coverage", "categories/video", "precision", "recall", "F1", "GAP@20"]
+                    comparison_rows,
+                    [
+                        "rule",
+                        "coverage",
+                        "categories/video",
+                        "precision",
+                        "recall",
+                        "F1",
+                        "macro precision",
+                        "worst category",
+                        "failing",
+                    ],
                 )
             ),
             "thresholds": dg.MetadataValue.md(md_table(per_category, ["id", "category", "text", "visual", "visual?"])),
@@ -74,7 +101,32 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
             "text_model_version": fitted.text_version,
             "visual_model_version": fitted.visual_version,
             "path": dg.MetadataValue.path(str(fitted.path)),
+            "rule_choice": choice.reason,
         }
+    )
+    failing_rows = [
+        (
+            f["category_id"],
+            ws.by_id(f["category_id"]).full_name if f["category_id"] in ws else "",
+            f["emitted"],
+            f"{f['precision']:.3f}",
+        )
+        for f in choice.failing
+    ]
+    yield dg.AssetCheckResult(
+        check_name=PROMISE_CHECK,
+        passed=choice.holds,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rule": fitted.rule,
+            "promise": dg.MetadataValue.float(settings.target_precision),
+            "failing_categories": dg.MetadataValue.md(
+                md_table(failing_rows, ["id", "category", "emitted out of fold", "precision"])
+                if failing_rows
+                else "none"
+            ),
+        },
+        description=choice.reason,
     )
 
 

@@ -10,6 +10,8 @@ from ml.fusion.stage import ensure_source_scores, fuse_batch, load_current_fusio
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
+OOD_CHECK = "out_of_distribution_share"
+
 
 @dg.asset(
     partitions_def=video_batches,
@@ -17,8 +19,16 @@ from orchestration.resources import VidcatResource
     deps=["text_predictions", "visual_predictions", "category_thresholds"],
     group_name="fusion",
     kinds={"duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            OOD_CHECK,
+            asset="fused_predictions",
+            blocking=False,
+            description="Share of videos the visual source abstained on (out of distribution) below ood_warn_share",
+        )
+    ],
 )
-def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
+def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     """Final categories per video (source text, visual, both or fused), scores, thresholds and model versions."""
     catalog = vidcat.catalog()
     fusion = load_current_fusion(catalog)
@@ -32,8 +42,9 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
             added = ensure_source_scores(catalog, vidcat.settings(), fusion, batch_id, video_ids, engine=engine)
             filled += [f"{batch_id}:{source}" for source, done in added.items() if done]
             result = fuse_batch(catalog, fusion, batch_id, video_ids)
-            for k in ("videos", "classified", "emitted", "no_text", "no_visual", "neither"):
+            for k in ("videos", "classified", "emitted", "no_text", "no_visual", "neither", "out_of_distribution"):
                 totals[k] = totals.get(k, 0) + getattr(result, k)
+            totals["visual_scored"] = totals.get("visual_scored", 0) + result.visual_scored
             for k, n in result.by_source.items():
                 by_source[k] = by_source.get(k, 0) + n
     if filled:
@@ -44,9 +55,16 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
         "AND batch_id IN (SELECT unnest(?::VARCHAR[]))",
         [fusion.version, batch_keys(context)],
     )
-    return dg.MaterializeResult(
+    settings = vidcat.settings()
+    ood = totals.get("out_of_distribution", 0)
+    ood_share = ood / totals["visual_scored"] if totals.get("visual_scored") else 0.0
+    if ood:
+        context.log.warning(f"{ood} video(s) unlike the student's training data: the visual source abstained")
+    yield dg.MaterializeResult(
         metadata={
             "videos": dg.MetadataValue.int(totals.get("videos", 0)),
+            "out_of_distribution": dg.MetadataValue.int(ood),
+            "out_of_distribution_share": dg.MetadataValue.float(round(ood_share, 4)),
             "categories_emitted": dg.MetadataValue.int(totals.get("emitted", 0)),
             "coverage": dg.MetadataValue.float(round(with_category / videos, 4)),
             "categories_per_video": dg.MetadataValue.float(round(totals.get("emitted", 0) / videos, 3)),
@@ -58,4 +76,15 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
             "rescored_with_pinned_versions": dg.MetadataValue.text(", ".join(filled) or "none"),
             "wall_s": dg.MetadataValue.float(round(time.monotonic() - started, 2)),
         }
+    )
+    yield dg.AssetCheckResult(
+        check_name=OOD_CHECK,
+        passed=ood_share <= settings.ood_warn_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "out_of_distribution_share": dg.MetadataValue.float(round(ood_share, 4)),
+            "warn_share": dg.MetadataValue.float(settings.ood_warn_share),
+            "videos_scored": dg.MetadataValue.int(totals.get("visual_scored", 0)),
+        },
+        description=f"{ood} of {totals.get('visual_scored', 0)} videos out of distribution for the visual model",
     )

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.model_registry import latest_model
-from ml.monitoring.drift import batch_drift, build_reference
+from ml.monitoring.drift import batch_drift, build_reference, out_of_distribution_share
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -39,7 +39,10 @@ def drift_report(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     fusion_version = fusion.version if fusion else None
     reference = build_reference(catalog, settings, visual, text_version, fusion_version)
     worst = None
+    flagged = scored = 0
     for batch_id in batch_keys(context):
+        f, n = out_of_distribution_share(catalog, visual.version, batch_video_ids(catalog, batch_id))
+        flagged, scored = flagged + f, scored + n
         summary, html, js = batch_drift(
             catalog,
             settings,
@@ -58,6 +61,9 @@ def drift_report(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     yield dg.MaterializeResult(
         metadata={
             "share_drifted": dg.MetadataValue.float(round(summary.share_drifted, 4)),
+            # Beside drift: the share of videos the visual source found unlike its training data.
+            "out_of_distribution_share": dg.MetadataValue.float(round(flagged / scored, 4) if scored else 0.0),
+            "out_of_distribution_videos": dg.MetadataValue.int(flagged),
             "drifted_features": dg.MetadataValue.int(summary.n_drifted),
             "features": dg.MetadataValue.int(summary.n_columns),
             "most_drifted": dg.MetadataValue.text(", ".join(top) or "none"),

@@ -17,13 +17,14 @@ from orchestration.resources import VidcatResource
     kinds={"duckdb"},
 )
 def pseudo_labels(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
-    """Positive where the calibrated score passes a threshold holding 90% precision on held-out editor labels."""
+    """The teacher's calibrated scores of informative videos as soft targets; positives hold 90% precision
+    (lower bound) on held-out editor labels."""
     settings = vidcat.settings()
     ws = vidcat.working_set()
     catalog = vidcat.catalog()
     record = current_teacher(catalog)
     thresholds = teacher_thresholds(record, settings)
-    scored = with_positive = positives = negatives = 0
+    scored = with_positive = positives = negatives = soft = 0
     per_category: dict[str, int] = {}
     agreement = []
     for batch_id in batch_keys(context):
@@ -32,6 +33,7 @@ def pseudo_labels(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> 
         with_positive += r.videos_with_positive
         positives += r.positives
         negatives += r.negatives
+        soft += r.soft
         for c, n in r.per_category.items():
             per_category[c] = per_category.get(c, 0) + n
         if r.gold_precision and r.gold_precision["positive"]["judged"]:
@@ -46,6 +48,7 @@ def pseudo_labels(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> 
             "videos_with_pseudo_label": dg.MetadataValue.int(with_positive),
             "positives": dg.MetadataValue.int(positives),
             "negatives": dg.MetadataValue.int(negatives),
+            "soft": dg.MetadataValue.int(soft),
             "categories_enabled": dg.MetadataValue.int(len(enabled)),
             "per_category": dg.MetadataValue.md(md_table(rows, ["id", "category", "positives"])),
             # How a teacher's bias is watched: agreement of positive pseudo-labels with gold answers.

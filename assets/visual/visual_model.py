@@ -1,4 +1,4 @@
-"""`visual_model`: NeXtVLAD over frame embeddings, trained on the teacher's pseudo-labels (Lightning)."""
+"""`visual_model`: NeXtVLAD over frame embeddings, trained on editor labels and the teacher's pseudo-labels."""
 
 import dagster as dg
 
@@ -10,7 +10,7 @@ from orchestration.resources import VidcatResource
 
 @dg.asset(deps=["frame_embeddings", "pseudo_labels"], group_name="visual", kinds={"pytorch", "onnx"})
 def visual_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
-    """The student: trained on pseudo-labelled videos, validated on held-out pseudo-labels, reported on gold."""
+    """The student: editor labels, soft pseudo-labels and certified self-training; never gold or the locked test."""
     settings = vidcat.settings()
     r = train_student(vidcat.catalog(), settings, vidcat.working_set().ids)
     history = r.history
@@ -18,12 +18,17 @@ def visual_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> d
         {
             "train loss": [h.get("train_loss", float("nan")) for h in history],
             "val loss": [h.get("val_loss", float("nan")) for h in history],
-            "val GAP@20 (pseudo-labels)": [h.get("val_gap", float("nan")) for h in history],
+            "val GAP@20": [h.get("val_gap", float("nan")) for h in history],
         },
         title=f"visual_model {r.version}",
     )
     gold_rows = [(arch, g.get("videos", 0), _fmt(g.get("gap_at_20")), _fmt(g.get("map"))) for arch, g in r.gold.items()]
-    context.log.info(f"visual_model {r.version}: {len(r.categories)} categories, {r.train_seconds:.0f}s")
+    context.log.info(
+        f"visual_model {r.version}: {len(r.categories)} categories, {r.train_seconds:.0f}s, targets {r.sources}, "
+        f"self-training accepted {r.self_training.get('accepted_videos', 0)} video(s)"
+    )
+    source_rows = [(k, n) for k, n in r.sources.items()]
+    ood = r.ood
     return dg.MaterializeResult(
         metadata={
             "version": r.version,
@@ -33,7 +38,17 @@ def visual_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> d
             "training_videos": dg.MetadataValue.int(r.training_videos),
             "parameters": dg.MetadataValue.int(r.param_count),
             "train_seconds": dg.MetadataValue.float(round(r.train_seconds, 1)),
-            "val_gap_pseudo_labels": dg.MetadataValue.float(float(r.metrics.get("val_gap_at_20") or 0.0)),
+            "val_gap": dg.MetadataValue.float(float(r.metrics.get("val_gap_at_20") or 0.0)),
+            "targets_by_source": dg.MetadataValue.md(md_table(source_rows, ["source", "videos"])),
+            "self_training_accepted": dg.MetadataValue.int(int(r.self_training.get("accepted_videos", 0))),
+            "self_training_certified_categories": dg.MetadataValue.int(
+                len(r.self_training.get("certified_categories", []))
+            ),
+            "ood_threshold": dg.MetadataValue.float(round(float(ood.get("threshold", float("nan"))), 4)),
+            "ood_reference_videos": dg.MetadataValue.int(int(ood.get("reference_videos", 0))),
+            "ood_heldout_flagged_share": dg.MetadataValue.float(
+                round(float(ood.get("heldout_flagged_share", float("nan"))), 4)
+            ),
             "gold": dg.MetadataValue.md(md_table(gold_rows, ["architecture", "gold videos", "GAP@20", "mAP"])),
             "training_curve": dg.MetadataValue.md(markdown_image(png, "training curve")),
         }

@@ -20,19 +20,21 @@ def visual_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource
     settings = vidcat.settings()
     catalog = vidcat.catalog()
     record = latest_model(catalog, "visual_model")
-    videos = scored = 0
+    videos = scored = ood = 0
     seconds = 0.0
     with vidcat.engine() as engine:
         for batch_id in batch_keys(context):
             r = score_batch_visual(catalog, record, settings, batch_id, engine=engine)
             videos += r.videos
             scored += r.scored
+            ood += r.out_of_distribution
             seconds += r.seconds
     return dg.MaterializeResult(
         metadata={
             "videos": dg.MetadataValue.int(videos),
             "scored": dg.MetadataValue.int(scored),
             "without_frames": dg.MetadataValue.int(videos - scored),
+            "out_of_distribution": dg.MetadataValue.int(ood),
             "videos_per_s": dg.MetadataValue.float(round(scored / max(seconds, 1e-9), 1)),
             "model_version": record.version,
         }

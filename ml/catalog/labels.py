@@ -31,6 +31,9 @@ class ImportReport:
     positives: int = 0
     negatives: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    # Gold rows left out because their video carries editor labels: it trains the models, so it
+    # cannot also certify them (ml/catalog/holdout.py).
+    excluded_editor_overlap: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class ImportReport:
             "positives": self.positives,
             "negatives": self.negatives,
             "rejected": [{"row": r, "reason": m} for r, m in self.rejected],
+            "excluded_editor_overlap": list(self.excluded_editor_overlap),
         }
 
 
@@ -72,6 +76,7 @@ def import_labels(
         r[0]
         for r in catalog.query("SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [wanted])
     }
+    editor = editor_labelled(catalog, wanted) if label_set == "gold" else set()
     judgements: dict[tuple[str, str], bool] = {}
     exhaustive: set[str] = set()
     for lineno, row in rows:
@@ -81,6 +86,10 @@ def import_labels(
         vid = str(row.get("video_id") or row.get("id") or "").strip()
         if vid not in known:
             report.rejected.append((lineno, f"video {vid!r} is not registered"))
+            continue
+        if vid in editor:
+            if vid not in report.excluded_editor_overlap:
+                report.excluded_editor_overlap.append(vid)
             continue
         try:
             if "labels" in row and row.get("labels") is not None:
@@ -125,6 +134,16 @@ def import_labels(
     return report
 
 
+def editor_labelled(catalog: Catalog, video_ids: list[str] | None = None) -> set[str]:
+    """Videos with any editor label (the training labels), optionally among ``video_ids``."""
+    sql = (
+        "SELECT video_id FROM label_coverage WHERE label_set = 'editor' "
+        "UNION SELECT video_id FROM human_labels WHERE label_set = 'editor'"
+    )
+    ids = {r[0] for r in catalog.query(sql)}
+    return ids if video_ids is None else ids & set(video_ids)
+
+
 def _rolled(ws: WorkingSet, category_id: str) -> str | None:
     if category_id not in ws.taxonomy:
         raise ValueError(f"category {category_id!r} is not an IAB Content Taxonomy 3.1 id")
@@ -135,10 +154,11 @@ def _truthy(v: Any) -> bool:
     return v if isinstance(v, bool) else str(v).strip().lower() in YES
 
 
-def label_matrix(catalog: Catalog, label_set: str, categories: list[str]):
+def label_matrix(catalog: Catalog, label_set: str, categories: list[str], exclude: set[str] | None = None):
     """(video_ids, Y) for every video this set judged exhaustively, Y[i, j] in {0, 1}.
 
     Non-exhaustive verdicts are not in the matrix: a single yes/no says nothing of other categories.
+    Videos in ``exclude`` are left out (the locked test, when fitting on gold).
     """
     import numpy as np
 
@@ -148,6 +168,8 @@ def label_matrix(catalog: Catalog, label_set: str, categories: list[str]):
         "WHERE c.label_set = ? AND c.exhaustive GROUP BY c.video_id ORDER BY c.video_id",
         [label_set],
     )
+    if exclude:
+        rows = [r for r in rows if r[0] not in exclude]
     index = {c: j for j, c in enumerate(categories)}
     ids = [r[0] for r in rows]
     y = np.zeros((len(ids), len(categories)), dtype=np.float32)
@@ -156,3 +178,10 @@ def label_matrix(catalog: Catalog, label_set: str, categories: list[str]):
             if c in index:
                 y[i, index[c]] = 1.0
     return ids, y
+
+
+def certification_matrix(catalog: Catalog, categories: list[str]):
+    """The gold labels thresholds and rules are fitted on: gold without its locked-test share."""
+    from ml.catalog.holdout import locked_test_ids
+
+    return label_matrix(catalog, "gold", categories, exclude=locked_test_ids(catalog))

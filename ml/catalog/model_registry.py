@@ -49,35 +49,49 @@ def register_model(
     metrics: dict | None = None,
     training_data: dict | None = None,
 ) -> None:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with catalog.transaction() as con:
-        delete_where_in(con, "model_registry", "version", [version], "AND model_name = ?", [name])
-        insert_rows(
-            con,
-            "model_registry",
-            [
-                "model_name",
-                "version",
-                "created_at",
-                "artifact_path",
-                "categories",
-                "params",
-                "metrics",
-                "training_data",
-            ],
-            [
-                (
-                    name,
-                    version,
-                    now,
-                    str(artifact_path),
-                    list(categories),
-                    json.dumps(params or {}, default=str),
-                    json.dumps(metrics or {}, default=str),
-                    json.dumps(training_data or {}, default=str),
-                )
-            ],
-        )
+        register_model_in(con, name, version, artifact_path, categories, params, metrics, training_data)
+
+
+def register_model_in(
+    con: Any,
+    name: str,
+    version: str,
+    artifact_path: Path,
+    categories: list[str],
+    params: dict | None = None,
+    metrics: dict | None = None,
+    training_data: dict | None = None,
+) -> None:
+    """``register_model`` inside the caller's transaction, so a model and what belongs to it land together."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    delete_where_in(con, "model_registry", "version", [version], "AND model_name = ?", [name])
+    insert_rows(
+        con,
+        "model_registry",
+        [
+            "model_name",
+            "version",
+            "created_at",
+            "artifact_path",
+            "categories",
+            "params",
+            "metrics",
+            "training_data",
+        ],
+        [
+            (
+                name,
+                version,
+                now,
+                str(artifact_path),
+                list(categories),
+                json.dumps(params or {}, default=str),
+                json.dumps(metrics or {}, default=str),
+                json.dumps(training_data or {}, default=str),
+            )
+        ],
+    )
 
 
 # The asset that registers each model name (the fusion model is what `category_thresholds` fits).

@@ -222,6 +222,27 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
           ON p.video_id = latest.video_id AND p.model_version = latest.model_version;
         """,
     ),
+    (
+        3,
+        "locked test, weighted pseudo-labels, out-of-distribution scores and per-source abstentions",
+        """
+        -- Videos kept for the one evaluation nothing trains or tunes on (ml/catalog/holdout.py).
+        CREATE TABLE locked_test (
+            video_id  VARCHAR PRIMARY KEY,
+            source    VARCHAR NOT NULL,              -- gold-split, demo-ground-truth or manual
+            added_at  TIMESTAMP NOT NULL
+        );
+        -- How much a pseudo-label counts in the student's loss (its confidence); 1 for hard labels.
+        ALTER TABLE pseudo_labels ADD COLUMN weight FLOAT DEFAULT 1.0;
+        -- Distance of the video's frames to the student's training data, and whether that is too far
+        -- for the visual source to judge it (ml/visual/ood.py).
+        ALTER TABLE visual_predictions ADD COLUMN ood_score FLOAT;
+        ALTER TABLE visual_predictions ADD COLUMN out_of_distribution BOOLEAN;
+        -- Why a source gave a video nothing: NULL when it judged the video.
+        ALTER TABLE video_results ADD COLUMN text_abstained VARCHAR;
+        ALTER TABLE video_results ADD COLUMN visual_abstained VARCHAR;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = SCHEMA_MIGRATIONS[-1][0]

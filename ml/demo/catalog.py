@@ -52,8 +52,8 @@ pseudo_label_precision = 0.6
 pseudo_label_min_support = 3
 visual_min_positives = 3
 visual_max_epochs = 4
-threshold_min_true_positives = 2
-threshold_min_lower_bound = 0.3
+threshold_min_support = 2
+threshold_confidence = 0.5
 """
 
 # Categories that co-occur in one video (a cooking video with baking, a concert with dancing).

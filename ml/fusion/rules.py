@@ -17,6 +17,7 @@ fitted on the other folds), which is what "held-out gold data" means when the go
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class FusionModel:
         v_thr = threshold_vector(self.visual_thresholds)
         v = self.calibrate_visual(visual)
         text_fired, visual_fired = _ge(text, t_thr), _ge(v, v_thr)
+        if self.is_visual:  # frames alone never give a category the thresholds stage found not visual
+            visual_fired &= np.asarray(self.is_visual, dtype=bool)[None, :]
         score = self.fused_score(text, visual, text_chars)
         if self.rule == "text":
             emitted = text_fired.copy()
@@ -98,12 +101,15 @@ class FusionModel:
         elif self.rule == "union":
             emitted = text_fired | visual_fired
         else:
+            # A combined score only where both sources judged the video; where one abstained (no usable
+            # text, frames unlike the training data, no frames) the other decides under its own
+            # thresholds, each certified on gold for that source alone.
             assert self.fused_thresholds is not None
-            emitted = _ge(score, threshold_vector(self.fused_thresholds))
-            if self.is_visual:
-                # Without text a combined score is the frames' evidence alone: only visual categories.
-                has_text = np.isfinite(text).any(axis=1)
-                emitted &= has_text[:, None] | np.asarray(self.is_visual, dtype=bool)[None, :]
+            has_t, has_v = _present(text).any(axis=1), _present(v).any(axis=1)
+            both = (has_t & has_v)[:, None]
+            fused_fired = _ge(score, threshold_vector(self.fused_thresholds))
+            emitted = np.where(both, fused_fired, np.where(has_t[:, None], text_fired, visual_fired))
+            score = np.where(both, score, np.where(has_t[:, None], text, v))
         return Decisions(emitted, score, text_fired, visual_fired)
 
     def to_json(self) -> dict:
@@ -225,17 +231,22 @@ def fit_rule(
     model = FusionModel(rule, select_thresholds(text, labels, policy), [], visual_calibration=calib)
     v = model.calibrate_visual(visual)
     model.visual_thresholds = select_thresholds(v, labels, policy)
+    # Combined scores decide only where both sources judged a video (``decide``): fit them there.
+    both = _present(text).any(axis=1) & _present(v).any(axis=1)
     if rule == "max":
-        model.fused_thresholds = select_thresholds(np.fmax(text, v), labels, policy)
+        fused = np.where(both[:, None], np.fmax(text, v), np.nan)
+        model.fused_thresholds = select_thresholds(fused, labels, policy)
     elif rule == "stacked":
         impute = impute_values(text, v)
         model.impute = impute.tolist()
         feats = _features(text, v, text_chars, impute)
+        rows = np.flatnonzero(both)
         # Thresholds on out-of-fold stacker scores: in-sample scores would set them too low.
         oof = np.full(labels.shape, np.nan)
-        for train, test in _folds(len(labels), 3, seed):
-            oof[test] = _stack_predict(_stack_fit(feats[train], labels[train]), feats[test])
-        model.stackers = _stack_fit(feats, labels)
+        for train, test in _folds(len(rows), 3, seed):
+            tr, te = rows[train], rows[test]
+            oof[te] = _stack_predict(_stack_fit(feats[tr], labels[tr]), feats[te])
+        model.stackers = _stack_fit(feats[rows], labels[rows])
         model.fused_thresholds = select_thresholds(oof, labels, policy)
     return model
 
@@ -246,7 +257,27 @@ def _folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i]) for i in range(k)]
 
 
-def rule_metrics(emitted: np.ndarray, score: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def per_category_precision(emitted: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(emitted, true positives, precision) per category; precision NaN where nothing was emitted."""
+    y = labels.astype(bool)
+    n = emitted.sum(axis=0)
+    tp = (emitted & y).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(n > 0, tp / np.maximum(n, 1), np.nan)
+    return n, tp, precision
+
+
+def rule_metrics(
+    emitted: np.ndarray,
+    score: np.ndarray,
+    labels: np.ndarray,
+    *,
+    promise: float | None = None,
+    min_emitted: int = 10,
+    categories: list[str] | None = None,
+) -> dict[str, float]:
+    """Pooled figures and the per-category promise: macro precision, the worst category emitted at least
+    ``min_emitted`` times, and (with ``promise``) the categories emitted that often below it."""
     from ml.metrics import categories_per_video, coverage, gap_at_k
 
     y = labels.astype(bool)
@@ -257,7 +288,9 @@ def rule_metrics(emitted: np.ndarray, score: np.ndarray, labels: np.ndarray) -> 
     recall = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
     ranked = np.where(np.isfinite(score), score, -1.0)
-    return {
+    n, _, prec_c = per_category_precision(emitted, labels)
+    counted = n >= min_emitted
+    out: dict[str, Any] = {
         "coverage": coverage(emitted),
         "categories_per_video": categories_per_video(emitted),
         "precision": precision,
@@ -265,7 +298,17 @@ def rule_metrics(emitted: np.ndarray, score: np.ndarray, labels: np.ndarray) -> 
         "f1": f1,
         "gap": gap_at_k(ranked, y, k=20),
         "emitted": int(emitted.sum()),
+        "macro_precision": float(np.nanmean(prec_c)) if (n > 0).any() else float("nan"),
+        "worst_category_precision": float(prec_c[counted].min()) if counted.any() else float("nan"),
+        "categories_counted": int(counted.sum()),
     }
+    if promise is not None:
+        names = categories or [str(j) for j in range(labels.shape[1])]
+        out["failing_categories"] = [
+            {"category_id": names[j], "emitted": int(n[j]), "precision": float(prec_c[j])}
+            for j in np.flatnonzero(counted & (prec_c < promise))
+        ]
+    return out
 
 
 def compare_rules(
@@ -277,11 +320,17 @@ def compare_rules(
     folds: int = 5,
     seed: int = 0,
     rules: tuple[str, ...] = RULES,
-) -> dict[str, dict[str, float]]:
-    """Every rule measured out of fold on the gold set; the table that picks the default rule."""
+    categories: list[str] | None = None,
+    min_emitted: int = 10,
+) -> dict[str, dict[str, Any]]:
+    """Every rule measured out of fold on the gold set; the table that picks the default rule.
+
+    Each fold's thresholds (and stacker) are fitted on the other folds only, so every figure, the
+    per-category precision included, is held out from the fitting it judges.
+    """
     n = len(labels)
     folds = max(2, min(folds, n // 4))
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for rule in rules:
         emitted = np.zeros(labels.shape, bool)
         score = np.full(labels.shape, np.nan)
@@ -289,18 +338,52 @@ def compare_rules(
             model = fit_rule(rule, text[train], visual[train], text_chars[train], labels[train], policy, seed + i)
             d = model.decide(text[test], visual[test], text_chars[test])
             emitted[test], score[test] = d.emitted, d.score
-        out[rule] = rule_metrics(emitted, score, labels)
+        out[rule] = rule_metrics(
+            emitted,
+            score,
+            labels,
+            promise=policy.target_precision,
+            min_emitted=min_emitted,
+            categories=categories,
+        )
     return out
 
 
-def best_rule(table: dict[str, dict[str, float]], min_precision: float = 0.8) -> str:
-    """Highest F1 among rules whose held-out precision holds the target.
+@dataclass(frozen=True)
+class RuleChoice:
+    rule: str
+    holds: bool  # every category the rule emits often enough holds the promise on held-out folds
+    failing: list[dict]  # the categories that do not, when it does not hold
+    reason: str
 
-    When none holds it, ``union``: its per-category, per-source thresholds are each set to hold the
-    target, so it degrades by emitting less, where a learned combiner that missed the target on
-    held-out data would keep emitting at the precision it missed.
+
+def choose_rule(table: dict[str, dict[str, Any]], promise: float = 0.8) -> RuleChoice:
+    """The best F1 among rules whose held-out precision holds the promise, per category and pooled.
+
+    A rule holds when its pooled precision reaches ``promise`` and no category it emitted at least
+    ``min_emitted`` times (``compare_rules``) falls below it. When none holds, the rule with the
+    fewest failing categories (then the best F1) is chosen and the choice says so: the
+    ``category_thresholds`` check turns that into a warning naming the categories.
     """
-    ok = {r: m for r, m in table.items() if np.isfinite(m["precision"]) and m["precision"] >= min_precision}
-    if ok:
-        return max(ok, key=lambda r: (ok[r]["f1"], ok[r]["coverage"]))
-    return "union"
+
+    def failing(m: dict[str, Any]) -> list[dict]:
+        return list(m.get("failing_categories", []))
+
+    def pooled_ok(m: dict[str, Any]) -> bool:
+        return bool(np.isfinite(m["precision"]) and m["precision"] >= promise)
+
+    holding = {r: m for r, m in table.items() if pooled_ok(m) and not failing(m) and m["emitted"] > 0}
+    if holding:
+        rule = max(holding, key=lambda r: (holding[r]["f1"], holding[r]["coverage"]))
+        return RuleChoice(rule, True, [], f"best held-out F1 among rules holding {promise:.0%} per category")
+    rule = min(table, key=lambda r: (not pooled_ok(table[r]), len(failing(table[r])), -table[r]["f1"]))
+    return RuleChoice(
+        rule,
+        False,
+        failing(table[rule]),
+        f"no rule holds {promise:.0%} in every category on held-out folds; {rule} fails the fewest",
+    )
+
+
+def best_rule(table: dict[str, dict[str, Any]], min_precision: float = 0.8) -> str:
+    return choose_rule(table, min_precision).rule

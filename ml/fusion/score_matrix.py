@@ -59,3 +59,41 @@ def text_lengths(catalog: Catalog, model_version: str, video_ids: list[str]) -> 
         )
     )
     return np.array([rows.get(v, 0) for v in video_ids], dtype=np.float64)
+
+
+def ood_flags(catalog: Catalog, model_version: str, video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged, score) per video from ``visual_predictions``: out of distribution for that visual model.
+
+    Videos without a row, or scored by a model without a detector, are not flagged (score NaN).
+    """
+    rows = {
+        v: (bool(flag), s)
+        for v, flag, s in catalog.query(
+            "SELECT video_id, coalesce(out_of_distribution, false), ood_score FROM visual_predictions "
+            "WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [model_version, list(video_ids)],
+        )
+    }
+    flagged = np.array([rows.get(v, (False, None))[0] for v in video_ids], dtype=bool)
+    score = np.array(
+        [np.nan if rows.get(v, (False, None))[1] is None else rows[v][1] for v in video_ids], dtype=np.float64
+    )
+    return flagged, score
+
+
+def visual_scores(
+    catalog: Catalog,
+    model_version: str,
+    model_categories: list[str],
+    video_ids: list[str],
+    categories: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, flagged): the visual source's scores with out-of-distribution videos blanked (NaN).
+
+    The visual source abstains on a video unlike its training data; fitting and applying fusion both
+    read it through here, so thresholds are set on the source as it is deployed.
+    """
+    v = load_scores(catalog, "visual_predictions", model_version, model_categories, video_ids, categories)
+    flagged, _ = ood_flags(catalog, model_version, video_ids)
+    v[flagged] = np.nan
+    return v, flagged

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.catalog.labels import label_matrix
-from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model
+from ml.catalog.labels import certification_matrix
+from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model_in
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
-from ml.fusion.rules import RULES, FusionModel, best_rule, compare_rules, fit_rule
-from ml.fusion.score_matrix import category_union, load_scores, text_lengths
+from ml.fusion.rules import RULES, FusionModel, RuleChoice, choose_rule, compare_rules, fit_rule
+from ml.fusion.score_matrix import category_union, load_scores, text_lengths, visual_scores
 from ml.taxonomy import WorkingSet
 from ml.thresholds import Threshold, ThresholdPolicy, precision_coverage_curve
 
@@ -39,12 +39,14 @@ class FittedFusion:
     visual_version: str
     path: Path
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]]
+    choice: RuleChoice
 
 
 def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord, categories: list[str]):
-    ids, y = label_matrix(catalog, "gold", categories)
+    """Certification gold (without the locked test) with both sources as deployed (visual abstentions applied)."""
+    ids, y = certification_matrix(catalog, categories)
     t = load_scores(catalog, "text_predictions", text.version, text.categories, ids, categories)
-    v = load_scores(catalog, "visual_predictions", visual.version, visual.categories, ids, categories)
+    v, _ = visual_scores(catalog, visual.version, visual.categories, ids, categories)
     chars = text_lengths(catalog, text.version, ids)
     return ids, t, v, chars, y
 
@@ -56,7 +58,7 @@ def decide_visual(
     out = []
     for c, t in zip(categories, visual_thresholds, strict=True):
         prior = ws.by_id(c).visual if c in ws else False
-        out.append(bool(t.enabled and (prior or t.true_positives >= 2 * policy.min_true_positives)))
+        out.append(bool(t.enabled and (prior or t.true_positives >= 2 * policy.min_support)))
     return out
 
 
@@ -85,9 +87,16 @@ def fit_fusion_on_gold(
             f"only {len(ids)} gold video(s) have exhaustive human-verified labels; thresholds need a gold set "
             "(import one with `vidcat import-gold`)"
         )
-    comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed)
+    comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed, categories=categories)
     promise = promised_precision if promised_precision is not None else policy.target_precision
-    chosen = best_rule(comparison, promise) if rule == "auto" else rule
+    if rule == "auto":
+        choice = choose_rule(comparison, promise)
+    else:
+        m = comparison[rule]
+        bad = list(m.get("failing_categories", []))
+        holds = not bad and bool(np.isfinite(m["precision"]) and m["precision"] >= promise)
+        choice = RuleChoice(rule, holds, bad, f"{rule} set in vidcat.toml (fusion_rule)")
+    chosen = choice.rule
     model = fit_rule(chosen, t, v, chars, y, policy, seed)
     is_visual = decide_visual(ws, categories, model.visual_thresholds, policy)
     model.is_visual = is_visual
@@ -119,25 +128,42 @@ def fit_fusion_on_gold(
     tmp.write_text(json.dumps(payload))
     tmp.replace(path)
     curves = _curves(model, t, v, chars, y, categories, ws)
-    register_model(
-        catalog,
-        "fusion",
-        version,
-        path,
-        categories,
-        params={
-            "rule": chosen,
-            "requested_rule": rule,
-            "policy": policy.__dict__,
-            "text_model_version": text.version,
-            "visual_model_version": visual.version,
-        },
-        metrics={"comparison": comparison},
-        training_data={"gold_videos": len(ids), "label_set": "gold"},
-    )
-    _write_thresholds(catalog, version, categories, model, is_visual)
+    # One transaction: the model becomes current together with its thresholds, or not at all.
+    with catalog.transaction() as con:
+        _write_thresholds(con, version, categories, model, is_visual)
+        register_model_in(
+            con,
+            "fusion",
+            version,
+            path,
+            categories,
+            params={
+                "rule": chosen,
+                "requested_rule": rule,
+                "policy": policy.__dict__,
+                "text_model_version": text.version,
+                "visual_model_version": visual.version,
+            },
+            metrics={
+                "comparison": comparison,
+                "choice": {"holds": choice.holds, "failing": choice.failing, "reason": choice.reason},
+                "promise": promise,
+            },
+            training_data={"gold_videos": len(ids), "label_set": "gold", "locked_test_excluded": True},
+        )
     return FittedFusion(
-        version, chosen, model, categories, is_visual, comparison, len(ids), text.version, visual.version, path, curves
+        version,
+        chosen,
+        model,
+        categories,
+        is_visual,
+        comparison,
+        len(ids),
+        text.version,
+        visual.version,
+        path,
+        curves,
+        choice,
     )
 
 
@@ -160,9 +186,7 @@ def _curves(model: FusionModel, t, v, chars, y, categories, ws):
     return out
 
 
-def _write_thresholds(
-    catalog: Catalog, version: str, categories: list[str], model: FusionModel, is_visual: list[bool]
-) -> None:
+def _write_thresholds(con, version: str, categories: list[str], model: FusionModel, is_visual: list[bool]) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = []
     per_source = {
@@ -187,26 +211,25 @@ def _write_thresholds(
                     now,
                 )
             )
-    with catalog.transaction() as con:
-        delete_where_in(con, "thresholds", "version", [version])
-        insert_rows(
-            con,
-            "thresholds",
-            [
-                "version",
-                "category_id",
-                "source",
-                "threshold",
-                "precision",
-                "recall",
-                "support",
-                "lower_bound",
-                "enabled",
-                "is_visual",
-                "created_at",
-            ],
-            rows,
-        )
+    delete_where_in(con, "thresholds", "version", [version])
+    insert_rows(
+        con,
+        "thresholds",
+        [
+            "version",
+            "category_id",
+            "source",
+            "threshold",
+            "precision",
+            "recall",
+            "support",
+            "lower_bound",
+            "enabled",
+            "is_visual",
+            "created_at",
+        ],
+        rows,
+    )
 
 
 @dataclass
@@ -288,13 +311,22 @@ class BatchFusion:
     no_text: int
     no_visual: int
     neither: int
+    out_of_distribution: int = 0  # videos the visual source abstained on
+    visual_scored: int = 0  # videos the visual model scored (the share's denominator)
+
+    @property
+    def ood_share(self) -> float:
+        return self.out_of_distribution / self.visual_scored if self.visual_scored else 0.0
 
 
 def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids: list[str]) -> BatchFusion:
     """Decide the batch's categories and write `predictions` and `video_results` (replacing this version's rows)."""
     cats = fusion.categories
     t = load_scores(catalog, "text_predictions", fusion.text_version, fusion.text_categories, video_ids, cats)
-    v = load_scores(catalog, "visual_predictions", fusion.visual_version, fusion.visual_categories, video_ids, cats)
+    scored_visual = np.isfinite(
+        load_scores(catalog, "visual_predictions", fusion.visual_version, fusion.visual_categories, video_ids, cats)
+    ).any(axis=1)
+    v, ood = visual_scores(catalog, fusion.visual_version, fusion.visual_categories, video_ids, cats)
     chars = text_lengths(catalog, fusion.text_version, video_ids)
     d = fusion.model.decide(t, v, chars)
     sources = d.source()
@@ -313,13 +345,31 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
             [list(video_ids)],
         )
     }
+    text_why = [None if has_text[i] else "no_usable_text" for i in range(len(video_ids))]
+    visual_why = [
+        None
+        if has_visual[i]
+        else ("out_of_distribution" if ood[i] else ("no_frames" if not scored_visual[i] else "not_scored"))
+        for i in range(len(video_ids))
+    ]
     for i, vid in enumerate(video_ids):
         if vid in unplayable or not (has_text[i] or has_visual[i]):
             # A file that does not open is not served, whatever its title says; a video with neither text
             # nor frames has nothing to classify. Recorded as failed (the reason is in failures), so an
             # earlier classification of the same video stops being served.
             result_rows.append(
-                (vid, fusion.version, batch_id, "failed", 0, bool(has_text[i]), bool(has_visual[i]), now)
+                (
+                    vid,
+                    fusion.version,
+                    batch_id,
+                    "failed",
+                    0,
+                    bool(has_text[i]),
+                    bool(has_visual[i]),
+                    text_why[i],
+                    visual_why[i],
+                    now,
+                )
             )
             continue
         js = np.nonzero(d.emitted[i])[0]
@@ -344,7 +394,18 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                 )
             )
         result_rows.append(
-            (vid, fusion.version, batch_id, "classified", len(js), bool(has_text[i]), bool(has_visual[i]), now)
+            (
+                vid,
+                fusion.version,
+                batch_id,
+                "classified",
+                len(js),
+                bool(has_text[i]),
+                bool(has_visual[i]),
+                text_why[i],
+                visual_why[i],
+                now,
+            )
         )
     with catalog.transaction() as con:
         delete_where_in(con, "predictions", "video_id", video_ids, "AND model_version = ?", [fusion.version])
@@ -382,6 +443,8 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                 "n_categories",
                 "has_text",
                 "has_visual",
+                "text_abstained",
+                "visual_abstained",
                 "classified_at",
             ],
             result_rows,
@@ -397,6 +460,8 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         int((~has_text).sum()),
         int((~has_visual).sum()),
         int((~has_text & ~has_visual).sum()),
+        int(ood.sum()),
+        int(scored_visual.sum()),
     )
 
 

@@ -78,6 +78,33 @@ def _features(
     return combine_features(emb, text, probe, rates)
 
 
+def training_videos(catalog: Catalog, visual: ModelRecord) -> list[str]:
+    """The videos the visual model learnt from: its out-of-distribution reference (a seeded sample of its
+    training split), or, for a model stored without one, the videos its teacher pseudo-labelled."""
+    from ml.visual.ood import load_detector
+
+    detector = load_detector(Path(visual.artifact_path))
+    if detector is not None:
+        return sorted(detector.reference_ids)
+    teacher = visual.training_data.get("teacher_version")
+    return [
+        r[0]
+        for r in catalog.query(
+            "SELECT DISTINCT video_id FROM pseudo_labels WHERE model_version = ? ORDER BY video_id", [teacher]
+        )
+    ]
+
+
+def out_of_distribution_share(catalog: Catalog, visual_version: str, video_ids: list[str]) -> tuple[int, int]:
+    """(flagged, scored) videos of a batch for one visual model: drift's nearest neighbour in the report."""
+    row = catalog.query(
+        "SELECT count(*) FILTER (WHERE out_of_distribution), count(*) FROM visual_predictions "
+        "WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [visual_version, list(video_ids)],
+    )[0]
+    return int(row[0] or 0), int(row[1] or 0)
+
+
 def build_reference(
     catalog: Catalog, settings, visual: ModelRecord, text_version: str | None, fusion_version: str | None
 ) -> Reference:
@@ -91,14 +118,7 @@ def build_reference(
         meta = json.loads(meta_path.read_text())
         features = pd.read_parquet(folder / "features.parquet")
         return Reference(features, meta["pca"], meta["languages"], meta["categories"], visual.version)
-    teacher = visual.training_data.get("teacher_version")
-    ids = [
-        r[0]
-        for r in catalog.query(
-            "SELECT DISTINCT video_id FROM pseudo_labels WHERE model_version = ? ORDER BY video_id LIMIT ?",
-            [teacher, REFERENCE_MAX_VIDEOS],
-        )
-    ]
+    ids = training_videos(catalog, visual)[:REFERENCE_MAX_VIDEOS]
     if not ids:
         raise ValueError(f"the visual model {visual.version} names no training videos to build a drift reference")
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)

@@ -109,6 +109,17 @@ def classify_file(
             for j, c in enumerate(cats):
                 if c in index:
                     visual[j] = float(score.scores[index[c]])
+            ood = models.student.ood
+            out["out_of_distribution"] = {
+                "score": _round(score.ood_score),
+                "threshold": None if ood is None else _round(ood.threshold),
+                "flagged": bool(score.out_of_distribution),
+                "decision": "the visual source abstains: these frames are unlike anything the student learnt from"
+                if score.out_of_distribution
+                else "the visual source judges the video",
+            }
+            if score.out_of_distribution:
+                visual[:] = np.nan  # the same abstention as the batch path (ml.fusion.score_matrix.visual_scores)
             timings["visual_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -123,6 +134,12 @@ def classify_file(
                 text[j] = float(pred.scores[index[c]])
     timings["text_s"] = time.monotonic() - t0
     out["text"] = {"has_text": pred.has_text, "language": pred.language, "chars": pred.text_chars}
+    out["abstained"] = {
+        "text": None if pred.scores is not None else "no_usable_text",
+        "visual": None
+        if np.isfinite(visual).any()
+        else ("out_of_distribution" if out.get("out_of_distribution", {}).get("flagged") else "no_frames"),
+    }
 
     d = fusion.model.decide(text[None, :], visual[None, :], np.array([float(pred.text_chars)]))
     sources = d.source()[0]
@@ -153,12 +170,16 @@ def _threshold(t) -> float | None:
 
 
 def _meta(probe: dict[str, Any], language: str | None) -> np.ndarray:
+    """The student's metadata vector; the upload time of a file classified now is now (training never saw a
+    missing upload time: every registered video has one)."""
+    import datetime as dt
+
     from ml.visual.meta import meta_vector
 
     return meta_vector(
         {
             "language": language,
-            "uploaded_at": None,
+            "uploaded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
             **{k: probe.get(k) for k in ("duration_s", "fps", "width", "height", "rotation", "has_audio")},
         }
     )

@@ -67,8 +67,8 @@ def explain_video(
     video = rows[0]
     fusion = load_current_fusion(catalog)
     result = catalog.query(
-        "SELECT batch_id, n_categories, has_text, has_visual, classified_at FROM video_results "
-        "WHERE status = 'classified' AND video_id = ? AND model_version = ?",
+        "SELECT batch_id, n_categories, has_text, has_visual, classified_at, text_abstained, visual_abstained "
+        "FROM video_results WHERE status = 'classified' AND video_id = ? AND model_version = ?",
         [video_id, fusion.version],
     )
     if not result:
@@ -109,6 +109,8 @@ def explain_video(
         "visual_model_version": fusion.visual_version,
         "text_used": prepared.text if prepared.has_text else None,
         "frames": None if stored is None else len(stored.timestamps),
+        "abstained": {"text": result[0][5], "visual": result[0][6]},
+        "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student),
         "categories": [],
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}
@@ -144,6 +146,25 @@ def explain_video(
     return out
 
 
+def _ood(catalog: Catalog, visual_version: str, video_id: str, student) -> dict[str, Any] | None:
+    """The stored out-of-distribution score and decision of the video for the fusion's visual model."""
+    rows = catalog.query(
+        "SELECT ood_score, out_of_distribution FROM visual_predictions WHERE video_id = ? AND model_version = ?",
+        [video_id, visual_version],
+    )
+    if not rows:
+        return None
+    score, flagged = rows[0]
+    return {
+        "score": None if score is None else round(float(score), 4),
+        "threshold": None if student.ood is None else round(float(student.ood.threshold), 4),
+        "flagged": bool(flagged),
+        "decision": "the visual source abstained: the frames are unlike the student's training data"
+        if flagged
+        else "the visual source judged the video",
+    }
+
+
 def _thr(t) -> float | None:
     return round(float(t.threshold), 4) if t.enabled and t.threshold is not None else None
 
@@ -159,6 +180,11 @@ def explanation_html(exp: dict[str, Any]) -> str:
         f"<p>fusion {e(exp['fusion_version'])} (rule {e(exp['rule'])}), text model {e(exp['text_model_version'])}, "
         f"visual model {e(exp['visual_model_version'])}, batch {e(exp['batch_id'])}</p>",
     ]
+    ood = exp.get("out_of_distribution")
+    if ood:
+        parts.append(
+            f"<p>out-of-distribution score {ood['score']} (threshold {ood['threshold']}): {e(ood['decision'])}</p>"
+        )
     for c in exp["categories"]:
         verdict = f"emitted by <b>{e(c['source'])}</b>" if c["emitted"] else "<b>not emitted</b>"
         parts.append(f"<h2>{e(c['id'])} {e(c['name'])}: {verdict}</h2><table>")

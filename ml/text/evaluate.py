@@ -436,8 +436,10 @@ def _pseudo_label_check(model, emb, vindex, test_sets, target_precision, select_
     French may not in Hindi. Reported per test country: how many videos get a positive pseudo-label
     and how many of those agree with YouTube's category.
     """
+    from ml.text.pseudo_labels import default_policy
+
     thresholds = select_thresholds(
-        model.heldout_scores, model.heldout_labels, model.categories, target_precision=target_precision
+        model.heldout_scores, model.heldout_labels, model.categories, default_policy(target_precision)
     )
     cut = np.array([t.threshold if t.enabled else np.inf for t in thresholds])
     out: dict[str, Any] = {"enabled_categories": [t.category_id for t in thresholds if t.enabled]}

@@ -1,18 +1,23 @@
-"""Pseudo-labels: the text teacher's confident calls, as training targets for the visual student.
+"""Pseudo-labels: the text teacher's calls, as training targets for the visual student.
 
-Positive rule: per category, the lowest calibrated score whose precision on held-out editor labels
-reaches the target (default 0.9) with at least ``min_support`` held-out videos above it. A category
-that cannot reach the target emits nothing: a student trained on a 60%-precise teacher learns its
-mistakes.
+Positive rule: per category, the cut on the teacher's calibrated score chosen by the shared threshold
+policy (ml/thresholds.py) on its cross-fitted held-out editor scores, at the pseudo-label precision
+(default 0.9): the lowest cut whose precision's lower confidence bound still reaches it, with at least
+``min_support`` held-out positives above. A category that cannot reach it emits no positive: a
+student trained on a 60%-precise teacher learns its mistakes.
 
-Negative rule: a covered category is a negative (target 0) for a video when the video has at least
-one positive pseudo-label and its calibrated score for the category is at most ``negative_max_score``
-(default 0.05: scores are calibrated, so at most about 1 in 20 such negatives is wrong). Requiring a
-positive keeps out videos whose text says nothing (a bare "Episode 4"): their low scores reflect the
-prior, not evidence, and would teach the student that their frames belong to no category. Pairs with
-no row are unknown and must be masked out of the student's loss, not read as negatives.
+Informative videos: a video with at least one positive. Its text says something the teacher is sure
+of, so the teacher's other scores for it are evidence too. A video without one (a bare "Episode 4")
+gets no row at all: its low scores reflect the prior, not evidence, and would teach the student that
+its frames belong to no category. Pairs without a row are unknown and are masked out of the
+student's loss, never read as negatives.
 
-Soft targets (``soft=True``): the same rows, with the calibrated score as target instead of 1/0.
+Rows of an informative video, every one carrying the calibrated score ``p`` as ``target`` (the soft
+target) and its confidence ``|2p - 1|`` as ``weight``:
+- ``positive``: at or above the category's cut;
+- ``negative``: at most ``negative_max_score`` (scores are calibrated, so about 1 in 20 such is wrong);
+- ``soft``: in between; a student trained with hard targets ignores these rows, one trained with
+  soft targets learns ``p`` with weight ``|2p - 1|`` (nothing at 0.5, where the teacher knows nothing).
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from ml.thresholds import ThresholdPolicy, select_threshold
+
 DEFAULT_TARGET_PRECISION = 0.9
 DEFAULT_MIN_SUPPORT = 20
 DEFAULT_NEGATIVE_MAX_SCORE = 0.05
-COLUMNS = ["video_id", "category_id", "target", "kind"]
+COLUMNS = ["video_id", "category_id", "target", "weight", "kind"]
+KINDS = ("positive", "negative", "soft")
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class CategoryThreshold:
     support: int  # held-out videos at or above the threshold
     n_positives: int  # held-out known positives
     n_known: int  # held-out videos with a known label
-    lower_bound: float | None  # Wilson lower bound of the precision
+    lower_bound: float | None  # the policy's lower confidence bound of the precision
     reason: str  # why there is no threshold, or 'ok'
 
     @property
@@ -46,71 +54,32 @@ class CategoryThreshold:
         return self.threshold is not None
 
 
-def wilson_lower_bound(successes: int, n: int, confidence: float = 0.95) -> float:
-    """One-sided lower bound of a proportion (ml.thresholds' Wilson bound); honest for small supports."""
-    from ml.thresholds import wilson_lower
+def default_policy(
+    target_precision: float = DEFAULT_TARGET_PRECISION, min_support: int = DEFAULT_MIN_SUPPORT
+) -> ThresholdPolicy:
+    """The pseudo-label policy: the shared one, at 90%, keeping the most labels the promise allows."""
+    return ThresholdPolicy(target_precision=target_precision, min_support=min_support, objective="recall")
 
-    return wilson_lower(successes, n, confidence)
 
-
-def threshold_for_precision(
-    scores: Any,
-    labels: Any,
-    target_precision: float = DEFAULT_TARGET_PRECISION,
-    min_support: int = DEFAULT_MIN_SUPPORT,
-    use_lower_bound: bool = False,
-    category_id: str = "",
+def threshold_for_category(
+    scores: Any, labels: Any, policy: ThresholdPolicy, category_id: str = ""
 ) -> CategoryThreshold:
-    """Lowest score t such that the held-out videos scoring >= t are ``target_precision`` positive.
-
-    Candidate thresholds are the distinct held-out scores; ties are kept together (a threshold cannot
-    split videos with the same score). With ``use_lower_bound`` the Wilson lower bound, not the point
-    estimate, must reach the target.
-    """
+    """The pseudo-label cut of one category from held-out scores and 1 / 0 / NaN (unknown) labels."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
     known = ~(np.isnan(y) | np.isnan(s))
-    s, y = s[known], y[known]
-    n_pos = int(y.sum())
-
-    def none(reason: str, **kw: Any) -> CategoryThreshold:
-        base = {"precision": None, "recall": None, "support": 0, "lower_bound": None}
-        return CategoryThreshold(category_id, None, n_positives=n_pos, n_known=len(y), reason=reason, **{**base, **kw})
-
-    if n_pos == 0:
-        return none("no held-out positives")
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    tp = np.cumsum(y_sorted)
-    n_above = np.arange(1, len(s) + 1)
-    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut only between distinct scores
-    precision = tp / n_above
-    lower = (
-        np.array([wilson_lower_bound(int(a), int(b)) for a, b in zip(tp, n_above, strict=True)])
-        if use_lower_bound
-        else precision
-    )
-    ok = last_of_tie & (n_above >= min_support) & (lower >= target_precision)
-    if not ok.any():
-        supported = last_of_tie & (n_above >= min_support)
-        best = float(precision[supported].max()) if supported.any() else None
-        why = (
-            f"held-out precision never reaches {target_precision:.2f} with >= {min_support} videos (best {best:.2f})"
-            if best is not None
-            else f"fewer than {min_support} held-out videos with a known label"
-        )
-        return none(why, precision=best)
-    i = int(np.flatnonzero(ok)[-1])  # the lowest qualifying threshold = the largest qualifying set
+    t = select_threshold(s[known], y[known] > 0.5, policy)
+    reason = "no held-out positives" if t.positives == 0 else t.reason
     return CategoryThreshold(
         category_id,
-        float(s_sorted[i]),
-        float(precision[i]),
-        float(tp[i] / n_pos),
-        int(n_above[i]),
-        n_pos,
-        len(y),
-        wilson_lower_bound(int(tp[i]), int(n_above[i])),
-        "ok",
+        t.threshold if t.enabled else None,
+        t.precision,
+        t.recall,
+        t.predicted,
+        t.positives,
+        int(known.sum()),
+        t.lower_bound,
+        reason,
     )
 
 
@@ -118,9 +87,7 @@ def select_thresholds(
     heldout_scores: np.ndarray,
     heldout_labels: np.ndarray,
     categories: Sequence[str],
-    target_precision: float = DEFAULT_TARGET_PRECISION,
-    min_support: int = DEFAULT_MIN_SUPPORT,
-    use_lower_bound: bool = False,
+    policy: ThresholdPolicy | None = None,
 ) -> list[CategoryThreshold]:
     """One CategoryThreshold per category, from a model's held-out scores (TextModel.heldout_*)."""
     if heldout_scores.shape != heldout_labels.shape or heldout_scores.shape[1] != len(categories):
@@ -128,10 +95,9 @@ def select_thresholds(
             f"scores {heldout_scores.shape}, labels {heldout_labels.shape} and "
             f"{len(categories)} categories do not line up"
         )
+    policy = policy or default_policy()
     return [
-        threshold_for_precision(
-            heldout_scores[:, j], heldout_labels[:, j], target_precision, min_support, use_lower_bound, category_id=c
-        )
+        threshold_for_category(heldout_scores[:, j], heldout_labels[:, j], policy, category_id=c)
         for j, c in enumerate(categories)
     ]
 
@@ -146,13 +112,13 @@ def make_pseudo_labels(
     categories: Sequence[str],
     thresholds: Sequence[CategoryThreshold],
     negative_max_score: float | None = DEFAULT_NEGATIVE_MAX_SCORE,
-    soft: bool = False,
+    soft: bool = True,
 ):  # -> pandas.DataFrame
-    """Tidy table (video_id, category_id, target, kind) of positive and negative pseudo-labels.
+    """Tidy table (video_id, category_id, target, weight, kind) for the informative videos.
 
     ``scores``: calibrated probabilities (n, C) aligned with ``categories`` (TextModel.predict_proba);
-    rows of videos without text should simply not be passed. ``negative_max_score=None`` emits
-    positives only.
+    rows of videos without text should simply not be passed. ``negative_max_score=None`` emits no
+    negatives; ``soft=False`` emits no soft rows (positives and negatives only).
     """
     import pandas as pd
 
@@ -165,25 +131,30 @@ def make_pseudo_labels(
     )
     valid = ~np.isnan(scores)
     positive = valid & (scores >= cut[None, :])
+    informative = positive.any(axis=1, keepdims=True)
     if negative_max_score is not None:
-        negative = valid & (scores <= negative_max_score) & positive.any(axis=1, keepdims=True) & ~positive
+        negative = valid & (scores <= negative_max_score) & informative & ~positive
     else:
         negative = np.zeros_like(positive)
+    between = valid & informative & ~positive & ~negative if soft else np.zeros_like(positive)
     frames = []
-    for mask, kind, hard in ((positive, "positive", 1.0), (negative, "negative", 0.0)):
+    for mask, kind in ((positive, "positive"), (negative, "negative"), (between, "soft")):
         r, c = np.nonzero(mask)
+        p = scores[r, c]
         frames.append(
             pd.DataFrame(
                 {
                     "video_id": np.asarray(video_ids, dtype=object)[r],
                     "category_id": np.asarray(categories, dtype=object)[c],
-                    "target": scores[r, c] if soft else np.full(len(r), hard, dtype=np.float32),
+                    "target": p,
+                    "weight": np.abs(2 * p - 1),
                     "kind": kind,
                 }
             )
         )
     out = pd.concat(frames, ignore_index=True)
     out["target"] = out["target"].astype(np.float32)
+    out["weight"] = out["weight"].astype(np.float32)
     return out.sort_values(["video_id", "category_id"], kind="stable").reset_index(drop=True)[COLUMNS]
 
 
@@ -205,6 +176,8 @@ def pseudo_label_precision(pseudo, gold, exhaustive: Iterable[str] = ()) -> dict
     full = {str(v) for v in exhaustive}
     stats: dict[tuple[str, str], list[int]] = {}
     for v, c, kind in pseudo[["video_id", "category_id", "kind"]].itertuples(index=False):
+        if kind not in ("positive", "negative"):
+            continue
         key = (str(v), str(c))
         if key in truth:
             is_pos = truth[key]

@@ -1,7 +1,8 @@
 """Review sheets of pseudo-labelled videos, for a person to confirm or reject the teacher's labels.
 
 The answers go back with `vidcat import-gold` (the `verdict` column: yes or no), which is how the
-gold set grows where the teacher is least trusted.
+gold set grows where the teacher is least trusted. Only videos that can become gold are sampled: a
+video with editor labels trains the models, so it can never certify them (ml/catalog/holdout.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def spot_check(
         "SELECT p.video_id, t.scores, v.title, v.description, v.uri, m.batch_id FROM pseudo_labels p "
         "JOIN videos v USING (video_id) JOIN batch_members m USING (video_id) "
         "LEFT JOIN text_predictions t ON t.video_id = p.video_id AND t.model_version = p.model_version "
-        "WHERE p.model_version = ? AND p.category_id = ? AND p.kind = 'positive' ORDER BY p.video_id",
+        "WHERE p.model_version = ? AND p.category_id = ? AND p.kind = 'positive' "
+        "AND p.video_id NOT IN (SELECT video_id FROM human_labels WHERE label_set = 'editor' "
+        "UNION SELECT video_id FROM label_coverage WHERE label_set = 'editor') ORDER BY p.video_id",
         [teacher.version, category],
     )
     if not rows:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.failures import Failure, record_stage_outcome
+from ml.catalog.holdout import assert_trainable, held_out_ids
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 
@@ -38,12 +39,18 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
     from ml.text.features import prepare_records
     from ml.text.model import label_matrix_from_rows, train_text_model
 
-    rows = video_rows(catalog, where="video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')")
+    held_out = held_out_ids(catalog)
+    labelled = video_rows(catalog, where="video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')")
+    rows = [r for r in labelled if r["video_id"] not in held_out]
     if not rows:
-        raise ValueError("no video has editor labels; register a manifest with a `labels` column first")
+        raise ValueError(
+            "no video has editor labels outside the gold set and the locked test; register a manifest with a "
+            "`labels` column first"
+        )
     prepared = prepare_records(rows, max_chars=settings.text_max_chars)
     keep = [i for i, p in enumerate(prepared) if p.has_text]
     ids = [rows[i]["video_id"] for i in keep]
+    assert_trainable(ids, held_out, "the text teacher")
     labels = catalog.query("SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'editor'")
     exhaustive = [
         r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'editor' AND exhaustive")
@@ -64,6 +71,7 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
         training_data={
             "label_set": "editor",
             "videos": len(rows),
+            "held_out_excluded": len(labelled) - len(rows),
             "with_text": len(keep),
             "languages": languages,
             **label_stats,
@@ -142,16 +150,16 @@ def score_batch_text(catalog: Catalog, record: ModelRecord, batch_id: str, video
 
 
 def teacher_thresholds(record: ModelRecord, settings):
-    """Pseudo-label thresholds from the teacher's held-out editor scores (deterministic per version)."""
+    """Pseudo-label cuts from the teacher's cross-fitted held-out editor scores (deterministic per version).
+
+    The teacher never trained on gold or locked-test videos (``train_teacher``), so these cuts never
+    saw them either.
+    """
     from ml.text.pseudo_labels import select_thresholds
 
     model = load_teacher(str(record.artifact_path))
     return select_thresholds(
-        model.heldout_scores,
-        model.heldout_labels,
-        model.categories,
-        target_precision=settings.pseudo_label_precision,
-        min_support=settings.pseudo_label_min_support,
+        model.heldout_scores, model.heldout_labels, model.categories, settings.pseudo_label_policy()
     )
 
 
@@ -161,6 +169,7 @@ class PseudoBatchResult:
     videos_with_positive: int
     positives: int
     negatives: int
+    soft: int
     per_category: dict[str, int]
     gold_precision: dict[str, Any] | None
 
@@ -185,9 +194,9 @@ def pseudo_label_batch(
         insert_rows(
             con,
             "pseudo_labels",
-            ["video_id", "category_id", "model_version", "batch_id", "target", "kind"],
+            ["video_id", "category_id", "model_version", "batch_id", "target", "weight", "kind"],
             [
-                (r.video_id, r.category_id, record.version, batch_id, float(r.target), r.kind)
+                (r.video_id, r.category_id, record.version, batch_id, float(r.target), float(r.weight), r.kind)
                 for r in table.itertuples()
             ],
         )
@@ -213,6 +222,7 @@ def pseudo_label_batch(
         int(pos["video_id"].nunique()),
         len(pos),
         int((table["kind"] == "negative").sum()),
+        int((table["kind"] == "soft").sum()),
         pos.groupby("category_id").size().to_dict(),
         gold_precision,
     )

@@ -22,6 +22,7 @@ class Example(NamedTuple):
     frames: np.ndarray  # float32 (n, D), n <= max_frames
     target: np.ndarray  # float32 (C,); empty when scoring
     meta: np.ndarray  # float32 (m,); empty when the model has no metadata
+    weight: np.ndarray | None = None  # float32 (C,): loss weight per category; None means 1 everywhere
 
 
 class Batch(NamedTuple):
@@ -33,6 +34,7 @@ class Batch(NamedTuple):
     meta: Any  # float32 (B, m)
     targets: Any  # float32 (B, C); (B, 0) when scoring
     n_frames: Any  # int64 (B,), before the max_frames cap
+    weights: Any = None  # float32 (B, C) loss weights, like targets; None when scoring
 
 
 def cap_frames(frames: np.ndarray, max_frames: int) -> np.ndarray:
@@ -57,13 +59,21 @@ def pad(
     for i, f in enumerate(frames):
         out[i, : len(f)] = f
         mask[i, : len(f)] = True
+    targets = np.stack([np.asarray(e.target, dtype=np.float32) for e in examples])
+    weights = np.stack(
+        [
+            np.ones_like(t) if e.weight is None else np.asarray(e.weight, np.float32)
+            for e, t in zip(examples, targets, strict=True)
+        ]
+    )
     return Batch(
         video_ids=[e.video_id for e in examples],
         frames=out,
         mask=mask,
         meta=np.stack([np.asarray(e.meta, dtype=np.float32) for e in examples]),
-        targets=np.stack([np.asarray(e.target, dtype=np.float32) for e in examples]),
+        targets=targets,
         n_frames=np.asarray([len(e.frames) for e in examples] if n_frames is None else n_frames, dtype=np.int64),
+        weights=weights,
     )
 
 

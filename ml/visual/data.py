@@ -11,9 +11,16 @@ The train/validation split is a hash of the video id, not a random draw: the sam
 the same side in every run, whatever the seed, the catalog size or the order rows come back in, so
 a retrained model is validated on videos its predecessor never trained on either.
 
-Targets are float vectors aligned with the model's categories: 1/0 hard pseudo-labels, calibrated
-teacher scores (soft targets), or NaN where the teacher said nothing about a category (left out of
-the loss). Validation GAP binarizes them at 0.5.
+Targets are float vectors aligned with the model's categories: 1/0 editor labels or hard
+pseudo-labels, calibrated teacher scores (soft targets), or NaN where nobody said anything about a
+category (left out of the loss). Weights, when given, are a second vector per video: how much each
+known target counts in the loss (a human label 1, a pseudo-label its confidence). Validation GAP
+binarizes targets at 0.5.
+
+Training examples can be augmented at the frame level (``FrameAugment``): a temporal crop and a
+random subset of the frames, drawn from ``(seed, epoch, worker)`` so a run is reproducible. A video
+seen through a different subset of its frames each epoch is how a few hundred labelled videos teach
+an aggregation that does not memorise one fixed bag of frames.
 
 torch and Lightning are imported at module level: only training and scoring code imports this module.
 """
@@ -121,7 +128,37 @@ def collate(examples: Sequence[Example], max_frames: int = DEFAULT_MAX_FRAMES) -
         torch.from_numpy(b.meta),
         torch.from_numpy(b.targets),
         torch.from_numpy(b.n_frames),
+        torch.from_numpy(b.weights),
     )
+
+
+@dataclass(frozen=True)
+class FrameAugment:
+    """Frame-level augmentation of a training video (never of validation or scoring).
+
+    With probability ``p`` a video is seen through a temporal crop (a contiguous window of at least
+    ``crop_min`` of its frames; 1.0 turns cropping off) and then a random subset of at least
+    ``subset_min`` of the remaining frames, in their original order. A video always keeps one frame.
+    """
+
+    p: float = 0.5
+    crop_min: float = 0.75
+    subset_min: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.p <= 1.0 and 0.0 < self.crop_min <= 1.0 and 0.0 < self.subset_min <= 1.0):
+            raise ValueError("FrameAugment needs p in [0, 1] and crop_min, subset_min in (0, 1]")
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = len(frames)
+        if n <= 1 or rng.random() >= self.p:
+            return frames
+        length = max(1, int(np.ceil(n * rng.uniform(self.crop_min, 1.0))))
+        start = int(rng.integers(0, n - length + 1))
+        window = frames[start : start + length]
+        keep = max(1, int(np.ceil(len(window) * rng.uniform(self.subset_min, 1.0))))
+        chosen = np.sort(rng.choice(len(window), size=keep, replace=False))
+        return window[chosen]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,10 +202,14 @@ class ShardStream(IterableDataset):
         buffer_size: int = 256,
         max_frames: int = DEFAULT_MAX_FRAMES,
         meta_dim: int | None = None,
+        weights: Mapping[str, np.ndarray] | None = None,
+        augment: FrameAugment | None = None,
     ) -> None:
         super().__init__()
         self.shards = [Path(s) for s in shards]
         self.targets = targets
+        self.weights = weights
+        self.augment = augment
         self.meta = meta
         wanted = None if video_ids is None else set(video_ids)
         if targets is not None:
@@ -205,10 +246,13 @@ class ShardStream(IterableDataset):
                     continue
                 yield video.video_id, cap_frames(video.embeddings, self.max_frames), q
 
-    def _example(self, item: tuple[str, np.ndarray, Quantization]) -> Example:
+    def _example(self, item: tuple[str, np.ndarray, Quantization], rng: np.random.Generator | None) -> Example:
         vid, codes, q = item
         target = self._no_target if self.targets is None else np.asarray(self.targets[vid], dtype=np.float32)
-        return Example(vid, dequantize(codes, q), target, _meta_for(self.meta, vid, self._no_meta))
+        weight = None if self.weights is None else self.weights.get(vid)
+        if self.augment is not None and rng is not None:
+            codes = self.augment(codes, rng)
+        return Example(vid, dequantize(codes, q), target, _meta_for(self.meta, vid, self._no_meta), weight)
 
     def __iter__(self) -> Iterator[Example]:
         shards = self.shard_order()
@@ -217,8 +261,10 @@ class ShardStream(IterableDataset):
         items = self._codes(shards[worker::workers])
         if self.shuffle:
             items = _shuffle_buffer(items, self.buffer_size, np.random.default_rng([self.seed, self.epoch, worker]))
+        # A stream of its own for augmentation, so switching it on or off leaves the shuffle unchanged.
+        rng = np.random.default_rng([self.seed, self.epoch, worker, 1]) if self.augment is not None else None
         for item in items:
-            yield self._example(item)
+            yield self._example(item, rng)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,12 +293,16 @@ class VisualDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 256,
         seed: int = 0,
         num_workers: int = 0,
+        weights: Mapping[str, np.ndarray] | None = None,
+        augment: FrameAugment | None = None,
     ) -> None:
         super().__init__()
         if not shards:
             raise ValueError("no embedding shards to train on")
         self.shards = [Path(s) for s in shards]
         self.targets = targets
+        self.weights = weights
+        self.augment = augment
         self.meta = meta
         self.meta_dim = meta_dim_of(meta)
         self.train_ids, self.val_ids = split_ids(targets, val_fraction, split_salt)
@@ -279,6 +329,8 @@ class VisualDataModule(pl.LightningDataModule):
             buffer_size=self.shuffle_buffer,
             max_frames=self.max_frames,
             meta_dim=self.meta_dim,
+            weights=self.weights,
+            augment=self.augment,
         )
 
     def val_dataset(self) -> ShardStream:
@@ -290,6 +342,7 @@ class VisualDataModule(pl.LightningDataModule):
             shuffle=False,
             max_frames=self.max_frames,
             meta_dim=self.meta_dim,
+            weights=self.weights,
         )
 
     def _loader(self, dataset: ShardStream, batch_size: int) -> DataLoader:

@@ -44,12 +44,13 @@ from ml.frames.embedding_store import iter_videos
 from ml.metrics import gap_at_k, hit_at_one, mean_average_precision
 from ml.visual.data import (
     Batch,
+    FrameAugment,
     VisualDataModule,
     binarize,
     meta_dim_of,
 )
 from ml.visual.meta import META_DIM, META_LAYOUT_VERSION, MISSING_META, meta_layout
-from ml.visual.network import ARCHS, VisualTrainConfig, bn_momentum_for, build_network, param_count
+from ml.visual.network import ARCHS, MONITORS, VisualTrainConfig, bn_momentum_for, build_network, param_count
 from ml.visual.predictor import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -66,16 +67,21 @@ ONNX_NAME = "model.onnx"
 HISTORY_NAME = "history.json"
 
 
-def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """BCE summed over the known classes and averaged over videos (YouTube-8M's CrossEntropyLoss).
 
-    Targets may be soft; NaN marks a class the teacher said nothing about and contributes nothing.
+    Targets may be soft; NaN marks a class nobody said anything about and contributes nothing.
+    ``weights`` (same shape, optional) scale each known term: a human label counts 1, a pseudo-label
+    the confidence its source gives it.
     """
     known = ~torch.isnan(targets)
     per_class = nn.functional.binary_cross_entropy_with_logits(
         logits, torch.where(known, targets, torch.zeros_like(targets)), reduction="none"
     )
-    return (per_class * known).sum() / max(1, logits.shape[0])
+    scale = known.to(per_class.dtype)
+    if weights is not None and weights.numel():
+        scale = scale * torch.nan_to_num(weights.to(per_class.dtype), nan=0.0)
+    return (per_class * scale).sum() / max(1, logits.shape[0])
 
 
 def ranking_metrics(scores: np.ndarray, labels: np.ndarray, k: int = 20) -> dict[str, float]:
@@ -138,7 +144,7 @@ class VisualModule(pl.LightningModule):
             self.train_videos_seen += size
         if size < 2:  # BatchNorm cannot train on one video; the last batch of an epoch can be that small
             return None
-        loss = masked_bce(self._logits(batch), batch.targets)
+        loss = masked_bce(self._logits(batch), batch.targets, batch.weights)
         self._train_loss[0] += float(loss.detach()) * size
         self._train_loss[1] += size
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=size, prog_bar=True)
@@ -149,7 +155,7 @@ class VisualModule(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         logits = self._logits(batch)
-        self._val["loss"] += float(masked_bce(logits, batch.targets)) * len(batch.video_ids)
+        self._val["loss"] += float(masked_bce(logits, batch.targets, batch.weights)) * len(batch.video_ids)
         self._val["n"] += len(batch.video_ids)
         self._val["scores"].append(torch.sigmoid(logits).float().cpu().numpy())
         self._val["targets"].append(batch.targets.float().cpu().numpy())
@@ -190,8 +196,25 @@ class VisualModule(pl.LightningModule):
             [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.config.lr,
         )
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.config.lr_decay)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": lr_scheduler(optimizer, self.config), "interval": "epoch"},
+        }
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: VisualTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch learning-rate factor: exponential decay, or linear warm-up then cosine to a floor."""
+    if config.lr_schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    warmup, total, floor = max(0, config.warmup_epochs), max(1, config.max_epochs), config.lr_min_ratio
+
+    def factor(epoch: int) -> float:
+        if epoch < warmup:
+            return (epoch + 1) / (warmup + 1)
+        progress = min(1.0, (epoch - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def load_checkpoint(path: Path, map_location: str = "cpu") -> VisualModule:
@@ -365,14 +388,17 @@ def _data_digest(
     targets: Mapping[str, np.ndarray],
     meta: Mapping[str, np.ndarray] | None,
     categories: Sequence[str],
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> str:
-    """Content hash of what a run learns from: shard names, categories, every target and metadata vector."""
+    """Content hash of what a run learns from: shard names, categories, every target, weight and metadata vector."""
     h = hashlib.sha256()
     h.update(json.dumps([sorted(Path(s).name for s in shards), list(categories)]).encode())
     for vid in sorted(targets):
         h.update(vid.encode() + b"\x00" + np.asarray(targets[vid], dtype=np.float32).tobytes())
         if meta and vid in meta:
             h.update(np.asarray(meta[vid], dtype=np.float32).tobytes())
+        if weights is not None and vid in weights:
+            h.update(b"w" + np.asarray(weights[vid], dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -429,6 +455,7 @@ def train_visual_model(
     out_dir: Path,
     *,
     version: str | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> TrainResult:
     """Train, keep the best epoch, export it, and write ``out_dir/<version>/`` atomically.
 
@@ -450,7 +477,7 @@ def train_visual_model(
     if meta and meta_dim == META_DIM:  # fill the videos the catalog gave no metadata for
         meta = {vid: meta.get(vid, MISSING_META) for vid in targets}
     feature_dim = _feature_dim(shards)
-    digest = _data_digest(shards, targets, meta, categories)
+    digest = _data_digest(shards, targets, meta, categories, weights)
     version = version or new_version(MODEL_NAME, config.to_dict(), digest)
     out_dir = Path(out_dir)
     final_dir = out_dir / version
@@ -475,6 +502,10 @@ def train_visual_model(
                 shuffle_buffer=config.shuffle_buffer,
                 seed=config.seed,
                 num_workers=config.num_workers,
+                weights=weights,
+                augment=FrameAugment(config.augment_p, config.augment_crop_min, config.augment_subset_min)
+                if config.augment
+                else None,
             )
             if not data.train_ids or not data.val_ids:
                 raise ValueError(
@@ -493,15 +524,19 @@ def train_visual_model(
             checkpoint = ModelCheckpoint(
                 dirpath=run_dir,
                 filename=CHECKPOINT_NAME.removesuffix(".ckpt"),
-                monitor="val_gap",
-                mode="max",
+                monitor=config.monitor,
+                mode=MONITORS[config.monitor],
                 save_top_k=1,
                 save_last=False,
                 auto_insert_metric_name=False,
                 enable_version_counter=False,
             )
             early = EarlyStopping(
-                monitor="val_gap", mode="max", patience=config.patience, min_delta=config.min_delta, check_finite=True
+                monitor=config.monitor,
+                mode=MONITORS[config.monitor],
+                patience=config.patience,
+                min_delta=config.min_delta,
+                check_finite=True,
             )
             trainer = pl.Trainer(
                 max_epochs=config.max_epochs,
@@ -527,7 +562,9 @@ def train_visual_model(
             best = load_checkpoint(Path(checkpoint.best_model_path))
             best_metrics = evaluate_loader(best, data.val_dataloader())
         k = config.gap_k
-        best_epoch = max(range(len(module.history)), key=lambda i: _finite(module.history[i].get("val_gap")))
+        sign = 1.0 if MONITORS[config.monitor] == "max" else -1.0
+        ranked = [sign * x if math.isfinite(x := _finite(h.get(config.monitor))) else -math.inf for h in module.history]
+        best_epoch = int(np.argmax(ranked))
         metrics = {
             f"val_gap_at_{k}": best_metrics[f"gap_at_{k}"],
             "val_map": best_metrics["map"],
@@ -536,7 +573,7 @@ def train_visual_model(
             "epochs_run": len(module.history),
             "stopped_early": early.stopped_epoch > 0,
             f"untrained_val_gap_at_{k}": untrained[f"gap_at_{k}"],
-            "checkpoint_val_gap": float(checkpoint.best_model_score)
+            f"checkpoint_{config.monitor}": float(checkpoint.best_model_score)
             if checkpoint.best_model_score is not None
             else math.nan,
         }
@@ -601,7 +638,7 @@ def train_visual_model(
 
 
 def _finite(x: Any) -> float:
-    return float(x) if x is not None and math.isfinite(float(x)) else -math.inf
+    return float(x) if x is not None and math.isfinite(float(x)) else math.nan
 
 
 def _json_default(x: Any) -> Any:

@@ -17,6 +17,8 @@ from ml.visual.data import DEFAULT_MAX_FRAMES, SPLIT_SALT
 from ml.visual.nextvlad import BN_MOMENTUM, MeanPoolClassifier, NeXtVLADClassifier
 
 ARCHS = ("nextvlad", "meanpool")
+# Validation metrics a run may be selected on, and whether higher is better.
+MONITORS = {"val_gap": "max", "val_map": "max", "val_loss": "min"}
 
 
 @dataclass
@@ -42,7 +44,19 @@ class VisualTrainConfig:
     eval_batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-5  # L2 on weight matrices (the reference's l2_penalty), not on biases or BatchNorm
-    lr_decay: float = 0.9  # learning rate multiplied by this after every epoch
+    # "exponential": lr x lr_decay after every epoch (the reference decays 0.8 per 2M examples);
+    # "cosine": linear warm-up over warmup_epochs, then cosine to lr_min_ratio x lr at max_epochs.
+    lr_schedule: str = "exponential"
+    lr_decay: float = 0.9
+    warmup_epochs: int = 1
+    lr_min_ratio: float = 0.05
+    # Model selection: the epoch with the best value of this validation metric is kept.
+    monitor: str = "val_gap"
+    # Frame-level augmentation of training videos (ml/visual/data.py FrameAugment).
+    augment: bool = False
+    augment_p: float = 0.5
+    augment_crop_min: float = 0.75
+    augment_subset_min: float = 0.6
     gradient_clip_val: float = 1.0  # global gradient norm, as YouTube-8M's clip_gradient_norm
     max_epochs: int = 15
     min_epochs: int = 1
@@ -75,6 +89,10 @@ class VisualTrainConfig:
             raise ValueError("max_epochs must be >= 1, min_epochs and patience >= 0")
         if not (0.0 < self.lr_decay <= 1.0 and self.lr > 0):
             raise ValueError("lr must be > 0 and lr_decay in (0, 1]")
+        if self.lr_schedule not in ("exponential", "cosine"):
+            raise ValueError(f"lr_schedule must be exponential or cosine, got {self.lr_schedule!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {self.monitor!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 from ml.frames.embedding_store import VideoEmbeddings, iter_videos
 from ml.visual.batches import batch_videos, meta_dim_of
 from ml.visual.meta import META_DIM, META_LAYOUT_VERSION, MISSING_META
+from ml.visual.ood import load_detector, mean_pool
 
 MODEL_NAME = "visual_model"
 FORMAT_VERSION = 1
@@ -50,6 +51,8 @@ class VisualScore:
     video_id: str
     n_frames: int
     scores: np.ndarray  # float32 (C,), aligned with the model's categories
+    ood_score: float = float("nan")  # distance to the training videos (ml/visual/ood.py); NaN: not measured
+    out_of_distribution: bool = False  # too far for the visual source to judge the video
 
 
 def load_manifest(model_dir: Path) -> dict[str, Any]:
@@ -102,6 +105,7 @@ class VisualPredictor:
             if layout_version == META_LAYOUT_VERSION and self.meta_dim == META_DIM
             else np.zeros(self.meta_dim, dtype=np.float32)
         )
+        self.ood = load_detector(self.model_dir)
         if backend == "onnx":
             self._session = _session(self.model_dir / self.manifest["artifact"], threads=threads)
         elif backend == "torch":
@@ -146,8 +150,20 @@ class VisualPredictor:
             length_window=self.length_window,
         ):
             scores = self.score_arrays(b.frames, b.mask, b.meta)
-            for vid, n, s in zip(b.video_ids, b.n_frames, scores, strict=True):
-                yield VisualScore(vid, int(n), np.asarray(s, dtype=np.float32))
+            ood = self.ood_scores(b.frames, b.mask, b.n_frames)
+            for vid, n, s, o in zip(b.video_ids, b.n_frames, scores, ood, strict=True):
+                flagged = bool(self.ood is not None and np.isfinite(o) and o > self.ood.threshold)
+                yield VisualScore(vid, int(n), np.asarray(s, dtype=np.float32), float(o), flagged)
+
+    def ood_scores(self, frames: np.ndarray, mask: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
+        """Out-of-distribution score per padded video; NaN without a detector or without frames."""
+        out = np.full(len(frames), np.nan, np.float32)
+        if self.ood is None:
+            return out
+        has = np.asarray(n_frames) > 0
+        if has.any():
+            out[has] = self.ood.scores(mean_pool(frames[has], mask[has]))
+        return out
 
     def predict_shards(
         self,

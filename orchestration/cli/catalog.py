@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-gold", help="add human-verified answers (JSONL or CSV) to the gold set")
     p.add_argument("file")
     p.add_argument("--label-set", default="gold", choices=["gold", "editor"])
+    p.add_argument(
+        "--test-share",
+        type=float,
+        default=0.0,
+        help="lock this share of the gold videos (by a hash of their id) as the locked test: no threshold, "
+        "rule or model is fitted on them; `vidcat report` scores the system on them (e.g. 0.3)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import_gold)
 
@@ -97,11 +104,30 @@ def cmd_register(args) -> int:
 
 
 def cmd_import_gold(args) -> int:
+    from ml.catalog.holdout import lock_test, split_gold
     from ml.catalog.labels import import_labels, read_label_file
 
+    if not 0.0 <= args.test_share < 1.0:
+        raise CommandError(f"--test-share must be in [0, 1), got {args.test_share}")
+    if args.test_share and args.label_set != "gold":
+        raise CommandError("--test-share locks part of the gold set; it does not apply to --label-set editor")
     _, catalog, ws = open_context(args)
     report = import_labels(catalog, read_label_file(args.file), ws, args.label_set, annotator="import-gold")
-    emit(report.as_dict(), args.json)
+    result = report.as_dict()
+    if report.excluded_editor_overlap:
+        n = len(report.excluded_editor_overlap)
+        print(
+            f"warning: {n} gold video(s) also carry editor labels (training data) and were left out of gold: "
+            f"a video that trains the models cannot certify them ({', '.join(report.excluded_editor_overlap[:5])}"
+            f"{' ...' if n > 5 else ''})",
+            file=sys.stderr,
+        )
+    if args.test_share:
+        imported = sorted({r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'gold'")})
+        _, test = split_gold(imported, args.test_share)
+        result["locked_test"] = lock_test(catalog, test, "gold-split")
+        print(f"locked test: {len(test)} of {len(imported)} gold videos (share {args.test_share})", file=sys.stderr)
+    emit(result, args.json)
     return 0
 
 

@@ -64,6 +64,7 @@ def cmd_demo_catalog(args) -> int:
 def cmd_demo(args) -> int:
     from ml.catalog.labels import import_labels, read_label_file
     from ml.catalog.registration import register_manifest
+    from ml.demo.evaluate import lock_demo_test
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
     from orchestration.cli.evaluate import report_text
@@ -86,7 +87,9 @@ def cmd_demo(args) -> int:
     for r in report.rejected:
         print(f"  rejected {r.video_id}: {r.reason}")
     gold = import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold", annotator="demo")
-    print(f"gold set: {gold.videos} human-verified videos")
+    print(f"gold set: {gold.videos} human-verified videos (they certify thresholds; no model trains on them)")
+    locked = lock_demo_test(catalog, settings.demo_dir)
+    print(f"locked test: {locked} videos nobody labelled, scored at the end against the synthetic ground truth")
 
     launch = launch_backfill(settings, catalog, train=True, title="vidcat demo")
     if launch.backfill_id is None:
@@ -106,7 +109,7 @@ def cmd_demo(args) -> int:
     print()
     print(summary_text(settings, catalog))
     print()
-    print(report_text(settings, catalog)[1])
+    print(report_text(settings, catalog, ws)[1])
     print("\nAd serving reads the view current_predictions, e.g.:")
     print(
         '  .venv/bin/vidcat sql "SELECT video_id, category_id, source, round(score, 3) AS score '

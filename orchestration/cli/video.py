@@ -92,6 +92,9 @@ def cmd_classify(args) -> int:
         emit(result, True)
         return 0
     print(f"{path.name}: fusion {result['fusion_version']} ({result['rule']})")
+    ood = result.get("out_of_distribution")
+    if ood:
+        print(f"  out-of-distribution score {ood['score']} (threshold {ood['threshold']}): {ood['decision']}")
     for key in ("probe", "frames"):
         if isinstance(result.get(key), dict) and "error" in result[key]:
             print(f"  {key}: {result[key]['error']}: {result[key]['message']}")
@@ -125,6 +128,12 @@ def cmd_explain(args) -> int:
         emit(exp, True)
         return 0
     print(f"{exp['video_id']}: {exp.get('title') or '(no title)'} [fusion {exp['fusion_version']}, {exp['rule']}]")
+    ood = exp.get("out_of_distribution")
+    if ood:
+        print(f"  out-of-distribution score {ood['score']} (threshold {ood['threshold']}): {ood['decision']}")
+    abstained = {k: v for k, v in (exp.get("abstained") or {}).items() if v}
+    if abstained:
+        print("  abstained: " + ", ".join(f"{k} ({v})" for k, v in abstained.items()))
     if not exp["categories"]:
         print("  no category was emitted; name one to see why not: vidcat explain VIDEO_ID CATEGORY")
     for c in exp["categories"]:

@@ -119,7 +119,18 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     assert main(["report", "--json"]) == 0
     out = _json(capsys)
     assert set(out["comparison"]) == {"text", "visual", "union", "max", "stacked"}
-    assert out["demo_truth"]["videos"] > 0
+    for m in out["comparison"].values():  # per-category figures, held out of fold
+        assert {"macro_precision", "worst_category_precision", "failing_categories"} <= set(m)
+    truth = [json.loads(line) for line in (pipeline_env.data_root / "demo" / "ground_truth.jsonl").open()]
+    unlabelled = {r["video_id"] for r in truth if r.get("split") == "unlabelled"}
+    test = out["locked_test"]
+    assert test["videos"] == len(unlabelled) > 0 and "ground truth" in test["labels"]
+    assert set(test["systems"]) == {"text only", "visual only", "chosen rule", "baseline"}
+    assert {"all", "none"} <= set(test["systems"]["chosen rule"])
+    for row in test["per_category"]:
+        if row["emitted"]:
+            low, high = row["interval_95"]
+            assert low <= row["precision"] <= high
 
 
 def test_inspect_generated_video(pipeline_env, capsys, tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.fusion.rules import RULES, FusionModel, best_rule, compare_rules, fit_rule
+from ml.fusion.rules import RULES, FusionModel, choose_rule, compare_rules, fit_rule, rule_metrics
 from ml.thresholds import ThresholdPolicy
 
-POLICY = ThresholdPolicy(min_true_positives=3, bound="none", min_lower_bound=0.0)
+POLICY = ThresholdPolicy(min_support=3)
 
 
 def synthetic(n=400, seed=0):
@@ -40,8 +40,10 @@ def test_union_covers_more_than_each_source_and_stacking_keeps_precision():
     assert table["union"]["coverage"] > table["visual"]["coverage"]
     assert table["union"]["recall"] > max(table["text"]["recall"], table["visual"]["recall"])
     for rule in ("text", "visual", "union", "stacked"):
-        assert table[rule]["precision"] >= 0.75, (rule, table[rule])
-    assert best_rule(table) in RULES
+        assert table[rule]["precision"] >= 0.80, (rule, table[rule])  # the promise, held out of fold
+    choice = choose_rule(table, 0.8)
+    holding = [r for r, m in table.items() if m["precision"] >= 0.8 and not m["failing_categories"]]
+    assert choice.holds and choice.rule == max(holding, key=lambda r: table[r]["f1"])
 
 
 def test_missing_text_never_fires_and_provenance_is_recorded():
@@ -72,19 +74,52 @@ def test_unknown_rule_is_refused():
         fit_rule("average", text, visual, chars, y)
 
 
-def test_best_rule_prefers_f1_among_precise_rules():
+def _row(precision, f1, failing=(), coverage=0.5, emitted=100):
+    return {
+        "precision": precision,
+        "f1": f1,
+        "coverage": coverage,
+        "emitted": emitted,
+        "failing_categories": [{"category_id": c, "emitted": 12, "precision": 0.5} for c in failing],
+    }
+
+
+def test_choose_rule_prefers_f1_among_rules_holding_the_promise_per_category():
     table = {
-        "text": {"precision": 0.9, "f1": 0.5, "coverage": 0.4},
-        "union": {"precision": 0.82, "f1": 0.7, "coverage": 0.7},
-        "max": {"precision": 0.7, "f1": 0.9, "coverage": 0.9},
+        "text": _row(0.9, 0.5),
+        "union": _row(0.85, 0.7),
+        "max": _row(0.7, 0.9),  # pooled precision below the promise
+        "stacked": _row(0.92, 0.95, failing=["324"]),  # best pooled figures, one category fails
     }
-    assert best_rule(table) == "union"
-    # No rule holds the target: union, whose per-source thresholds each hold it, emits less instead.
-    imprecise = {
-        "stacked": {"precision": 0.6, "f1": 0.4, "coverage": 1},
-        "max": {"precision": 0.5, "f1": 0.5, "coverage": 1},
+    choice = choose_rule(table, 0.8)
+    assert choice.rule == "union" and choice.holds and choice.failing == []
+
+
+def test_when_no_rule_holds_the_choice_says_so_and_names_the_categories():
+    table = {
+        "stacked": _row(0.92, 0.9, failing=["324", "640"]),
+        "union": _row(0.88, 0.8, failing=["52"]),
+        "max": _row(0.6, 0.95),
     }
-    assert best_rule(imprecise) == "union"
+    choice = choose_rule(table, 0.8)
+    assert choice.rule == "union" and not choice.holds
+    assert [f["category_id"] for f in choice.failing] == ["52"] and "no rule holds" in choice.reason
+
+
+def test_rule_metrics_per_category_promise():
+    y = np.zeros((30, 2), bool)
+    y[:20, 0] = True
+    y[:10, 1] = True
+    emitted = np.zeros_like(y)
+    emitted[:20, 0] = True  # category 0: 20 of 20 right
+    emitted[:12, 1] = True  # category 1: 10 of 12 right (0.83)
+    emitted[20:28, 1] = True  # ... plus 8 wrong: 10 of 20 (0.5)
+    m = rule_metrics(emitted, emitted.astype(float), y, promise=0.8, min_emitted=10, categories=["a", "b"])
+    assert m["worst_category_precision"] == pytest.approx(0.5)
+    assert m["macro_precision"] == pytest.approx(0.75)
+    assert [f["category_id"] for f in m["failing_categories"]] == ["b"]
+    rare = rule_metrics(emitted, emitted.astype(float), y, promise=0.8, min_emitted=25, categories=["a", "b"])
+    assert rare["failing_categories"] == [] and rare["categories_counted"] == 0
 
 
 def test_stacker_does_not_emit_on_a_source_missing_only_at_prediction():
@@ -102,6 +137,20 @@ def test_stacker_does_not_emit_on_a_source_missing_only_at_prediction():
 
 
 @pytest.mark.parametrize("rule", ["max", "stacked"])
+def test_a_source_that_abstains_leaves_the_other_to_decide_under_its_own_thresholds(rule):
+    text, visual, chars, y = synthetic(seed=6)
+    m = fit_rule(rule, text, visual, chars, y, POLICY)
+    d = m.decide(text, visual, chars)
+    no_text = ~np.isfinite(text).any(axis=1)
+    assert no_text.any()
+    assert np.array_equal(d.emitted[no_text], d.visual_fired[no_text])
+    blind = np.full_like(visual, np.nan)  # the visual source abstains everywhere (out of distribution)
+    d2 = m.decide(text, blind, chars)
+    has_text = ~no_text
+    assert np.array_equal(d2.emitted[has_text], d2.text_fired[has_text]) and not d2.emitted[no_text].any()
+
+
+@pytest.mark.parametrize("rule", ["max", "stacked"])
 def test_without_text_only_visual_categories_are_emitted(rule):
     text, visual, chars, y = synthetic(seed=5)
     m = fit_rule(rule, text, visual, chars, y, POLICY)
@@ -115,11 +164,9 @@ def test_without_text_only_visual_categories_are_emitted(rule):
     assert allowed[:, 1].all(), "the frames alone carry category 1 when it is visual"
     assert not gated[:, 1].any() and (gated[:, 0] == allowed[:, 0]).all()
     with_text = np.full((n, 2), 0.5)
-    assert (
-        m.decide(with_text, strong_frames, np.full(n, 30)).emitted[:, 1]
-        == (
-            m.fused_score(with_text, strong_frames, np.full(n, 30))[:, 1] >= m.fused_thresholds[1].threshold
-            if m.fused_thresholds[1].enabled
-            else False
-        )
-    ).all()
+    both = m.decide(with_text, strong_frames, np.full(n, 30))
+    fused = m.fused_thresholds[1]
+    expected = (
+        (m.fused_score(with_text, strong_frames, np.full(n, 30))[:, 1] >= fused.threshold) if fused.enabled else False
+    )
+    assert (both.emitted[:, 1] == expected).all()

@@ -15,59 +15,59 @@ def _ladder():
     return s, y
 
 
-def test_lowest_threshold_reaching_the_target():
+def test_lowest_cut_whose_bound_reaches_the_target():
     s, y = _ladder()
-    t = pl.threshold_for_precision(s, y, target_precision=0.9, min_support=10, category_id="c")
+    policy = pl.default_policy(0.9, min_support=10)
+    t = pl.threshold_for_category(s, y, policy, category_id="c")
     assert t.enabled and t.reason == "ok"
     above = s >= t.threshold
-    assert y[above].mean() >= 0.9
-    lower = s >= t.threshold - 0.01  # one step lower no longer reaches it
-    assert y[lower].mean() < 0.9
+    assert y[above].mean() >= 0.9 and t.lower_bound >= 0.9
     assert t.support == int(above.sum()) and t.precision == pytest.approx(y[above].mean())
     assert t.recall == pytest.approx(y[above].sum() / y.sum())
-    assert 0 < t.lower_bound < t.precision
+    # The next lower cut (one more video) no longer holds the bound: this is the lowest eligible cut.
+    k, n = int(y[above].sum()), int(above.sum())
+    nxt = np.sort(s[~above])[-1]
+    k2, n2 = k + int(y[s == nxt].sum()), n + int((s == nxt).sum())
+    from ml.thresholds import lower_bound
+
+    assert lower_bound(k2, n2, policy) < 0.9 or k2 < 10
+
+
+def test_a_point_estimate_at_the_target_is_not_enough():
+    """The old rule took the lowest cut whose *point* precision reached 0.9; the bound needs more evidence."""
+    s, y = _ladder()
+    t = pl.threshold_for_category(s, y, pl.default_policy(0.9, min_support=5))
+    cuts = sorted(set(s.tolist()), reverse=True)
+    point_cut = [c for c in cuts if y[s >= c].sum() >= 5 and y[s >= c].mean() >= 0.9][-1]
+    assert t.threshold > point_cut
 
 
 def test_category_that_cannot_reach_the_target_emits_nothing():
     rng = np.random.default_rng(0)
     s = rng.random(500)
     y = (rng.random(500) < 0.3).astype(float)  # scores carry no information: precision ~0.3
-    t = pl.threshold_for_precision(s, y, 0.9, min_support=20, category_id="noise")
-    assert not t.enabled and t.threshold is None
-    assert "never reaches" in t.reason and t.precision < 0.9
+    t = pl.threshold_for_category(s, y, pl.default_policy(0.9, 20), category_id="noise")
+    assert not t.enabled and t.threshold is None and "never reaches" in t.reason
 
 
 def test_min_support_blocks_a_lucky_handful():
-    s = np.r_[np.array([0.99, 0.98, 0.97]), np.linspace(0, 0.5, 50)]
-    y = np.r_[np.ones(3), np.zeros(50)]
-    assert pl.threshold_for_precision(s, y, 0.9, min_support=3).enabled
-    assert not pl.threshold_for_precision(s, y, 0.9, min_support=10).enabled
-
-
-def test_lower_bound_mode_is_stricter():
-    s, y = _ladder()
-    point = pl.threshold_for_precision(s, y, 0.9, min_support=5)
-    bound = pl.threshold_for_precision(s, y, 0.9, min_support=5, use_lower_bound=True)
-    assert bound.threshold is None or bound.threshold >= point.threshold
-
-
-def test_ties_are_not_split():
-    s = np.array([0.9, 0.9, 0.9, 0.9, 0.5])
-    y = np.array([1, 1, 1, 0, 0])
-    t = pl.threshold_for_precision(s, y, 0.7, min_support=1)
-    assert t.threshold == 0.9 and t.support == 4
+    s = np.r_[np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.94]), np.linspace(0, 0.5, 50)]
+    y = np.r_[np.ones(6), np.zeros(50)]
+    assert pl.threshold_for_category(s, y, pl.default_policy(0.8, min_support=3)).enabled
+    assert not pl.threshold_for_category(s, y, pl.default_policy(0.8, min_support=10)).enabled
 
 
 def test_unknown_labels_are_ignored_and_no_positives_is_explained():
     s = np.array([0.9, 0.8, 0.1])
-    assert pl.threshold_for_precision(s, np.array([np.nan, 0, 0]), 0.9, 1).reason == "no held-out positives"
-    t = pl.threshold_for_precision(s, np.array([1, np.nan, 0]), 0.9, 1)
-    assert t.n_known == 2 and t.threshold == 0.9
+    policy = pl.default_policy(0.5, min_support=1)
+    assert pl.threshold_for_category(s, np.array([np.nan, 0, 0]), policy).reason == "no held-out positives"
+    t = pl.threshold_for_category(s, np.array([1, np.nan, 0]), policy)
+    assert t.n_known == 2 and t.support == 1
 
 
 def test_select_thresholds_checks_shapes():
     s, y = _ladder()
-    out = pl.select_thresholds(np.c_[s, s], np.c_[y, np.zeros(100)], ["a", "b"], min_support=10)
+    out = pl.select_thresholds(np.c_[s, s], np.c_[y, np.zeros(100)], ["a", "b"], pl.default_policy(0.9, 10))
     assert [t.category_id for t in out] == ["a", "b"] and out[0].enabled and not out[1].enabled
     records = pl.thresholds_to_records(out)
     assert records[0]["enabled"] and not records[1]["enabled"]
@@ -83,31 +83,33 @@ def _thresholds():
     ]
 
 
-def test_make_pseudo_labels_positive_and_negative_rules():
+def test_make_pseudo_labels_positive_negative_and_soft_rows():
     scores = np.array(
         [
-            [0.95, 0.01, 0.99],  # v1: a positive; b negative; c disabled (no row at all)
-            [0.50, 0.03, 0.01],  # v2: no positive, so no negatives either
+            [0.95, 0.01, 0.99],  # v1: a positive; b negative; c (disabled) in between: soft
+            [0.50, 0.03, 0.01],  # v2: no positive: uninformative, no row at all (unknown, not negative)
             [0.85, 0.75, 0.04],  # v3: a and b positive; c negative (disabled categories still give negatives)
-            [np.nan, 0.9, 0.2],  # v4: b positive; a unscored; c neither
+            [np.nan, 0.9, 0.2],  # v4: b positive; a unscored; c soft
         ],
         dtype=np.float32,
     )
     df = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds())
     assert list(df.columns) == pl.COLUMNS
-    got = {(r.video_id, r.category_id): (r.target, r.kind) for r in df.itertuples()}
+    got = {(r.video_id, r.category_id): (round(r.target, 2), round(r.weight, 2), r.kind) for r in df.itertuples()}
     assert got == {
-        ("v1", "a"): (1.0, "positive"),
-        ("v1", "b"): (0.0, "negative"),
-        ("v3", "a"): (1.0, "positive"),
-        ("v3", "b"): (1.0, "positive"),
-        ("v3", "c"): (0.0, "negative"),
-        ("v4", "b"): (1.0, "positive"),
+        ("v1", "a"): (0.95, 0.9, "positive"),
+        ("v1", "b"): (0.01, 0.98, "negative"),
+        ("v1", "c"): (0.99, 0.98, "soft"),
+        ("v3", "a"): (0.85, 0.7, "positive"),
+        ("v3", "b"): (0.75, 0.5, "positive"),
+        ("v3", "c"): (0.04, 0.92, "negative"),
+        ("v4", "b"): (0.9, 0.8, "positive"),
+        ("v4", "c"): (0.2, 0.6, "soft"),
     }
-    soft = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), soft=True)
-    assert soft.set_index(["video_id", "category_id"]).loc[("v1", "a"), "target"] == pytest.approx(0.95)
+    hard = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), soft=False)
+    assert set(hard["kind"]) == {"positive", "negative"}
     only_pos = pl.make_pseudo_labels(
-        ["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), negative_max_score=None
+        ["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), negative_max_score=None, soft=False
     )
     assert set(only_pos["kind"]) == {"positive"}
 
@@ -140,7 +142,6 @@ def test_precision_against_gold():
     assert pl.pseudo_label_precision(pseudo, frame, ["v3"]) == out
 
 
-def test_wilson_lower_bound():
-    assert pl.wilson_lower_bound(0, 0) == 0.0
-    assert 0.6 < pl.wilson_lower_bound(18, 20) < 0.9
-    assert pl.wilson_lower_bound(900, 1000) == pytest.approx(0.884, abs=0.005)
+def test_the_pseudo_label_policy_is_the_shared_one_at_the_lowest_eligible_cut():
+    policy = pl.default_policy(0.9, 20)
+    assert policy.target_precision == 0.9 and policy.min_support == 20 and policy.objective == "recall"

@@ -1,0 +1,94 @@
+"""Videos no model may learn from: the gold set certifies, the locked test reports, neither trains.
+
+Two sets of videos are held out of every training step (the text teacher, its pseudo-label
+thresholds, the visual student, its self-training):
+
+- **gold**: human-verified answers (``vidcat import-gold``). Thresholds and the fusion rule are fitted
+  on them, so the precision measured there is only honest if no model ever saw them.
+- **locked test**: videos kept for the one evaluation everybody trusts, used for nothing else, not
+  even thresholds. In production it is a fixed, hashed share of the gold set (``import-gold
+  --test-share``); on the demo catalog it is the videos nobody labelled, scored against the
+  synthetic ground truth (their labels never enter the catalog).
+
+Training code never filters by convention: it asks ``held_out_ids`` for the set, builds its training
+ids with ``trainable`` and checks them with ``assert_trainable``, which raises ``HeldOutLeak`` naming
+the offending videos. ``tests/ml/catalog/test_holdout.py`` and the exclusion test of the student and
+teacher prove that removing the held-out videos' labels and embeddings leaves trained models unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
+
+LOCKED_TEST_SOURCES = ("gold-split", "demo-ground-truth", "manual")
+GOLD_SPLIT_SALT = "vidcat-locked-test-v1"
+
+
+class HeldOutLeak(ValueError):
+    """A held-out video (gold or locked test) was about to be used for training."""
+
+
+def gold_ids(catalog: Catalog) -> set[str]:
+    """Every video with any gold judgement (exhaustive answers and single verdicts alike)."""
+    rows = catalog.query(
+        "SELECT video_id FROM label_coverage WHERE label_set = 'gold' "
+        "UNION SELECT video_id FROM human_labels WHERE label_set = 'gold'"
+    )
+    return {r[0] for r in rows}
+
+
+def locked_test_ids(catalog: Catalog) -> set[str]:
+    return {r[0] for r in catalog.query("SELECT video_id FROM locked_test")}
+
+
+def held_out_ids(catalog: Catalog) -> frozenset[str]:
+    """Gold and locked-test videos: what no training step may read."""
+    return frozenset(gold_ids(catalog) | locked_test_ids(catalog))
+
+
+def trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[str]) -> list[str]:
+    """``video_ids`` without the held-out ones, order kept."""
+    return [v for v in video_ids if v not in held_out]
+
+
+def assert_trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[str], what: str) -> None:
+    """Raise HeldOutLeak when any of ``video_ids`` is held out; ``what`` names the training step."""
+    leaked = sorted(set(video_ids) & set(held_out))
+    if leaked:
+        shown = ", ".join(leaked[:5]) + (f" and {len(leaked) - 5} more" if len(leaked) > 5 else "")
+        raise HeldOutLeak(
+            f"{what} would train on {len(leaked)} held-out video(s) ({shown}): gold and locked-test "
+            "videos certify and report, they never train"
+        )
+
+
+def lock_test(catalog: Catalog, video_ids: Iterable[str], source: str) -> int:
+    """Record videos as the locked test (idempotent: re-locking replaces their source)."""
+    if source not in LOCKED_TEST_SOURCES:
+        raise ValueError(f"source must be one of {LOCKED_TEST_SOURCES}, got {source!r}")
+    ids = sorted(set(video_ids))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        delete_where_in(con, "locked_test", "video_id", ids)
+        insert_rows(con, "locked_test", ["video_id", "source", "added_at"], [(v, source, now) for v in ids])
+    return len(ids)
+
+
+def in_test_split(video_id: str, share: float, salt: str = GOLD_SPLIT_SALT) -> bool:
+    """A fixed place per video: the same gold video is always on the same side, whatever else is imported."""
+    digest = hashlib.sha256(f"{salt}\x00{video_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+
+
+def split_gold(video_ids: Iterable[str], share: float) -> tuple[list[str], list[str]]:
+    """(certify, locked test) of gold videos by ``in_test_split``; ``share`` in [0, 1)."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the locked test's share of gold must be in [0, 1), got {share}")
+    certify, test = [], []
+    for v in sorted(set(video_ids)):
+        (test if in_test_split(v, share) else certify).append(v)
+    return certify, test

@@ -1,0 +1,231 @@
+"""The one evaluation everybody trusts: the locked test, which nothing trains, tunes or chooses on.
+
+Protocol (docs/fusion.md):
+- production: a fixed, hashed share of the gold set (``vidcat import-gold --test-share``), recorded
+  in ``locked_test``; thresholds, the stacker and the rule choice are fitted on the rest of gold only;
+- demo: the videos nobody labelled, against the synthetic ground truth (their labels never enter
+  the catalog, so nothing can fit on them).
+Neither the teacher, its pseudo-label cuts, the student nor its self-training sees these videos
+(``ml/catalog/holdout.py`` enforces it).
+
+The report scores the same stored source scores the batch path fuses, with the same decisions:
+text alone under its thresholds, the visual source alone under its own, and the chosen rule, beside
+the strong simple baseline (``ml/visual/baseline.py``) computed in the same run. Every figure says
+which videos it comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ml.catalog.holdout import held_out_ids
+from ml.catalog.store import Catalog
+from ml.fusion.rules import per_category_precision, rule_metrics
+from ml.fusion.score_matrix import load_scores, text_lengths, visual_scores
+from ml.fusion.stage import LoadedFusion
+from ml.thresholds import precision_interval
+
+SYSTEMS = ("text only", "visual only", "chosen rule", "baseline")
+
+
+@dataclass
+class LockedTest:
+    video_ids: list[str]
+    labels: dict[str, list[str]]  # video -> its true categories
+    kinds: dict[str, str]  # video -> kind of text (none, full, misleading, ...)
+    source: str  # where the labels come from, said in every report
+
+
+def gold_locked_test(catalog: Catalog) -> LockedTest:
+    """Production: the gold videos of the locked test, labelled by their gold answers."""
+    rows = catalog.query(
+        "SELECT t.video_id, list(h.category_id) FILTER (WHERE h.is_positive), any_value(p.has_text) "
+        "FROM locked_test t JOIN label_coverage c ON c.video_id = t.video_id AND c.label_set = 'gold' "
+        "AND c.exhaustive LEFT JOIN human_labels h ON h.video_id = t.video_id AND h.label_set = 'gold' "
+        "LEFT JOIN text_predictions p ON p.video_id = t.video_id "
+        "WHERE t.source = 'gold-split' GROUP BY t.video_id ORDER BY t.video_id"
+    )
+    return LockedTest(
+        [r[0] for r in rows],
+        {r[0]: list(r[1] or []) for r in rows},
+        {r[0]: "text" if r[2] else "none" for r in rows},
+        "gold answers of the locked share of gold",
+    )
+
+
+def _matrix(test: LockedTest, categories: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels over ``categories`` plus one column per true category no model covers (always missed)."""
+    extra = sorted({c for v in test.video_ids for c in test.labels[v]} - set(categories))
+    cols = list(categories) + extra
+    index = {c: j for j, c in enumerate(cols)}
+    y = np.zeros((len(test.video_ids), len(cols)), bool)
+    for i, v in enumerate(test.video_ids):
+        for c in test.labels[v]:
+            y[i, index[c]] = True
+    return cols, y
+
+
+def _pad(emitted: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((emitted.shape[0], width), bool)
+    out[:, : emitted.shape[1]] = emitted
+    return out
+
+
+def evaluate_locked_test(
+    catalog: Catalog,
+    fusion: LoadedFusion,
+    test: LockedTest,
+    shards: Sequence[Any] = (),
+    min_emitted: int = 10,
+    promise: float = 0.8,
+) -> dict[str, Any]:
+    """Every system on the locked test: overall, per kind of text, and the chosen rule per category."""
+    ids = list(test.video_ids)
+    leaked = set(ids) - held_out_ids(catalog)
+    if leaked:
+        raise ValueError(
+            f"{len(leaked)} locked-test video(s) are not recorded as held out (e.g. {sorted(leaked)[:3]}); "
+            "lock them before training, or the figures are not held out"
+        )
+    cats = list(fusion.categories)
+    t = load_scores(catalog, "text_predictions", fusion.text_version, fusion.text_categories, ids, cats)
+    v, ood = visual_scores(catalog, fusion.visual_version, fusion.visual_categories, ids, cats)
+    scored = np.isfinite(
+        load_scores(catalog, "visual_predictions", fusion.visual_version, fusion.visual_categories, ids, cats)
+    ).any(axis=1)
+    chars = text_lengths(catalog, fusion.text_version, ids)
+    d = fusion.model.decide(t, v, chars)
+    failed = {
+        r[0]
+        for r in catalog.query(
+            "SELECT video_id FROM video_results WHERE model_version = ? AND status = 'failed' "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [fusion.version, ids],
+        )
+    }
+    served = np.array([vid not in failed for vid in ids])[:, None]
+    cols, y = _matrix(test, cats)
+    emitted = {
+        "text only": _pad(d.text_fired & served, len(cols)),
+        "visual only": _pad(d.visual_fired & served, len(cols)),
+        "chosen rule": _pad(d.emitted & served, len(cols)),
+    }
+    scores = {"text only": t, "visual only": fusion.model.calibrate_visual(v), "chosen rule": d.score}
+    report: dict[str, Any] = {
+        "labels": test.source,
+        "videos": len(ids),
+        "rule": fusion.model.rule,
+        "fusion_version": fusion.version,
+        "out_of_distribution": {
+            "flagged": int(ood.sum()),
+            "scored": int(scored.sum()),
+            "share": float(ood.sum() / scored.sum()) if scored.sum() else 0.0,
+        },
+    }
+    baseline_note = None
+    if shards:
+        from ml.visual.baseline import baseline_scores
+
+        train = _baseline_training_labels(catalog, cats)
+        probs, n_train = baseline_scores(list(shards), train, cats, ids)
+        if probs:
+            b = np.stack([probs.get(vid, np.zeros(len(cats))) for vid in ids])
+            emitted["baseline"] = _pad((b >= 0.5) & served, len(cols))
+            scores["baseline"] = b
+            baseline_note = f"trained on {n_train} editor-labelled videos (no held-out video), cut 0.5"
+    report["baseline"] = baseline_note
+
+    kinds = [test.kinds.get(vid, "?") for vid in ids]
+    systems: dict[str, Any] = {}
+    for name, e in emitted.items():
+        s = np.full(e.shape, np.nan)
+        s[:, : len(cats)] = scores[name]
+        entry = {"all": rule_metrics(e, s, y, promise=promise, min_emitted=min_emitted, categories=cols)}
+        for k in sorted(set(kinds)):
+            ix = [i for i, kk in enumerate(kinds) if kk == k]
+            entry[k] = {"videos": len(ix), **rule_metrics(e[ix], s[ix], y[ix])}
+        systems[name] = entry
+    report["systems"] = systems
+
+    n, tp, prec = per_category_precision(emitted["chosen rule"], y)
+    report["per_category"] = [
+        {
+            "category_id": c,
+            "positives": int(y[:, j].sum()),
+            "emitted": int(n[j]),
+            "true_positives": int(tp[j]),
+            "precision": None if n[j] == 0 else float(prec[j]),
+            "interval_95": None if n[j] == 0 else list(precision_interval(int(tp[j]), int(n[j]), 0.95)),
+            "recall": float(tp[j] / y[:, j].sum()) if y[:, j].sum() else None,
+        }
+        for j, c in enumerate(cols)
+    ]
+    return report
+
+
+def _baseline_training_labels(catalog: Catalog, categories: list[str]) -> dict[str, np.ndarray]:
+    """Editor labels of exhaustively labelled, trainable videos: what the baseline may learn from."""
+    from ml.catalog.labels import label_matrix
+
+    ids, y = label_matrix(catalog, "editor", categories, exclude=set(held_out_ids(catalog)))
+    return {v: y[i] for i, v in enumerate(ids)}
+
+
+def format_report(report: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """Markdown tables: systems overall and by kind of text, then the chosen rule per category."""
+    from ml.catalog.summary import md_table
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None or (isinstance(x, float) and x != x) else f"{x:.3f}"
+
+    rows = []
+    for name, entry in report["systems"].items():
+        label = f"{name} ({report['rule']})" if name == "chosen rule" else name
+        for kind, m in entry.items():
+            videos = report["videos"] if kind == "all" else m["videos"]
+            rows.append(
+                (
+                    label if kind == "all" else "",
+                    kind,
+                    videos,
+                    f(m["coverage"]),
+                    f"{m['categories_per_video']:.2f}",
+                    f(m["precision"]),
+                    f(m["recall"]),
+                    f(m["f1"]),
+                )
+            )
+    ood = report["out_of_distribution"]
+    lines = [
+        f"Locked test: {report['videos']} videos, labels from {report['labels']}; never used for training, "
+        f"thresholds or the rule choice. Out of distribution: {ood['flagged']} of {ood['scored']} "
+        f"({ood['share']:.1%}).",
+        md_table(rows, ["system", "text", "videos", "coverage", "categories/video", "precision", "recall", "F1"]),
+    ]
+    if report.get("baseline"):
+        lines.append(f"baseline: one-vs-rest logistic regression on mean+max pooled frames, {report['baseline']}")
+    cat_rows = []
+    for r in report["per_category"]:
+        name = (names or {}).get(r["category_id"], r["category_id"])
+        interval = r["interval_95"]
+        cat_rows.append(
+            (
+                r["category_id"],
+                name,
+                r["positives"],
+                r["emitted"],
+                f(r["precision"]),
+                "" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]",
+                f(r["recall"]),
+            )
+        )
+    lines += [
+        "",
+        "Chosen rule per category on the locked test (precision with its 95% Wilson interval):",
+        md_table(cat_rows, ["id", "category", "positives", "emitted", "precision", "95% interval", "recall"]),
+    ]
+    return "\n".join(lines)

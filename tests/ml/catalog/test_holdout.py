@@ -1,0 +1,69 @@
+"""Held-out videos: gold and the locked test, recorded once, never trainable, never fitted on twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.catalog.holdout import (
+    HeldOutLeak,
+    assert_trainable,
+    held_out_ids,
+    lock_test,
+    locked_test_ids,
+    split_gold,
+    trainable,
+)
+from ml.catalog.labels import certification_matrix, import_labels, read_label_file
+from tests.conftest import registry_rows
+
+
+def _gold_file(tmp_path, rows):
+    path = tmp_path / "gold.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return read_label_file(path)
+
+
+def test_held_out_is_gold_and_locked_test(catalog, ws, tmp_path):
+    registry_rows(catalog, 6)
+    import_labels(catalog, _gold_file(tmp_path, [{"video_id": "v1", "labels": ["533"]}]), ws, "gold")
+    assert lock_test(catalog, ["v2", "v3"], "manual") == 2
+    assert lock_test(catalog, ["v3"], "demo-ground-truth") == 1  # idempotent: re-locking replaces
+    assert locked_test_ids(catalog) == {"v2", "v3"}
+    assert held_out_ids(catalog) == {"v1", "v2", "v3"}
+    assert trainable(["v1", "v4", "v2", "v5"], held_out_ids(catalog)) == ["v4", "v5"]
+    assert_trainable(["v4", "v5"], held_out_ids(catalog), "a step")
+    with pytest.raises(HeldOutLeak, match="a step would train on 1 held-out video"):
+        assert_trainable(["v4", "v1"], held_out_ids(catalog), "a step")
+    with pytest.raises(ValueError):
+        lock_test(catalog, ["v4"], "somewhere")
+
+
+def test_import_gold_excludes_videos_that_carry_editor_labels(catalog, ws, tmp_path):
+    registry_rows(catalog, 4)
+    import_labels(catalog, _gold_file(tmp_path, [{"video_id": "v1", "labels": ["216"]}]), ws, "editor")
+    rows = [{"video_id": v, "labels": ["533"]} for v in ("v1", "v2", "v3")]
+    report = import_labels(catalog, _gold_file(tmp_path, rows), ws, "gold")
+    assert report.excluded_editor_overlap == ["v1"] and report.videos == 2
+    gold = {r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'gold'")}
+    assert gold == {"v2", "v3"}
+
+
+def test_certification_gold_leaves_the_locked_test_out(catalog, ws, tmp_path):
+    registry_rows(catalog, 5)
+    rows = [{"video_id": f"v{i}", "labels": ["533"]} for i in range(1, 6)]
+    import_labels(catalog, _gold_file(tmp_path, rows), ws, "gold")
+    lock_test(catalog, ["v2", "v4"], "gold-split")
+    ids, y = certification_matrix(catalog, ["533"])
+    assert ids == ["v1", "v3", "v5"] and y.sum() == 3
+
+
+def test_gold_split_is_fixed_per_video_whatever_else_is_imported():
+    ids = [f"g{i:04d}" for i in range(2000)]
+    certify, test = split_gold(ids, 0.3)
+    assert 0.25 < len(test) / len(ids) < 0.35 and not set(certify) & set(test)
+    _, test_again = split_gold(ids[:1000] + [f"x{i}" for i in range(500)], 0.3)
+    assert {v for v in test_again if v.startswith("g")} == {v for v in test if v in set(ids[:1000])}
+    with pytest.raises(ValueError):
+        split_gold(ids, 1.0)

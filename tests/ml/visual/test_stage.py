@@ -1,0 +1,120 @@
+"""The student on a real catalog: gold never trains it, soft targets and sources recorded, models unchanged
+when the gold videos' labels and embeddings are removed altogether."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from ml.catalog.model_registry import latest_model, register_model
+from ml.catalog.store import insert_rows
+from ml.frames.embedding_store import VideoEmbeddings, iter_videos, write_shard
+from ml.visual.data import synthetic_catalog
+
+N = 160
+
+
+def _populate(catalog, settings, tmp_path, *, with_gold: bool):
+    """Synthetic shards and a catalog: 60% editor-labelled, 20% gold, the rest pseudo-labelled only.
+
+    The teacher pseudo-labels every video with text, gold ones included (as the batch assets do); with
+    ``with_gold`` False the gold videos are removed altogether: rows, labels, pseudo-labels, embeddings.
+    """
+    syn = synthetic_catalog(tmp_path / "syn", N, dim=32, n_categories=4, frames=(4, 12), seed=3)
+    ids = sorted(syn.labels)
+    editor = ids[: int(0.6 * N)]
+    gold = ids[int(0.6 * N) : int(0.8 * N)]
+    keep = [v for v in ids if with_gold or v not in set(gold)]
+    out = settings.embeddings_dir / settings.image_encoder
+    for i, shard in enumerate(syn.shards):
+        write_shard(
+            out / f"b{i:08d}.parquet",
+            (VideoEmbeddings(v.video_id, v.timestamps, v.embeddings) for v in iter_videos(shard) if v.video_id in keep),
+            encoder=settings.image_encoder,
+        )
+    now = dt.datetime(2026, 1, 1)
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "videos",
+            ["video_id", "seq", "uri", "registered_at", "origin", "language", "uploaded_at"],
+            [(v, i, f"/m/{v}.mp4", now, "test", "en", now) for i, v in enumerate(keep)],
+        )
+        label_rows, coverage = [], []
+        for label_set, vids in (("editor", editor), ("gold", gold if with_gold else [])):
+            for v in vids:
+                coverage.append((v, label_set, True))
+                label_rows += [
+                    (v, syn.categories[j], label_set, True, "test", now) for j in np.flatnonzero(syn.labels[v])
+                ]
+        insert_rows(con, "label_coverage", ["video_id", "label_set", "exhaustive"], coverage)
+        insert_rows(
+            con,
+            "human_labels",
+            ["video_id", "category_id", "label_set", "is_positive", "annotator", "created_at"],
+            label_rows,
+        )
+        pseudo = []
+        for v in keep:
+            if v in set(editor):
+                continue
+            for j, c in enumerate(syn.categories):
+                p = 0.9 if syn.targets[v][j] else 0.04
+                pseudo.append((v, c, "t1", None, p, abs(2 * p - 1), "positive" if p > 0.5 else "negative"))
+        insert_rows(
+            con,
+            "pseudo_labels",
+            ["video_id", "category_id", "model_version", "batch_id", "target", "weight", "kind"],
+            pseudo,
+        )
+    register_model(catalog, "text_model", "t1", tmp_path / "teacher", list(syn.categories))
+    return syn, gold
+
+
+@pytest.fixture
+def student_settings(settings):
+    return settings.with_overrides(visual_arch="meanpool", visual_max_epochs=3, visual_min_positives=3)
+
+
+def _train(catalog, settings, syn):
+    from ml.visual.stage import train_student
+
+    return train_student(catalog, settings, list(syn.categories))
+
+
+def test_gold_videos_never_train_the_student(catalog, student_settings, tmp_path):
+    syn, gold = _populate(catalog, student_settings, tmp_path, with_gold=True)
+    result = _train(catalog, student_settings, syn)
+    record = latest_model(catalog, "visual_model")
+    assert result.sources["editor"] == int(0.6 * N)
+    assert result.sources["pseudo"] == N - int(0.8 * N)  # the gold fifth had pseudo-labels too: dropped
+    assert record.training_data["held_out_videos"] == len(gold)
+    from ml.visual.ood import load_detector
+
+    assert not set(load_detector(result.model_dir).reference_ids) & set(gold)
+
+
+def test_removing_gold_labels_and_embeddings_leaves_the_student_unchanged(tmp_path, student_settings):
+    from ml.catalog.store import open_catalog
+    from ml.visual.predictor import VisualPredictor
+
+    models = []
+    for with_gold in (True, False):
+        root = tmp_path / ("with" if with_gold else "without")
+        settings = student_settings.with_overrides(data_root=root).ensure_dirs()
+        catalog = open_catalog(settings.catalog_path)
+        syn, _ = _populate(catalog, settings, root, with_gold=with_gold)
+        result = _train(catalog, settings, syn)
+        record = latest_model(catalog, "visual_model")
+        models.append((record, VisualPredictor(result.model_dir), syn))
+    (a, pa, syn), (b, pb, _) = models
+    assert a.training_data["data_digest"] == b.training_data["data_digest"]
+    assert a.training_data["sources"] == b.training_data["sources"]
+    probe = list(iter_videos(syn.shards))
+    sa = {s.video_id: s for s in pa.predict(probe)}
+    sb = {s.video_id: s for s in pb.predict(probe)}
+    for vid in sa:
+        np.testing.assert_array_equal(sa[vid].scores, sb[vid].scores)
+        assert sa[vid].ood_score == pytest.approx(sb[vid].ood_score, abs=0)

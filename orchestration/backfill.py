@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -36,6 +36,62 @@ class BackfillLaunch:
     new_batches: list[BatchInfo]
     partitions: list[str]
     assets: list[str]
+    # Earlier vidcat backfills still requested: resumed by the daemon (``pending``), or cancelled
+    # because this one re-does all of their work (``superseded``: --train and --rescore cover every batch).
+    pending: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+
+
+def backfill_partitions(backfill) -> set[str]:
+    """The batch partitions an asset backfill targets."""
+    data = backfill.asset_backfill_data
+    if data is None:
+        return set()
+    keys: set[str] = set()
+    for subset in data.target_subset.partitions_subsets_by_asset_key.values():
+        keys |= set(subset.get_partition_keys())
+    return keys
+
+
+def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> set[str]:
+    """With no daemon serving the instance: close what a killed daemon left open, return its batches.
+
+    Called before a daemon is started for a local instance. Runs still marked queued, starting or
+    started cannot be running (every run process of a local instance belongs to a daemon or `dagster
+    dev`), so they are marked failed; requested vidcat backfills are marked cancelled, and their batches
+    go into the new backfill. A new daemon would otherwise resume them beside the new backfill and
+    score the same batches twice, and wait forever on runs nobody runs.
+    """
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    say = log or (lambda m: None)
+    abandoned = inflight_backfills(instance)
+    ids = {b.backfill_id for b in abandoned}
+    running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    waiting = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+    stuck = list(instance.get_runs(filters=RunsFilter(statuses=running)))
+    # Queued runs of the abandoned backfills would run beside the new one; a queued sensor run is left
+    # to the new daemon (nothing else asks for its batch).
+    stuck += [
+        r for r in instance.get_runs(filters=RunsFilter(statuses=waiting)) if r.tags.get("dagster/backfill") in ids
+    ]
+    for run in stuck:
+        instance.report_run_failed(run, "its daemon stopped (killed or crashed) before the run ended")
+        say(f"marked run {run.run_id} failed: nothing is running it any more")
+    batches: set[str] = set()
+    for b in abandoned:
+        batches |= backfill_partitions(b)
+        instance.update_backfill(b.with_status(BulkActionStatus.CANCELED).with_end_timestamp(time.time()))
+        say(f"closed backfill {b.backfill_id} abandoned by a stopped daemon; its batches join the new one")
+    return batches
+
+
+def inflight_backfills(instance: dg.DagsterInstance) -> list:
+    """vidcat backfills the daemon has not finished: abandoned by a crash, or still running."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    return [b for b in instance.get_backfills(status=BulkActionStatus.REQUESTED) if b.tags.get("vidcat/origin")]
 
 
 def get_instance(settings: Settings) -> dg.DagsterInstance:
@@ -65,11 +121,12 @@ def launch_backfill(
     train: bool = False,
     rescore: bool = False,
     title: str | None = None,
+    include: set[str] | None = None,
 ) -> BackfillLaunch:
     """Create batches for unbatched videos and one asset backfill over them (or all with ``rescore``)."""
     from dagster._core.definitions.partitions.context import partition_loading_context
     from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
-    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
     from dagster._time import get_current_timestamp
 
@@ -77,6 +134,15 @@ def launch_backfill(
 
     new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True)
     instance = get_instance(settings)
+    earlier = inflight_backfills(instance)
+    superseded: list[str] = []
+    if rescore or train:
+        # This backfill covers every batch: an earlier one still requested (say, abandoned when its
+        # daemon was killed) would otherwise be resumed beside it and score the same batches twice.
+        for b in earlier:
+            instance.update_backfill(b.with_status(BulkActionStatus.CANCELING))
+            superseded.append(b.backfill_id)
+    pending = [b.backfill_id for b in earlier if b.backfill_id not in superseded]
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
     missing = [p for p in all_batches(catalog) if p not in existing]
     # Retraining learns from every batch and re-scores them all with the new models. Otherwise only new
@@ -86,12 +152,12 @@ def launch_backfill(
         partitions = all_batches(catalog)
     else:
         stranded = set(missing) & set(backfill_batches(catalog))
-        partitions = sorted({b.batch_id for b in new} | stranded)
+        partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()))
     if missing:
         instance.add_dynamic_partitions(BATCHES_PARTITION_NAME, missing)
     selection = backfill_selection(defs, train)
     if not partitions:
-        return BackfillLaunch(None, new, [], [k.to_user_string() for k in selection])
+        return BackfillLaunch(None, new, [], [k.to_user_string() for k in selection], pending, superseded)
     graph = defs.resolve_asset_graph()
     selectors = []
     for key in selection:
@@ -114,23 +180,86 @@ def launch_backfill(
             run_config=None,
         )
     instance.add_backfill(backfill)
-    return BackfillLaunch(backfill_id, new, partitions, [k.to_user_string() for k in selection])
+    return BackfillLaunch(backfill_id, new, partitions, [k.to_user_string() for k in selection], pending, superseded)
 
 
 def backfill_batches(catalog: Catalog) -> list[str]:
     return [r[0] for r in catalog.query("SELECT batch_id FROM batches WHERE origin = 'backfill' ORDER BY batch_id")]
 
 
-def daemon_running(instance: dg.DagsterInstance, within_s: float = 60.0) -> bool:
-    beats = instance.get_daemon_heartbeats()
-    now = time.time()
-    return any(t == "BACKFILL" and now - hb.timestamp < within_s for t, hb in beats.items())
+def local_daemon_pids(dagster_home: Path) -> list[int]:
+    """Live `dagster-daemon` (or `dagster dev`) processes on this machine serving ``dagster_home``.
+
+    Read from /proc (Linux): a process is a daemon of this instance when its command line runs the
+    daemon or `dagster dev` and its environment's DAGSTER_HOME is this one. Empty where /proc is absent.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    home = str(Path(dagster_home).resolve())
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if (entry / "stat").read_text().split()[2] == "Z":
+                continue
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        words = [a.decode("utf-8", "replace") for a in argv if a]
+        is_daemon = any(w.endswith("dagster-daemon") for w in words) or (
+            any(w.endswith("dagster") for w in words) and "dev" in words
+        )
+        if not is_daemon:
+            continue
+        values = dict(e.decode("utf-8", "replace").split("=", 1) for e in env if b"=" in e)
+        if values.get("DAGSTER_HOME") and str(Path(values["DAGSTER_HOME"]).resolve()) == home:
+            found.append(int(entry.name))
+    return found
+
+
+def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = None, observe_s: float = 40.0) -> bool:
+    """Whether a daemon serves this instance now, not whether one did a minute ago.
+
+    A heartbeat is written every 30 s, so "a heartbeat less than 60 s old" also matches a daemon that
+    was killed seconds ago: the old check then waited forever for a backfill nobody would run. Here a
+    daemon process on this machine for this DAGSTER_HOME settles it; with the instance's default local
+    storage nothing else can serve it, so none means none. With shared storage (a deployment), a
+    heartbeat must be seen to *advance* within ``observe_s``.
+    """
+    if dagster_home is not None and local_daemon_pids(dagster_home):
+        return True
+    if dagster_home is not None and _local_storage(instance, dagster_home):
+        return False
+
+    def newest() -> float:
+        beats = instance.get_daemon_heartbeats()
+        return max((hb.timestamp for t, hb in beats.items() if t == "BACKFILL"), default=0.0)
+
+    first = newest()
+    if time.time() - first > 3 * observe_s:
+        return False
+    deadline = time.monotonic() + observe_s
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        if newest() > first:
+            return True
+    return False
+
+
+def _local_storage(instance: dg.DagsterInstance, dagster_home: Path) -> bool:
+    """The instance keeps its runs in SQLite under DAGSTER_HOME: only processes of this machine use it."""
+    from dagster._core.storage.runs import SqliteRunStorage
+
+    return isinstance(instance.run_storage, SqliteRunStorage) or "sqlite" in type(instance.run_storage).__name__.lower()
 
 
 @contextlib.contextmanager
 def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None]) -> Iterator[None]:
-    """A `dagster-daemon` for the duration, unless one is already heartbeating for this instance."""
-    if daemon_running(instance):
+    """A `dagster-daemon` for the duration, unless one is already serving this instance."""
+    if daemon_running(instance, settings.dagster_home):
         log("using the dagster-daemon already running for this instance")
         yield
         return

@@ -53,9 +53,12 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def pipeline_env(root: Path, extra_roots: list[Path]) -> dict[str, str]:
+def pipeline_env(root: Path, extra_roots: list[Path], overrides: dict[str, object] | None = None) -> dict[str, str]:
     config = root / "vidcat.toml"
-    config.write_text(f'data_root = "{root / "vidcat"}"\n' + SMALL_CATALOG_SETTINGS)
+    lines = {line.split("=")[0].strip(): line for line in SMALL_CATALOG_SETTINGS.strip().splitlines()}
+    for key, value in (overrides or {}).items():
+        lines[key] = f"{key} = {value!r}" if not isinstance(value, bool) else f"{key} = {str(value).lower()}"
+    config.write_text(f'data_root = "{root / "vidcat"}"\n' + "\n".join(lines.values()) + "\n")
     media = [root / "vidcat" / "media", root / "vidcat" / "inbox", *extra_roots]
     return {
         "VIDCAT_HOME": str(root / "vidcat"),
@@ -65,7 +68,9 @@ def pipeline_env(root: Path, extra_roots: list[Path]) -> dict[str, str]:
     }
 
 
-def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeline:
+def build(
+    root: Path, videos: int, seed: int, extra_roots: list[Path], overrides: dict[str, object] | None = None
+) -> Pipeline:
     import dagster as dg
 
     from ml.catalog.batching import create_batches
@@ -79,7 +84,7 @@ def build(root: Path, videos: int, seed: int, extra_roots: list[Path]) -> Pipeli
     from orchestration.definitions import all_assets, all_checks
     from orchestration.resources import VidcatResource
 
-    env = pipeline_env(root, extra_roots)
+    env = pipeline_env(root, extra_roots, overrides)
     with patched_env(env):
         settings = load_settings().ensure_dirs()
         catalog = open_catalog(settings.catalog_path)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ml.catalog.summary import md_table
 from ml.plots import curves_png, markdown_image
-from ml.visual.stage import train_student
+from ml.visual.stage import NotEnoughLabels, record_not_trained, train_student
 from orchestration.resources import VidcatResource
 
 
@@ -12,7 +12,14 @@ from orchestration.resources import VidcatResource
 def visual_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """The student: editor labels, soft pseudo-labels and certified self-training; never gold or the locked test."""
     settings = vidcat.settings()
-    r = train_student(vidcat.catalog(), settings, vidcat.working_set().ids)
+    try:
+        r = train_student(vidcat.catalog(), settings, vidcat.working_set().ids)
+    except NotEnoughLabels as exc:
+        # Too little data is a state of the catalog, not a failure: fusion runs on text alone until
+        # there is enough, and `vidcat status` says what is missing.
+        record_not_trained(settings.models_dir, str(exc))
+        context.log.warning(f"no visual model: {exc}")
+        return dg.MaterializeResult(metadata={"status": "not trained", "reason": str(exc)})
     history = r.history
     png = curves_png(
         {

@@ -19,7 +19,10 @@ def visual_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource
     """Batch inference from the exported (ONNX) student over the batch's embedding shard."""
     settings = vidcat.settings()
     catalog = vidcat.catalog()
-    record = latest_model(catalog, "visual_model")
+    record = latest_model(catalog, "visual_model", required=False)
+    if record is None:
+        context.log.warning("no visual model yet (see the visual_model asset): nothing to score")
+        return dg.MaterializeResult(metadata={"status": "no visual model yet", "videos": dg.MetadataValue.int(0)})
     videos = scored = ood = 0
     seconds = 0.0
     with vidcat.engine() as engine:

@@ -252,13 +252,16 @@ def register_rows(
                 Rejection(lineno, row.video_id, f"duplicate id: already on row {seen_ids[row.video_id]}")
             )
             continue
-        if row.sha256 in seen_sha:
+        # Every 0-byte upload hashes alike: an empty file is not a duplicate of another, it is empty
+        # (registered, it fails the probe as EmptyFile with its own failure row).
+        if row.size_bytes and row.sha256 in seen_sha:
             report.rejected.append(
                 Rejection(lineno, row.video_id, f"identical content to {seen_sha[row.sha256]} in this manifest")
             )
             continue
         seen_ids[row.video_id] = lineno
-        seen_sha[row.sha256] = row.video_id
+        if row.size_bytes:
+            seen_sha[row.sha256] = row.video_id
         accepted.append(row)
     if not accepted:
         return report
@@ -288,7 +291,7 @@ def register_rows(
                         )
                     )
                 continue
-            if r.sha256 in existing_sha:
+            if r.size_bytes and r.sha256 in existing_sha:
                 report.rejected.append(
                     Rejection(
                         seen_ids[r.video_id],

@@ -259,15 +259,23 @@ class Catalog:
         return self.path.with_name(self.path.name + ".lock")
 
     @contextlib.contextmanager
-    def connect(self, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection under the catalog lock; closed on exit."""
+    def connect(self, write: bool = True, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection under the catalog lock; closed on exit.
+
+        ``sandboxed``: a read-only connection for queries typed by people (``vidcat sql``): no file
+        system access at all (no COPY TO, ATTACH, INSTALL, read_text or read_csv of any path, not even
+        under the data root, where the embedding shards are), and the configuration locked so a
+        query cannot switch that back.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if sandboxed and not self.path.exists():
+            raise FileNotFoundError(f"no catalog at {self.path}; run `vidcat register` or `make demo` first")
         if not write and not self.path.exists():
             write = True  # a read of a catalog that does not exist yet creates it empty
         with open(self.lock_path, "a+") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             try:
-                con = _open_with_retry(self.path, read_only=not write)
+                con = _open_with_retry(self.path, read_only=not write, config=SANDBOX_CONFIG if sandboxed else None)
                 try:
                     yield con
                 finally:
@@ -343,13 +351,21 @@ class Catalog:
             return {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
 
 
-def _open_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+SANDBOX_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+def _open_with_retry(path: Path, read_only: bool, config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """Our own processes queue on the file lock; this covers foreign holders of the DuckDB file."""
     deadline = time.monotonic() + LOCK_RETRY_S
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 if "lock" in str(exc).lower():

@@ -143,6 +143,7 @@ class _Encoding:
     video_id: str
     summary: dict[str, Any]
     actor: int
+    deadline: float = float("inf")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,6 +179,8 @@ class RayEngine:
         scorer_gpus: float = 0.0,
         grace_s: float = 10.0,
         actor_start_timeout_s: float = 600.0,
+        encode_timeout_s: float = 300.0,
+        score_timeout_s: float = 1800.0,
         runtime_env: dict[str, Any] | None = None,
         namespace: str = "vidcat",
         num_cpus: int | None = None,
@@ -194,6 +197,10 @@ class RayEngine:
         self.scorer_cpus, self.scorer_gpus = scorer_cpus, scorer_gpus
         self.grace_s = grace_s
         self.actor_start_timeout_s = actor_start_timeout_s
+        # A hung encoder or scorer actor must cost its videos a failure or the run an error, never a
+        # wait without end: every wait on an actor has a deadline.
+        self.encode_timeout_s = encode_timeout_s
+        self.score_timeout_s = score_timeout_s
         self.sample_fn = sample_fn
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
@@ -321,7 +328,8 @@ class RayEngine:
                 if not decoding and not encoding:
                     return
                 waiting = [*decoding, *encoding]
-                timeout = max(0.0, min(d.deadline for d in decoding.values()) - time.monotonic()) if decoding else None
+                deadlines = [d.deadline for d in decoding.values()] + [e.deadline for e in encoding.values()]
+                timeout = max(0.0, min(deadlines) - time.monotonic())
                 ready, rest = ray.wait(waiting, num_returns=1, timeout=timeout)
                 if ready and rest:
                     ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
@@ -334,11 +342,19 @@ class RayEngine:
                             continue
                         i = min(range(len(encoders)), key=load.__getitem__)
                         load[i] += 1
-                        encoding[encoders[i].encode.remote(d.frames)] = _Encoding(d.video_id, summary, i)
+                        encoding[encoders[i].encode.remote(d.frames)] = _Encoding(
+                            d.video_id, summary, i, time.monotonic() + self.encode_timeout_s
+                        )
                     else:
                         e = encoding.pop(ref)
                         load[e.actor] -= 1
-                        embeddings = ray.get(ref)
+                        try:
+                            embeddings = ray.get(ref, timeout=self.encode_timeout_s)
+                        except (ray.exceptions.RayError, TimeoutError) as exc:
+                            result.failures.append(
+                                Failure(e.video_id, STAGE, "EncoderLost", f"the encoder actor failed: {exc}"[:2000])
+                            )
+                            continue
                         failure = non_finite_failure(e.video_id, embeddings)
                         if failure is not None:
                             result.failures.append(failure)
@@ -348,6 +364,19 @@ class RayEngine:
                         result.max_grid_error_s = max(result.max_grid_error_s, e.summary["grid_error_s"])
                         yield VideoEmbeddings(e.video_id, e.summary["timestamps"], embeddings)
                 now = time.monotonic()
+                for ref, e in list(encoding.items()):
+                    if now >= e.deadline:
+                        del encoding[ref]
+                        load[e.actor] -= 1
+                        ray.cancel(ref)
+                        result.failures.append(
+                            Failure(
+                                e.video_id,
+                                STAGE,
+                                "EncodeTimeout",
+                                f"no embeddings within {self.encode_timeout_s:.0f}s; the encoder actor is stuck",
+                            )
+                        )
                 for ref, d in list(decoding.items()):
                     if now >= d.deadline:
                         ray.cancel(ref, force=True)
@@ -408,7 +437,15 @@ class RayEngine:
 
         scorer = self._scorer(model_dir)
         refs = [scorer.score.remote(str(p), _meta_of_shard(Path(p), meta)) for p in shard_paths]
-        return [s for ref in refs for s in ray.get(ref)]
+        try:
+            return [s for ref in refs for s in ray.get(ref, timeout=self.score_timeout_s)]
+        except ray.exceptions.GetTimeoutError as exc:
+            for ref in refs:
+                ray.cancel(ref)
+            raise TimeoutError(
+                f"the visual scorer for {batch_id} gave no result within {self.score_timeout_s:.0f}s; the Ray "
+                "cluster may be starved or the actor stuck: check the Ray dashboard and re-run the batch"
+            ) from exc
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -97,6 +97,12 @@ def probe(
             raise NoVideoStream(f"{path.name} has no video stream (streams: {', '.join(kinds)})")
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        if ctx is None:  # FFmpeg knows no decoder for this codec id or fourcc: nothing can read its frames
+            tag = getattr(stream, "codec_tag", None) or "unknown"
+            raise UnsupportedCodec(
+                f"{path.name}: no decoder for its video stream (codec tag {tag!r}); transcode it to H.264, "
+                "VP9 or AV1 and upload it again"
+            )
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width * height > max_pixels:
             raise TooLarge(
@@ -148,16 +154,35 @@ def probe(
         )
 
 
+TRUNCATED_RATIO = 1.5  # declared / stored duration above which the upload is reported as truncated
+TRUNCATED_MIN_S = 2.0
+
+
 def _duration(container, stream, pts_list: list[int], last_duration: int, tb: Fraction) -> tuple[float | None, str]:
+    """The declared duration when the stored packets agree with it, else the packets' span.
+
+    A container's header can declare anything (an MKV declaring an hour around two seconds of
+    packets; an upload cut off after its header was written): what the file holds is what will be
+    sampled. When the claim is well above the packets, the packets win and the source says so
+    ("truncated?"), which the probe check and the stage's log surface.
+    """
+    from_packets = None
     if pts_list:
-        span = (max(pts_list) - min(pts_list) + (last_duration or 0)) * tb
-        from_packets = float(span)
-    else:
-        from_packets = None
+        from_packets = float((max(pts_list) - min(pts_list) + (last_duration or 0)) * tb) or None
+    declared, where = None, None
     if container.duration:
-        return container.duration / 1_000_000, "container"
-    if stream.duration:
-        return float(stream.duration * tb), "stream"
+        declared, where = container.duration / 1_000_000, "container"
+    elif stream.duration:
+        declared, where = float(stream.duration * tb), "stream"
+    if (
+        from_packets
+        and declared
+        and declared > TRUNCATED_RATIO * from_packets
+        and declared - from_packets > TRUNCATED_MIN_S
+    ):
+        return from_packets, f"packets; the {where} declares {declared:.1f}s (truncated?)"
+    if declared:
+        return declared, where or "container"
     if from_packets:
         return from_packets, "packets"
     return None, "unknown"
@@ -202,22 +227,56 @@ def _first_frame(path: Path, timeout_s: float, max_packets: int = 600) -> tuple[
     raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
 
 
+PROBE_ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        VideoError,
+        EmptyFile,
+        MissingFile,
+        CorruptFile,
+        NoVideoStream,
+        UnsupportedCodec,
+        TooLarge,
+        DecodeTimeout,
+    )
+}
+
+
+def probe_job(path: str, options) -> ProbeResult:
+    """`probe` with the sampler's options: what a worker of the isolated pool runs (module level)."""
+    return probe(path, timeout_s=options.timeout_s, max_pixels=options.max_pixels)
+
+
 def probe_many(
     videos: list[tuple[str, str]],
     timeout_s: float = PROBE_TIMEOUT_S,
     max_pixels: int = 8192 * 8192,
     stage: str = "probe",
+    workers: int | None = None,
+    probe_fn=None,
 ):
-    """Probe each (video_id, path); a bad file becomes a Failure and the others go on."""
+    """Probe each (video_id, path) in worker processes; a bad file becomes a Failure and the others go on.
+
+    The probe checks its deadline between packets, but a hang inside FFmpeg (a stuck read, a decoder
+    loop on the first frame) can only be ended from outside: the sampler's pool kills a worker that
+    outlives ``timeout_s`` and the video ends as DecodeTimeout, never a stuck run.
+    """
     from ml.catalog.failures import Failure
+    from ml.frames.sampler import SampleOptions, SamplerPool
 
     ok: list[tuple[str, ProbeResult]] = []
     failed: list[Failure] = []
-    for video_id, uri in videos:
-        try:
-            ok.append((video_id, probe(uri, timeout_s=timeout_s, max_pixels=max_pixels)))
-        except VideoError as exc:
-            failed.append(Failure.from_exception(video_id, stage, exc))
-        except Exception as exc:
-            failed.append(Failure(video_id, stage, type(exc).__name__, f"unexpected error while probing: {exc}"))
+    if not videos:
+        return ok, failed
+    options = SampleOptions(timeout_s=timeout_s, max_pixels=max_pixels)
+    order = {video_id: i for i, (video_id, _) in enumerate(videos)}
+    fn = probe_fn or probe_job  # module level: spawned workers import it by name
+    with SamplerPool(options, workers=workers, sample_fn=fn, error_classes=PROBE_ERRORS) as pool:
+        for video_id, result in pool.imap(videos):
+            if isinstance(result, ProbeResult):
+                ok.append((video_id, result))
+            else:
+                failed.append(Failure.from_exception(video_id, stage, result))
+    ok.sort(key=lambda r: order[r[0]])
+    failed.sort(key=lambda f: order[f.video_id])
     return ok, failed

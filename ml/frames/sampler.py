@@ -548,7 +548,8 @@ class SamplerPool:
         workers: int | None = None,
         grace_s: float = 5.0,
         start_method: str = "spawn",
-        sample_fn: Callable[[str, SampleOptions], SampledFrames] | None = None,
+        sample_fn: Callable[[str, SampleOptions], Any] | None = None,
+        error_classes: dict[str, type[Exception]] | None = None,
     ):
         import multiprocessing
 
@@ -560,6 +561,9 @@ class SamplerPool:
         self.options = opts
         self.grace_s = grace_s
         self.sample_fn = sample_fn or sample_frames  # module-level, so spawned workers can import it
+        # Error classes a worker's exception name maps back to (another ``sample_fn``, e.g. the probe,
+        # brings its own); an unknown name becomes DecodeError.
+        self.error_classes = {**ERROR_CLASSES, **(error_classes or {})}
         self._ctx = multiprocessing.get_context(start_method)
         self._pool: list[_Worker] = []
 
@@ -630,7 +634,9 @@ class SamplerPool:
             for w in busy:
                 assert w.job is not None
                 key, job_path = w.job
-                if w.conn in ready:
+                # ``ready`` is from before this loop yielded: a result that arrived while the caller was
+                # busy with an earlier one must be read, not mistaken for a timeout.
+                if w.conn in ready or w.conn.poll(0):
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
@@ -645,7 +651,7 @@ class SamplerPool:
                         continue
                     w.job = None
                     dispatch(w)  # before yielding: the worker decodes the next file while the caller encodes
-                    yield key, _from_message(msg)
+                    yield key, _from_message(msg, self.error_classes)
                 elif time.monotonic() >= w.deadline:
                     self._retire(w)
                     fresh = self._spawn()
@@ -668,18 +674,38 @@ class SamplerPool:
             self._retire(w)
 
 
-def _from_message(msg: tuple[Any, ...]) -> SampledFrames | FrameSamplingError:
+def _from_message(msg: tuple[Any, ...], error_classes: dict[str, type[Exception]] | None = None) -> Any:
     if msg[0] == "ok":
-        _, times, frames, fps, info = msg
-        return SampledFrames(times, frames, fps, info)
+        return msg[1]
     _, name, text = msg
-    return ERROR_CLASSES.get(name, DecodeError)(text)
+    return (error_classes or ERROR_CLASSES).get(name, DecodeError)(text)
 
 
-def _worker_main(conn: Any, options: SampleOptions, sample_fn: Callable[[str, SampleOptions], SampledFrames]) -> None:
+def _exit_with_parent(interval_s: float = 1.0) -> None:
+    """Kill this worker when its parent dies, even mid-decode (``kill -9`` of a run leaves no orphan).
+
+    A daemon thread watches the parent's pid: FFmpeg releases the GIL while it decodes, so the thread
+    runs even when a decoder hangs. (``prctl(PR_SET_PDEATHSIG)`` would follow the parent *thread*,
+    and a pool may be created on a short-lived one.)
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vidcat-parent-watch", daemon=True).start()
+
+
+def _worker_main(conn: Any, options: SampleOptions, sample_fn: Callable[[str, SampleOptions], Any]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _exit_with_parent()
     while True:
         try:
             job = conn.recv()
@@ -688,12 +714,11 @@ def _worker_main(conn: Any, options: SampleOptions, sample_fn: Callable[[str, Sa
         if job is None:
             return
         try:
-            r = sample_fn(job, options)
-            msg: tuple[Any, ...] = ("ok", r.timestamps, r.frames, r.fps, r.info)
+            msg: tuple[Any, ...] = ("ok", sample_fn(job, options))
         except FrameSamplingError as exc:
             msg = ("err", type(exc).__name__, str(exc))
-        except Exception as exc:  # anything else from FFmpeg or numpy is a decode failure of this file
-            msg = ("err", "DecodeError", f"{Path(job).name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # the parent maps known classes back; anything else is a decode failure
+            msg = ("err", type(exc).__name__, f"{Path(job).name}: {type(exc).__name__}: {exc}")
         try:
             conn.send(msg)
         except (OSError, BrokenPipeError):

@@ -50,10 +50,16 @@ class ProbeBatchResult:
     failures: list[Failure]
 
 
-def probe_batch(catalog: Catalog, batch_id: str, settings: Any) -> ProbeBatchResult:
-    """Probe every video of the batch and replace its ``video_probe`` rows and probe failures in one transaction."""
+def probe_batch(catalog: Catalog, batch_id: str, settings: Any, probe_fn=None) -> ProbeBatchResult:
+    """Probe every video of the batch and replace its ``video_probe`` rows and probe failures in one transaction.
+
+    Each file is probed in a worker process under a hard deadline (``probe_many``): a decoder stuck
+    inside FFmpeg or one that crashes costs its own video a failure row, never the run.
+    """
     videos = batch_videos(catalog, batch_id)
-    ok, failed = probe_many(videos, timeout_s=settings.decode_timeout_s, max_pixels=settings.max_pixels)
+    ok, failed = probe_many(
+        videos, timeout_s=settings.decode_timeout_s, max_pixels=settings.max_pixels, probe_fn=probe_fn
+    )
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [(vid, batch_id, *[getattr(r, c) for c in PROBE_COLUMNS], now) for vid, r in ok]
     with catalog.transaction() as con:
@@ -108,6 +114,18 @@ def non_finite_failure(video_id: str, embeddings: np.ndarray) -> Failure | None:
     )
 
 
+def remove_stale_temporaries(shard: Path) -> list[Path]:
+    """Delete what killed writers of this batch's shard left behind (``.<batch>.*.parquet.tmp``).
+
+    A batch's shard is written by one run at a time (a partition is never in two runs), so any
+    temporary file of it that exists when the stage starts belongs to a writer that died.
+    """
+    stale = sorted(shard.parent.glob(f".{shard.stem}.*.parquet.tmp")) if shard.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=None, pool=None) -> FrameStageResult:
     """Embed ``(video_id, path)`` pairs into the batch's shard (replacing it atomically)."""
     from ml.frames.image_encoder import encoder_from_settings
@@ -151,6 +169,7 @@ def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=
 def frames_for_batch(catalog: Catalog, batch_id: str, settings: Any, engine: FrameEngine) -> FrameStageResult:
     """Embed the batch's probed videos with ``engine`` and record the frame stage's outcome."""
     videos = probed_videos(catalog, batch_id)
+    remove_stale_temporaries(shard_path(settings.embeddings_dir, settings.image_encoder, batch_id))
     result = engine.embed_batch(batch_id, videos, settings)
     failed_ids = {f.video_id for f in result.failures}
     with catalog.transaction() as con:

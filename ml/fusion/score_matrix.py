@@ -23,7 +23,7 @@ def category_union(ws_ids: list[str], *category_lists: list[str]) -> list[str]:
 def load_scores(
     catalog: Catalog,
     table: str,
-    model_version: str,
+    model_version: str | None,
     model_categories: list[str],
     video_ids: list[str],
     categories: list[str],
@@ -32,7 +32,7 @@ def load_scores(
     if table not in SCORE_TABLES:
         raise ValueError(f"unknown score table {table!r}")
     out = np.full((len(video_ids), len(categories)), np.nan)
-    if not video_ids:
+    if not video_ids or model_version is None:
         return out
     rows = catalog.query(
         f"SELECT video_id, scores FROM {table} WHERE model_version = ? AND scores IS NOT NULL "
@@ -83,7 +83,7 @@ def ood_flags(catalog: Catalog, model_version: str, video_ids: list[str]) -> tup
 
 def visual_scores(
     catalog: Catalog,
-    model_version: str,
+    model_version: str | None,
     model_categories: list[str],
     video_ids: list[str],
     categories: list[str],
@@ -94,6 +94,8 @@ def visual_scores(
     read it through here, so thresholds are set on the source as it is deployed.
     """
     v = load_scores(catalog, "visual_predictions", model_version, model_categories, video_ids, categories)
+    if model_version is None:
+        return v, np.zeros(len(video_ids), dtype=bool)
     flagged, _ = ood_flags(catalog, model_version, video_ids)
     v[flagged] = np.nan
     return v, flagged

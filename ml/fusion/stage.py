@@ -36,17 +36,20 @@ class FittedFusion:
     comparison: dict[str, dict[str, float]]
     gold_videos: int
     text_version: str
-    visual_version: str
+    visual_version: str | None
     path: Path
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]]
     choice: RuleChoice
 
 
-def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord, categories: list[str]):
+def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord | None, categories: list[str]):
     """Certification gold (without the locked test) with both sources as deployed (visual abstentions applied)."""
     ids, y = certification_matrix(catalog, categories)
     t = load_scores(catalog, "text_predictions", text.version, text.categories, ids, categories)
-    v, _ = visual_scores(catalog, visual.version, visual.categories, ids, categories)
+    if visual is None:  # no student yet (too few labels): the visual source abstains everywhere
+        v = np.full(t.shape, np.nan)
+    else:
+        v, _ = visual_scores(catalog, visual.version, visual.categories, ids, categories)
     chars = text_lengths(catalog, text.version, ids)
     return ids, t, v, chars, y
 
@@ -78,16 +81,20 @@ def fit_fusion_on_gold(
     policy's own target, which may include a safety margin above the promise).
     """
     text = latest_model(catalog, "text_model")
-    visual = latest_model(catalog, "visual_model")
-    assert text is not None and visual is not None
-    categories = category_union(ws.ids, text.categories, visual.categories)
+    assert text is not None
+    # Without a student (a catalog too small to train one is a state, not an error) fusion is text only.
+    visual = latest_model(catalog, "visual_model", required=False)
+    if visual is None:
+        rule = "text"
+    categories = category_union(ws.ids, text.categories, visual.categories if visual else [])
     ids, t, v, chars, y = gold_inputs(catalog, text, visual, categories)
     if len(ids) < 8:
         raise ValueError(
             f"only {len(ids)} gold video(s) have exhaustive human-verified labels; thresholds need a gold set "
             "(import one with `vidcat import-gold`)"
         )
-    comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed, categories=categories)
+    rules = RULES if visual is not None else ("text",)
+    comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed, rules=rules, categories=categories)
     promise = promised_precision if promised_precision is not None else policy.target_precision
     if rule == "auto":
         choice = choose_rule(comparison, promise)
@@ -95,7 +102,8 @@ def fit_fusion_on_gold(
         m = comparison[rule]
         bad = list(m.get("failing_categories", []))
         holds = not bad and bool(np.isfinite(m["precision"]) and m["precision"] >= promise)
-        choice = RuleChoice(rule, holds, bad, f"{rule} set in vidcat.toml (fusion_rule)")
+        why = f"{rule} set in vidcat.toml (fusion_rule)" if visual is not None else "text only: no visual model yet"
+        choice = RuleChoice(rule, holds, bad, why)
     chosen = choice.rule
     model = fit_rule(chosen, t, v, chars, y, policy, seed)
     is_visual = decide_visual(ws, categories, model.visual_thresholds, policy)
@@ -113,7 +121,8 @@ def fit_fusion_on_gold(
         )
         for th, vis in zip(model.visual_thresholds, is_visual, strict=True)
     ]
-    version = new_version(chosen, text.version, visual.version, len(ids))
+    visual_version = visual.version if visual else None
+    version = new_version(chosen, text.version, visual_version, len(ids))
     path = models_dir / "fusion" / f"{version}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -121,7 +130,7 @@ def fit_fusion_on_gold(
         "categories": categories,
         "is_visual": is_visual,
         "text_model_version": text.version,
-        "visual_model_version": visual.version,
+        "visual_model_version": visual_version,
         **model.to_json(),
     }
     tmp = path.with_suffix(".tmp")
@@ -142,7 +151,7 @@ def fit_fusion_on_gold(
                 "requested_rule": rule,
                 "policy": policy.__dict__,
                 "text_model_version": text.version,
-                "visual_model_version": visual.version,
+                "visual_model_version": visual_version,
             },
             metrics={
                 "comparison": comparison,
@@ -160,7 +169,7 @@ def fit_fusion_on_gold(
         comparison,
         len(ids),
         text.version,
-        visual.version,
+        visual_version,
         path,
         curves,
         choice,
@@ -238,11 +247,11 @@ class LoadedFusion:
     model: FusionModel
     categories: list[str]
     text_version: str
-    visual_version: str
+    visual_version: str | None  # None: fused without a student (text only)
     text_categories: list[str]
     visual_categories: list[str]
     text_record: ModelRecord
-    visual_record: ModelRecord
+    visual_record: ModelRecord | None
 
 
 def load_current_fusion(catalog: Catalog) -> LoadedFusion:
@@ -250,15 +259,15 @@ def load_current_fusion(catalog: Catalog) -> LoadedFusion:
     assert record is not None
     data = json.loads(Path(record.artifact_path).read_text())
     text = get_model(catalog, "text_model", data["text_model_version"])
-    visual = get_model(catalog, "visual_model", data["visual_model_version"])
+    visual = get_model(catalog, "visual_model", data["visual_model_version"]) if data["visual_model_version"] else None
     return LoadedFusion(
         record.version,
         FusionModel.from_json(data),
         data["categories"],
         text.version,
-        visual.version,
+        visual.version if visual else None,
         text.categories,
-        visual.categories,
+        visual.categories if visual else [],
         text,
         visual,
     )
@@ -288,7 +297,7 @@ def ensure_source_scores(
         score_batch_text(catalog, fusion.text_record, batch_id, ids)
         filled["text"] = True
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
-    if shard.exists():
+    if fusion.visual_record is not None and shard.exists():
         import pyarrow.parquet as pq
 
         n_visual = catalog.scalar(
@@ -349,7 +358,11 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     visual_why = [
         None
         if has_visual[i]
-        else ("out_of_distribution" if ood[i] else ("no_frames" if not scored_visual[i] else "not_scored"))
+        else (
+            "no_visual_model"
+            if fusion.visual_version is None
+            else ("out_of_distribution" if ood[i] else ("no_frames" if not scored_visual[i] else "not_scored"))
+        )
         for i in range(len(video_ids))
     ]
     for i, vid in enumerate(video_ids):

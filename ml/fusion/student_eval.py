@@ -221,9 +221,33 @@ def ablation(ctx: EvalContext, catalog_pseudo: tuple[dict, dict]) -> dict[str, A
     }
 
 
-def label_budget(catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], progress=None) -> dict[str, Any]:
-    """Per budget: teacher retrained on the kept editor labels, student with and without its pseudo-labels."""
-    from ml.text.features import get_encoder, prepare_records
+def _over_seeds(run, seeds: int) -> dict[str, Any]:
+    """``run(seed)`` for each seed; the first run's figures, with mean and spread of F1 across seeds."""
+    results = [run(seed) for seed in range(seeds)]
+    first = dict(results[0])
+    ok = [r for r in results if "error" not in r]
+    if seeds > 1 and ok:
+        f1 = np.array([r["f1"] for r in ok])
+        first.update({k: float(np.mean([r[k] for r in ok])) for k in ("coverage", "precision", "recall", "f1")})
+        first["f1_sd"] = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
+        first["seeds"] = len(ok)
+    return first
+
+
+def _student_runs(ctx: EvalContext, kept, pseudo, policy, config, seeds: int) -> dict[str, Any]:
+    return _over_seeds(lambda seed: train_and_score(ctx, kept, pseudo, policy, replace(config, seed=seed)), seeds)
+
+
+def label_budget(
+    catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], progress=None, seeds: int = 1
+) -> dict[str, Any]:
+    """Per budget: teacher retrained on the kept editor labels, student with and without its pseudo-labels.
+
+    With ``seeds`` > 1 each student is trained that many times (seeds 0..n-1) and the figures are the
+    mean, with the F1's standard deviation: on a few dozen labelled videos one run's luck is as large
+    as the effect being measured.
+    """
+    from ml.text.features import CachedEncoder, get_encoder, prepare_records
     from ml.text.model import train_text_model
     from ml.text.pseudo_labels import make_pseudo_labels, select_thresholds
     from ml.text.stage import video_rows
@@ -234,9 +258,9 @@ def label_budget(catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], p
     rows = [r for r in video_rows(catalog) if r["video_id"] not in ctx.held_out]
     prepared = prepare_records(rows, max_chars=settings.text_max_chars)
     with_text = [(r["video_id"], p.text) for r, p in zip(rows, prepared, strict=True) if p.has_text]
-    say(f"encoding {len(with_text)} texts once for every budget")
-    encoder = get_encoder(settings.text_encoder)
-    emb = dict(zip([v for v, _ in with_text], encoder.encode([t for _, t in with_text]), strict=True))
+    say(f"encoding {len(with_text)} texts (and their segments) once for every budget")
+    encoder = CachedEncoder(get_encoder(settings.text_encoder))
+    text_of = dict(with_text)
     policy = TargetPolicy.from_settings(settings)
     out: dict[str, Any] = {"categories": len(ctx.categories), "budgets": {}}
     for b in budgets:
@@ -245,19 +269,22 @@ def label_budget(catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], p
         kept = {v: t for v, t in ctx.editor.items() if budget_position(v) < b}
         entry: dict[str, Any] = {"editor_videos": len(kept)}
         say(f"budget {b:g}: {len(kept)} editor-labelled videos")
-        text_ids = [v for v in kept if v in emb]
+        text_ids = [v for v in kept if v in text_of]
         pseudo: tuple[dict, dict] = ({}, {})
+        text_min = max(2, round(settings.text_min_positives * b))
         try:
             teacher = train_text_model(
-                np.stack([emb[v] for v in text_ids]),
+                [text_of[v] for v in text_ids],
                 np.stack([kept[v] for v in text_ids]),
                 ctx.categories,
                 encoder=encoder,
-                min_positives=settings.text_min_positives,
-                min_negatives=settings.text_min_positives,
+                min_positives=text_min,
+                min_negatives=text_min,
             )
-            pool = [v for v in emb if v not in kept]
-            probs = teacher.predict_proba(np.stack([emb[v] for v in pool])) if pool else np.zeros((0, 0))
+            pool = [v for v in text_of if v not in kept]
+            probs = (
+                teacher.predict_proba([text_of[v] for v in pool]) if pool else np.zeros((0, len(teacher.categories)))
+            )
             cuts = select_thresholds(
                 teacher.heldout_scores, teacher.heldout_labels, teacher.categories, settings.pseudo_label_policy()
             )
@@ -273,10 +300,14 @@ def label_budget(catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], p
             entry["pseudo_labelled_videos"] = len(pseudo[0])
         except ValueError as exc:  # too few labels for any text head at this budget
             entry["teacher_error"] = str(exc)
+        # The guards scale with the budget: a catalog with a tenth of the labels is studied, not refused.
+        scaled = settings.with_overrides(visual_min_positives=max(2, round(settings.visual_min_positives * b)))
+        ctx_b = replace(ctx, settings=scaled)
         config = _student_config(settings)
-        entry["editor only"] = train_and_score(ctx, kept, ({}, {}), replace(policy, pseudo_labels=False), config)
-        entry["editor + pseudo-labels"] = train_and_score(
-            ctx, kept, pseudo, replace(policy, pseudo_labels=True), config
+        entry["min_positives"] = {"teacher": text_min, "student": scaled.visual_min_positives}
+        entry["editor only"] = _student_runs(ctx_b, kept, ({}, {}), replace(policy, pseudo_labels=False), config, seeds)
+        entry["editor + pseudo-labels"] = _student_runs(
+            ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds
         )
         entry["baseline"] = score_baseline(ctx, kept)
         out["budgets"][f"{b:g}"] = entry
@@ -293,13 +324,14 @@ def format_rows(results: dict[str, dict[str, Any]], first: str = "variant") -> t
             rows.append((name, "error: " + m["error"][:80], "", "", "", "", "", ""))
             continue
         nt = m.get("no_text", {})
+        f1 = f(m["f1"]) + (f" ± {m['f1_sd']:.3f} ({m['seeds']} seeds)" if "f1_sd" in m else "")
         rows.append(
             (
                 name,
                 f(m["coverage"]),
                 f(m["precision"]),
                 f(m["recall"]),
-                f(m["f1"]),
+                f1,
                 f(m.get("gap_at_20")),
                 f(nt.get("coverage")),
                 f(nt.get("f1")),

@@ -40,7 +40,7 @@ def load_models(catalog: Catalog, settings) -> Models:
     return Models(
         fusion,
         load_teacher(str(fusion.text_record.artifact_path)),
-        load_predictor(str(fusion.visual_record.artifact_path)),
+        load_predictor(str(fusion.visual_record.artifact_path)) if fusion.visual_record is not None else None,
         encoder_from_settings(settings),
     )
 
@@ -60,6 +60,7 @@ def classify_file(
     tags: str | None = None,
     language: str | None = None,
     models: Models | None = None,
+    uploaded_at: Any = None,
 ) -> dict[str, Any]:
     """Categories for one file with provenance, scores, thresholds and model versions (JSON-ready)."""
     from ml.frames.embedding_store import VideoEmbeddings, dequantize, quantize
@@ -88,7 +89,8 @@ def classify_file(
     timings["probe_s"] = time.monotonic() - t0
 
     visual = np.full(len(cats), np.nan)
-    if "error" not in out["probe"]:
+    visual_raw = np.full(len(cats), np.nan)  # the student's scores, before any abstention
+    if "error" not in out["probe"] and models.student is not None:
         t0 = time.monotonic()
         with SamplerPool(SampleOptions.from_settings(settings), workers=1) as pool:
             _, sampled = next(pool.imap([(0, str(path))]))
@@ -101,7 +103,7 @@ def classify_file(
             timings["encode_s"] = time.monotonic() - t0
             out["frames"] = {"n_frames": len(sampled), "timestamps": [round(float(t), 2) for t in sampled.timestamps]}
             t0 = time.monotonic()
-            meta = _meta(out["probe"], language)
+            meta = _meta(out["probe"], language, uploaded_at)
             (score,) = list(
                 models.student.predict([VideoEmbeddings("query", sampled.timestamps, emb)], {"query": meta})
             )
@@ -118,6 +120,7 @@ def classify_file(
                 if score.out_of_distribution
                 else "the visual source judges the video",
             }
+            visual_raw[:] = visual
             if score.out_of_distribution:
                 visual[:] = np.nan  # the same abstention as the batch path (ml.fusion.score_matrix.visual_scores)
             timings["visual_s"] = time.monotonic() - t0
@@ -161,6 +164,12 @@ def classify_file(
             }
         )
     out["categories"] = categories
+    # Every score behind the decision, per category (NaN: the source did not judge it): what a service
+    # logs, and what the test comparing this path with the batch stages reads.
+    out["source_scores"] = {
+        "text": {c: _round(text[j], 6) for j, c in enumerate(cats)},
+        "visual": {c: _round(visual_raw[j], 6) for j, c in enumerate(cats)},
+    }
     out["timings_s"] = {k: round(v, 3) for k, v in timings.items()} | {"total_s": round(time.monotonic() - started, 3)}
     return out
 
@@ -169,7 +178,7 @@ def _threshold(t) -> float | None:
     return _round(t.threshold) if t.enabled else None
 
 
-def _meta(probe: dict[str, Any], language: str | None) -> np.ndarray:
+def _meta(probe: dict[str, Any], language: str | None, uploaded_at: Any = None) -> np.ndarray:
     """The student's metadata vector; the upload time of a file classified now is now (training never saw a
     missing upload time: every registered video has one)."""
     import datetime as dt
@@ -179,7 +188,7 @@ def _meta(probe: dict[str, Any], language: str | None) -> np.ndarray:
     return meta_vector(
         {
             "language": language,
-            "uploaded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            "uploaded_at": uploaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None),
             **{k: probe.get(k) for k in ("duration_s", "fps", "width", "height", "rotation", "has_audio")},
         }
     )

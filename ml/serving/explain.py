@@ -89,11 +89,11 @@ def explain_video(
         raise KeyError(f"category {category!r} is not covered by fusion {fusion.version}: neither model predicts it")
 
     teacher = load_teacher(str(fusion.text_record.artifact_path))
-    student = load_predictor(str(fusion.visual_record.artifact_path))
+    student = load_predictor(str(fusion.visual_record.artifact_path)) if fusion.visual_record is not None else None
     (prepared,) = prepare_records([video], max_chars=teacher.max_chars)
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
     stored = read_video(shard, video_id) if shard.exists() else None
-    meta = load_meta(catalog, [video_id]).get(video_id, student.default_meta)
+    meta = load_meta(catalog, [video_id]).get(video_id, student.default_meta) if student else None
     uri = catalog.scalar("SELECT uri FROM videos WHERE video_id = ?", [video_id])
     review = sample_for_review(uri, settings) if thumbnails and stored is not None else None
 
@@ -110,11 +110,11 @@ def explain_video(
         "text_used": prepared.text if prepared.has_text else None,
         "frames": None if stored is None else len(stored.timestamps),
         "abstained": {"text": result[0][5], "visual": result[0][6]},
-        "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student),
+        "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}
-    v_index = {c: j for j, c in enumerate(student.categories)}
+    v_index = {c: j for j, c in enumerate(student.categories)} if student else {}
     f_index = {c: j for j, c in enumerate(fusion.categories)}
     for c in wanted:
         j = f_index[c]

@@ -292,6 +292,25 @@ def prepare_text(
     return PreparedText(text, True, guess.language, guess.confidence, guess.source, len(text))
 
 
+# Segments: the pieces a title or description lists topics in ("soccer | goal highlights", "baking,
+# dinner recipe and more"). One sentence embedding of a text naming three topics is a blur of them; a
+# head applied to each piece as well sees each topic on its own (``TextModel`` with segment_max).
+_SEGMENT_SPLIT = re.compile(r"[|,.!?;:\n\u2022\u00b7/#]+")
+MAX_SEGMENTS = 8
+
+
+def segments(text: str, min_letters: int = MIN_LETTERS, max_segments: int = MAX_SEGMENTS) -> list[str]:
+    """The distinct pieces of a prepared text between punctuation, each with a few letters; not the text itself."""
+    out: list[str] = []
+    for part in _SEGMENT_SPLIT.split(text or ""):
+        part = " ".join(part.split())
+        if part and part != text and part not in out and has_usable_text(part, min_letters):
+            out.append(part)
+            if len(out) >= max_segments:
+                break
+    return out
+
+
 def prepare_records(
     records: Iterable[Mapping[str, Any]],
     max_chars: int = DEFAULT_MAX_CHARS,

@@ -41,6 +41,7 @@ from ml.text.features import (
     TextEncoder,
     get_encoder,
     prepare_records,
+    segments,
 )
 
 MODEL_NAME = "text_model"
@@ -93,10 +94,27 @@ class TextModel:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.get_encoder().encode(list(texts))
 
+    @property
+    def segment_max(self) -> bool:
+        return bool(self.params.get("segment_max", False))
+
     def decision_function(self, x: np.ndarray | Sequence[str]) -> np.ndarray:
-        """Raw per-category logits (before calibration)."""
+        """Raw per-category logits (before calibration).
+
+        With ``segment_max`` (a model trained on texts), each category's logit is the larger of the
+        whole text's and the best of its segments' (``ml.text.features.segments``): a title listing
+        three topics scores each of them as if it stood alone. Embeddings in give whole-text logits.
+        """
         emb = self._embeddings(x)
-        return _head_logits(self.head, self.weights, emb)
+        logits = _head_logits(self.head, self.weights, emb)
+        if self.segment_max and not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+            pieces = [segments(str(t)) for t in x]
+            flat = [piece for ps in pieces for piece in ps]
+            if flat:
+                owner = np.repeat(np.arange(len(pieces)), [len(ps) for ps in pieces])
+                seg_logits = _head_logits(self.head, self.weights, self.embed(flat))
+                logits = _max_per_owner(logits, seg_logits, owner)
+        return logits
 
     def predict_proba(self, x: np.ndarray | Sequence[str]) -> np.ndarray:
         """Calibrated probabilities (n, len(categories)) from embeddings or prepared texts.
@@ -259,6 +277,13 @@ def label_matrix_from_rows(
 # Heads
 
 
+def _max_per_owner(logits: np.ndarray, seg_logits: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Row-wise max of ``logits`` and the segment logits that belong to each row (``owner``: row of each segment)."""
+    out = logits.copy()
+    np.maximum.at(out, owner, seg_logits)
+    return out
+
+
 def _head_logits(head: str, w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     if head == "logreg":
         return (x @ w["W"].T + w["b"]).astype(np.float32)
@@ -413,6 +438,7 @@ def train_text_model(
     training_data: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    segment_max: bool = True,
 ) -> TextModel:
     """Fit, cross-fit held-out scores, calibrate, refit on everything.
 
@@ -421,6 +447,8 @@ def train_text_model(
     label_matrix_from_rows. A category gets a head when it has ``min_positives`` known positives and
     ``min_negatives`` known negatives. ``groups``: rows with the same group (copies of one upload)
     always land in the same fold, so held-out scores never come from a head that saw a copy.
+    ``segment_max`` (texts only): heads learn from whole texts and score each segment too; held-out
+    scores, calibration and pseudo-label cuts are computed the way the model will score.
     """
     progress = progress or _noop
     enc = get_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -458,13 +486,29 @@ def train_text_model(
     rows = np.flatnonzero(known[:, keep].any(axis=1)) if keep else np.arange(0)
     x, y = emb[rows], y[rows]
 
+    segment_max = bool(segment_max and texts is not None)
+    seg_emb = np.zeros((0, enc.dim), np.float32)
+    seg_owner = np.zeros(0, np.int64)  # position in ``rows`` of each segment
+    if segment_max and len(rows):
+        pieces = [segments(texts[i]) for i in rows]
+        flat = [piece for ps in pieces for piece in ps]
+        seg_owner = np.repeat(np.arange(len(pieces)), [len(ps) for ps in pieces])
+        seg_emb = enc.encode(flat) if flat else seg_emb
+
     raw_oof = np.zeros_like(y, dtype=np.float32)
     fold = _fold_ids(len(x), folds, seed, None if groups is None else [groups[i] for i in rows])
     for k in range(folds):
         progress("cross-fit", k, folds + 1)
         tr, te = fold != k, fold == k
         if te.any() and cats:
-            raw_oof[te] = _head_logits(head, _fit_head(head, x[tr], y[tr], hp), x[te])
+            w_k = _fit_head(head, x[tr], y[tr], hp)
+            if len(seg_emb):
+                full = _head_logits(head, w_k, x)
+                in_fold = te[seg_owner]
+                full = _max_per_owner(full, _head_logits(head, w_k, seg_emb[in_fold]), seg_owner[in_fold])
+                raw_oof[te] = full[te]
+            else:
+                raw_oof[te] = _head_logits(head, w_k, x[te])
     progress("cross-fit", folds, folds + 1)
 
     heldout = np.full_like(y, np.nan, dtype=np.float32)
@@ -497,6 +541,7 @@ def train_text_model(
         "calibration": calibration,
         "max_chars": max_chars,
         "min_letters": MIN_LETTERS,
+        "segment_max": segment_max,
     }
     data_hash = _data_hash(emb, texts, y_all, categories, {**params_out, "head": head, "encoder": enc.name})
     summary = {

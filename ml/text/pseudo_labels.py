@@ -10,7 +10,8 @@ Informative videos: a video with at least one positive. Its text says something 
 of, so the teacher's other scores for it are evidence too. A video without one (a bare "Episode 4")
 gets no row at all: its low scores reflect the prior, not evidence, and would teach the student that
 its frames belong to no category. Pairs without a row are unknown and are masked out of the
-student's loss, never read as negatives.
+student's loss, never read as negatives. (``informative_min_score`` also admits videos on an
+uncertified belief; measured on the demo's label budgets it only hurt: docs/visual-model.md.)
 
 Rows of an informative video, every one carrying the calibrated score ``p`` as ``target`` (the soft
 target) and its confidence ``|2p - 1|`` as ``weight``:
@@ -33,6 +34,7 @@ from ml.thresholds import ThresholdPolicy, select_threshold
 DEFAULT_TARGET_PRECISION = 0.9
 DEFAULT_MIN_SUPPORT = 20
 DEFAULT_NEGATIVE_MAX_SCORE = 0.05
+DEFAULT_INFORMATIVE_MIN_SCORE = None  # off: only certified positives make a video informative
 COLUMNS = ["video_id", "category_id", "target", "weight", "kind"]
 KINDS = ("positive", "negative", "soft")
 
@@ -113,6 +115,7 @@ def make_pseudo_labels(
     thresholds: Sequence[CategoryThreshold],
     negative_max_score: float | None = DEFAULT_NEGATIVE_MAX_SCORE,
     soft: bool = True,
+    informative_min_score: float | None = DEFAULT_INFORMATIVE_MIN_SCORE,
 ):  # -> pandas.DataFrame
     """Tidy table (video_id, category_id, target, weight, kind) for the informative videos.
 
@@ -132,6 +135,8 @@ def make_pseudo_labels(
     valid = ~np.isnan(scores)
     positive = valid & (scores >= cut[None, :])
     informative = positive.any(axis=1, keepdims=True)
+    if soft and informative_min_score is not None:
+        informative |= (np.where(valid, scores, 0.0) >= informative_min_score).any(axis=1, keepdims=True)
     if negative_max_score is not None:
         negative = valid & (scores <= negative_max_score) & informative & ~positive
     else:

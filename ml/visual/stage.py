@@ -48,6 +48,29 @@ class NotEnoughLabels(ValueError):
     """Too little labelled data for the student: a state of the catalog, reported with what is missing."""
 
 
+STATE_FILE = "NOT_TRAINED.json"
+
+
+def record_not_trained(models_dir: Path, reason: str) -> Path:
+    """Say why there is no student (read by `vidcat status`); removed when one is trained."""
+    import json
+
+    path = Path(models_dir) / "visual_model" / STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"reason": reason, "at": stamp}))
+    tmp.replace(path)
+    return path
+
+
+def not_trained_reason(models_dir: Path) -> str | None:
+    import json
+
+    path = Path(models_dir) / "visual_model" / STATE_FILE
+    return json.loads(path.read_text())["reason"] if path.is_file() else None
+
+
 def load_meta(catalog: Catalog, video_ids: list[str] | None = None) -> dict[str, np.ndarray]:
     """Metadata vectors of ``video_ids`` (scoring a batch), or of every video (training)."""
     from ml.visual.meta import META_QUERY, meta_by_video
@@ -269,6 +292,7 @@ def train_student(
     gold = {result.arch: gold_report(catalog, result.model_dir, fit.categories, shards, meta)}
     fields["metrics"]["gold"] = gold
     register_model(catalog, MODEL_NAME, result.version, result.model_dir, result.categories, **fields)
+    (settings.models_dir / MODEL_NAME / STATE_FILE).unlink(missing_ok=True)
     return StudentResult(
         result.version,
         result.model_dir,

@@ -100,7 +100,8 @@ def cmd_register(args) -> int:
             print(f"  rejected row {r.row} ({r.video_id}): {r.reason}")
         for w in report.warnings:
             print(f"  warning: {w}")
-    return 0
+    # The accepted rows are registered either way; a non-zero exit tells a script some were not.
+    return 1 if report.rejected else 0
 
 
 def cmd_import_gold(args) -> int:
@@ -136,12 +137,16 @@ def cmd_sql(args) -> int:
 
     _, catalog, _ = open_context(args)
     try:
-        with catalog.connect(write=False) as con:
+        with catalog.connect(write=False, sandboxed=True) as con:
             cur = con.execute(args.query)
             header = [d[0] for d in cur.description or []]
             rows = cur.fetchall()
+    except duckdb.PermissionException as exc:
+        raise CommandError(
+            f"refused: {exc}. `vidcat sql` reads the catalog only: it writes nothing and opens no file"
+        ) from exc
     except duckdb.Error as exc:
-        raise CommandError(f"query failed: {exc}") from exc
+        raise CommandError(f"query failed (the catalog is read-only here): {exc}") from exc
     if args.json:
         emit([dict(zip(header, r, strict=True)) for r in rows], True)
     else:
@@ -158,6 +163,7 @@ def cmd_status(args) -> int:
             {
                 "data_root": str(settings.data_root),
                 **stats,
+                "models": model_states(settings, catalog),
                 "batch_table": [dict(zip(BATCH_COLUMNS, b, strict=True)) for b in batches],
             },
             True,
@@ -167,6 +173,24 @@ def cmd_status(args) -> int:
     return 0
 
 
+def model_states(settings, catalog) -> dict[str, str]:
+    """Each model's current version, or why there is none yet."""
+    from ml.catalog.model_registry import latest_model
+    from ml.visual.stage import not_trained_reason
+
+    out = {}
+    for name in ("text_model", "visual_model", "fusion"):
+        record = latest_model(catalog, name, required=False)
+        if record is not None:
+            rule = f" (rule {record.params.get('rule')})" if name == "fusion" else ""
+            out[name] = f"{record.version}{rule}"
+        elif name == "visual_model" and (reason := not_trained_reason(settings.models_dir)):
+            out[name] = f"not trained: {reason}"
+        else:
+            out[name] = "not trained yet"
+    return out
+
+
 def summary_text(settings, catalog) -> str:
     stats = registry_stats(catalog)
     lines = [
@@ -174,6 +198,7 @@ def summary_text(settings, catalog) -> str:
         f"videos: {stats['videos']}  (unbatched {stats['unbatched']}, batches {stats['batches']}, "
         f"editor-labelled {stats['editor_labelled']}, gold {stats['gold_labelled']})",
         "languages: " + ", ".join(f"{lang} {n}" for lang, n in stats["languages"]),
+        "models: " + "; ".join(f"{k} {v}" for k, v in model_states(settings, catalog).items()),
         "",
         md_table(batch_table(catalog), BATCH_COLUMNS),
     ]
@@ -189,7 +214,14 @@ def cmd_backfill(args) -> int:
     if args.batch_size:
         settings = settings.with_overrides(batch_size=args.batch_size)
     started = time.monotonic()
-    launch = launch_backfill(settings, catalog, train=args.train, rescore=args.rescore)
+    include: set[str] = set()
+    if args.wait:
+        from orchestration.backfill import daemon_running, get_instance, recover_abandoned
+
+        instance = get_instance(settings)
+        if not daemon_running(instance, settings.dagster_home):
+            include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr))
+    launch = launch_backfill(settings, catalog, train=args.train, rescore=args.rescore, include=include)
     result = {
         "backfill_id": launch.backfill_id,
         "new_batches": len(launch.new_batches),
@@ -197,12 +229,19 @@ def cmd_backfill(args) -> int:
         "partitions": len(launch.partitions),
         "assets": launch.assets,
         "launch_s": round(time.monotonic() - started, 3),
+        "resumed": launch.pending,
+        "superseded": launch.superseded,
     }
-    if launch.backfill_id is None:
+    for b in launch.superseded:
+        print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
+    for b in launch.pending:
+        print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
+    waits = [b for b in [launch.backfill_id, *launch.pending] if b]
+    if launch.backfill_id is None and not (args.wait and waits):
         result["status"] = "nothing to backfill: every registered video is already in a batch (use --rescore)"
         emit(result, args.json)
         return 0
-    if not args.json:
+    if not args.json and launch.backfill_id is not None:
         print(
             f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es), "
             f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
@@ -212,15 +251,27 @@ def cmd_backfill(args) -> int:
 
         instance = get_instance(settings)
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        deadline = time.monotonic() + args.timeout
+        statuses = {}
+        failed: list[str] = []
         with running_daemon(settings, instance, log):
-            status = wait_for_backfill(instance, launch.backfill_id, args.timeout, progress=log)
-        result["status"] = status
-        result["failed_runs"] = list(run_failures(instance, launch.backfill_id))
+            for backfill_id in waits:
+                left = max(1.0, deadline - time.monotonic())
+                try:
+                    statuses[backfill_id] = wait_for_backfill(instance, backfill_id, left, progress=log)
+                except TimeoutError as exc:
+                    raise CommandError(
+                        f"{exc}; the backfill goes on in the daemon: wait again with a longer --timeout "
+                        "or follow it in the UI (`make up`)"
+                    ) from exc
+                failed += run_failures(instance, backfill_id)
+        result["status"] = statuses.get(launch.backfill_id) if launch.backfill_id else statuses
+        result["failed_runs"] = failed
         result["wall_s"] = round(time.monotonic() - started, 1)
         if result["failed_runs"]:
             emit(result, args.json)
             raise CommandError(
-                f"{len(result['failed_runs'])} run(s) of backfill {launch.backfill_id} failed; "
+                f"{len(result['failed_runs'])} run(s) failed ({', '.join(waits)}); "
                 "open them in the UI (`make up`) or read the daemon log under DAGSTER_HOME"
             )
     emit(result, args.json)

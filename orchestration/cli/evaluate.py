@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated shares of the editor labels, e.g. 1.0,0.3,0.1: student with and without pseudo-labels",
     )
     p.add_argument("--ablation", action="store_true", help="switch each ingredient of the recipe off alone")
+    p.add_argument("--seeds", type=int, default=1, help="train each label-budget student this many times (mean, sd)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval_visual)
 
@@ -174,9 +175,14 @@ def cmd_eval_visual(args) -> int:
             rows, head = format_rows(result["ablation"])
             sections += ["", "Each ingredient switched off alone:", md_table(rows, head)]
     else:
-        result["label_budget"] = label_budget(catalog, ctx, budgets, progress=lambda m: print(m, file=sys.stderr))
+        if args.seeds < 1:
+            raise CommandError("--seeds must be at least 1")
+        result["label_budget"] = label_budget(
+            catalog, ctx, budgets, progress=lambda m: print(m, file=sys.stderr), seeds=args.seeds
+        )
         for b, entry in result["label_budget"]["budgets"].items():
-            rows, head = format_rows({k: v for k, v in entry.items() if isinstance(v, dict)}, f"budget {b}")
+            systems = ("editor only", "editor + pseudo-labels", "baseline")
+            rows, head = format_rows({k: entry[k] for k in systems if k in entry}, f"budget {b}")
             sections += [
                 "",
                 f"Editor labels {b} ({entry['editor_videos']} videos); teacher pseudo-labels "

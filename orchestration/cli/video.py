@@ -88,6 +88,10 @@ def cmd_classify(args) -> int:
         )
     except ModelNotTrained as exc:
         raise CommandError(str(exc)) from exc
+    probe = result.get("probe") or {}
+    if "error" in probe:
+        # A file that does not open is never classified, whatever its title says (as in the batch path).
+        raise CommandError(f"{path.name} cannot be classified: {probe['error']}: {probe['message']}")
     if args.json:
         emit(result, True)
         return 0

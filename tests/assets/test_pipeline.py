@@ -120,3 +120,48 @@ def test_rerunning_a_batch_replaces_rows(pipeline):
     assert result.success
     after = {t: c.scalar(f"SELECT count(*) FROM {t} WHERE batch_id = ?", [batch]) for t in before}
     assert after == before
+
+
+def test_out_of_distribution_share_is_recorded_checked_and_explained(pipeline):
+    """The student's detector flags a few videos; each run reports the share, and video_results says why."""
+    c = _catalog(pipeline)
+    flagged = {r[0] for r in c.query("SELECT video_id FROM visual_predictions WHERE out_of_distribution")}
+    scored = c.scalar("SELECT count(*) FROM visual_predictions WHERE ood_score IS NOT NULL")
+    assert scored == 180 and len(flagged) <= 0.15 * scored  # calibrated at 3% of in-distribution videos
+    why = dict(c.query("SELECT video_id, visual_abstained FROM video_results WHERE visual_abstained IS NOT NULL"))
+    assert {v for v, r in why.items() if r == "out_of_distribution"} == flagged
+    assert {v for v, r in why.items() if r == "no_frames"} == {
+        "bad-truncated",
+        "bad-empty",
+        "bad-audio-only",
+        "bad-not-a-video",
+    }
+    no_text = {r[0] for r in c.query("SELECT video_id FROM video_results WHERE text_abstained = 'no_usable_text'")}
+    assert no_text and no_text == {
+        r[0] for r in c.query("SELECT video_id FROM text_predictions WHERE NOT has_text")
+    } & {r[0] for r in c.query("SELECT video_id FROM video_results")}
+    total = 0
+    for batch in pipeline.batches:
+        result = pipeline.results[("fused_predictions", batch)]
+        (mat,) = result.asset_materializations_for_node("fused_predictions")
+        share = mat.metadata["out_of_distribution_share"].value
+        total += mat.metadata["out_of_distribution"].value
+        assert 0.0 <= share <= 1.0
+        (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "out_of_distribution_share"]
+        assert check.passed == (share <= 0.10) and check.severity == dg.AssetCheckSeverity.WARN
+        (drift,) = result.asset_materializations_for_node("drift_report")
+        assert drift.metadata["out_of_distribution_share"].value == pytest.approx(share, abs=1e-4)
+    assert total == len(flagged)
+
+
+def test_rule_choice_is_checked_per_category(pipeline):
+    result = pipeline.results[("category_thresholds", None)]
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "rule_holds_promise"]
+    c = _catalog(pipeline)
+    (metrics,) = c.query("SELECT metrics FROM model_registry WHERE model_name = 'fusion'")[0]
+    import json
+
+    choice = json.loads(metrics)["choice"]
+    assert check.passed == choice["holds"] and check.severity == dg.AssetCheckSeverity.WARN
+    if not choice["holds"]:
+        assert all(f["category_id"] in check.metadata["failing_categories"].value for f in choice["failing"])

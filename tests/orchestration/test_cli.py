@@ -18,9 +18,11 @@ def test_register_and_status(capsys, settings, video_factory, tmp_path):
     a = video_factory("a.mp4")
     m = tmp_path / "m.jsonl"
     m.write_text(json.dumps({"id": "a", "uri": str(a)}) + "\n" + json.dumps({"id": "b", "uri": "/etc/passwd"}) + "\n")
-    assert main(["register", str(m), "--json"]) == 0
+    assert main(["register", str(m), "--json"]) == 1  # some rows rejected: a script must notice
     out = json.loads(capsys.readouterr().out)
     assert out["registered"] == 1 and "outside the media roots" in out["rejected"][0]["reason"]
+    assert main(["register", str(m), "--json"]) == 1  # the same manifest again: a is already there, b still refused
+    assert json.loads(capsys.readouterr().out)["already_registered"] == 1
     assert main(["status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["videos"] == 1
 
@@ -38,3 +40,32 @@ def test_bad_config_fails_fast_with_what_to_fix(capsys, settings, tmp_path, monk
     assert "not found" in capsys.readouterr().err
     assert main(["register", str(tmp_path / "missing.jsonl")]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_sql_reads_the_catalog_and_nothing_else(capsys, settings, catalog, tmp_path):
+    """A query tool offered to anyone writes no file, opens no other file and changes nothing."""
+    from tests.conftest import registry_rows
+
+    registry_rows(catalog, 3)
+    assert main(["sql", "SELECT count(*) AS n FROM videos", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 3}]
+    other = tmp_path / "other.duckdb"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for you")
+    shard = settings.embeddings_dir / "x.parquet"
+    refused = [
+        f"COPY videos TO '{shard}' (FORMAT parquet)",
+        f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+        f"ATTACH '{other}' AS o (READ_ONLY false)",
+        "INSTALL httpfs",
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT * FROM read_text('{settings.catalog_path}')",  # not even under the data root
+        "DELETE FROM videos",
+        "CREATE TABLE t AS SELECT 1",
+        "SET enable_external_access = true",
+    ]
+    for query in refused:
+        assert main(["sql", query]) == 2, query
+        assert "vidcat sql: error:" in capsys.readouterr().err
+    assert not shard.exists() and not (tmp_path / "out.csv").exists() and not other.exists()
+    assert catalog.scalar("SELECT count(*) FROM videos") == 3

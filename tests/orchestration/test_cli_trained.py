@@ -30,32 +30,81 @@ def test_classify_a_real_clip(pipeline_env, capsys):
         assert c["source"] in ("text", "visual", "both", "fused")
 
 
-def test_classify_matches_the_batch_path(pipeline_env, capsys):
-    """The real-time path gives the same decision as the batch stages for a catalog video."""
+def test_classify_matches_the_batch_path(pipeline_env):
+    """The real-time path gives the batch stages' scores, for every source and category, and their decision."""
+    import numpy as np
+
     from ml.catalog.store import Catalog
+    from ml.config import load_settings
+    from ml.fusion.stage import load_current_fusion
+    from ml.serving.classify import classify_file, load_models
+    from ml.taxonomy import default_working_set
+    from tests.pipeline import patched_env
 
     catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
-    vid, uri, title, desc, lang = catalog.query(
-        "SELECT v.video_id, v.uri, v.title, v.description, v.language FROM videos v "
-        "JOIN video_results r USING (video_id) WHERE r.status = 'classified' AND r.n_categories > 0 AND r.has_text "
-        "ORDER BY v.video_id LIMIT 1"
-    )[0]
-    argv = ["classify", uri, "--json"]
-    for flag, value in (("--title", title), ("--description", desc), ("--language", lang)):
-        if value:
-            argv += [flag, value]
-    assert main(argv) == 0
-    got = {c["id"] for c in _json(capsys)["categories"]}
-    stored = {r[0] for r in catalog.query("SELECT category_id FROM current_predictions WHERE video_id = ?", [vid])}
-    assert got == stored
+    with patched_env(pipeline_env.env):
+        settings = load_settings()
+        models = load_models(catalog, settings)
+        fusion = load_current_fusion(catalog)
+        ws = default_working_set()
+        rows = catalog.query(
+            "SELECT v.video_id, v.uri, v.title, v.description, v.language, r.n_categories, v.uploaded_at FROM videos v "
+            "JOIN video_results r USING (video_id) WHERE r.status = 'classified' AND r.model_version = ? "
+            "ORDER BY v.video_id LIMIT 8",
+            [fusion.version],
+        )
+        assert len(rows) == 8 and any(r[5] for r in rows)
+        for vid, uri, title, desc, lang, _, uploaded in rows:
+            got = classify_file(
+                uri,
+                settings,
+                catalog,
+                ws,
+                title=title,
+                description=desc,
+                language=lang,
+                models=models,
+                uploaded_at=uploaded,
+            )
+            for source, table, version, cats in (
+                ("text", "text_predictions", fusion.text_version, fusion.text_categories),
+                ("visual", "visual_predictions", fusion.visual_version, fusion.visual_categories),
+            ):
+                stored = catalog.query(
+                    f"SELECT scores FROM {table} WHERE video_id = ? AND model_version = ?", [vid, version]
+                )
+                mine = got["source_scores"][source]
+                if not stored or stored[0][0] is None:
+                    assert all(v is None for v in mine.values()), (vid, source)
+                    continue
+                expected = dict(zip(cats, stored[0][0], strict=True))
+                for c, v in mine.items():
+                    if c in expected:
+                        assert v == pytest.approx(expected[c], abs=2e-4), (vid, source, c)
+            decided = {c["id"] for c in got["categories"]}
+            served = {
+                r[0] for r in catalog.query("SELECT category_id FROM current_predictions WHERE video_id = ?", [vid])
+            }
+            assert decided == served, vid
+            np.testing.assert_equal(
+                bool(got.get("out_of_distribution", {}).get("flagged")),
+                bool(
+                    catalog.scalar(
+                        "SELECT coalesce(out_of_distribution, false) FROM visual_predictions "
+                        "WHERE video_id = ? AND model_version = ?",
+                        [vid, fusion.visual_version],
+                    )
+                ),
+            )
 
 
 def test_classify_broken_file_reports_the_failure(pipeline_env, capsys, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
-    assert main(["classify", str(bad), "--title", "chat", "--json"]) == 0
-    out = _json(capsys)
-    assert out["probe"]["error"] == "CorruptFile"
+    # An unplayable file is never classified, whatever its title says (as in the batch path): exit 2.
+    assert main(["classify", str(bad), "--title", "chat", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be classified" in err and "CorruptFile" in err
 
 
 def test_explain_shows_sources_scores_and_evidence(pipeline_env, capsys, tmp_path):

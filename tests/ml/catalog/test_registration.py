@@ -139,3 +139,14 @@ def test_huge_and_empty_text_fields(settings, catalog, ws, video_factory, tmp_pa
     assert any("not an ISO 639 code" in w for w in report.warnings)
     title, desc, lang = catalog.query("SELECT title, description, language FROM videos")[0]
     assert len(title) == 1000 and desc is None and lang is None
+
+
+def test_empty_uploads_are_not_duplicates_of_each_other(settings, catalog, ws, tmp_path):
+    """Every 0-byte file hashes alike; each is an empty upload of its own (it fails the probe), not a copy."""
+    for name in ("e1.mp4", "e2.mp4", "e3.mp4"):
+        (settings.media_dir / name).write_bytes(b"")
+    first = _manifest(tmp_path / "a.jsonl", [{"id": "e1", "uri": str(settings.media_dir / "e1.mp4")}])
+    assert register_manifest(catalog, first, settings.allowed_roots, ws).registered == ["e1"]
+    rows = [{"id": f"e{i}", "uri": str(settings.media_dir / f"e{i}.mp4")} for i in (2, 3)]
+    report = register_manifest(catalog, _manifest(tmp_path / "b.jsonl", rows), settings.allowed_roots, ws)
+    assert report.registered == ["e2", "e3"] and not report.rejected

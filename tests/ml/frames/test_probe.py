@@ -98,3 +98,36 @@ def test_every_real_clip_probes_like_its_manifest():
         assert r.has_audio == bool(row["audio"]), row["file"]
     vfr = probe(REAL_CLIPS / "PySceneDetect__goldeneye-vfr-drop3.mp4")
     assert vfr.vfr
+
+
+def _unknown_codec(tmp_path, suffix=".mp4"):
+    """A real file whose video codec tag no FFmpeg decoder knows (the H.264 tag overwritten)."""
+    path = make_video(tmp_path / f"known{suffix}", duration_s=2.0, container=suffix)
+    data = path.read_bytes()
+    tag, other = (b"avc1", b"zzz9") if suffix == ".mp4" else (b"V_MPEG4/ISO/AVC", b"V_ZZZZZ/ISO/ZZZ")
+    assert tag in data
+    out = tmp_path / f"unknown{suffix}"
+    out.write_bytes(data.replace(tag, other))
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_stream_without_a_decoder_is_unsupported_codec(tmp_path, suffix):
+    from ml.frames.probe import UnsupportedCodec
+
+    with pytest.raises(UnsupportedCodec, match="no decoder"):
+        probe(_unknown_codec(tmp_path, suffix))
+    ok, failed = probe_many([("u", str(_unknown_codec(tmp_path, suffix)))])
+    assert not ok and [(f.video_id, f.error_class) for f in failed] == [("u", "UnsupportedCodec")]
+
+
+def test_a_declared_duration_the_packets_do_not_back_is_not_trusted(tmp_path):
+    """A Matroska upload cut after 30%: its header still declares the whole length."""
+    path = make_video(tmp_path / "full.mkv", duration_s=10.0, fps=10, container=".mkv")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.3)])
+    r = probe(cut)
+    assert r.duration_s < 5 and "declares 10.0s (truncated?)" in r.duration_source
+    whole = probe(path)
+    assert whole.duration_s == pytest.approx(10.0, abs=0.2) and whole.duration_source == "container"

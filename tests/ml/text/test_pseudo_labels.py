@@ -87,13 +87,15 @@ def test_make_pseudo_labels_positive_negative_and_soft_rows():
     scores = np.array(
         [
             [0.95, 0.01, 0.99],  # v1: a positive; b negative; c (disabled) in between: soft
-            [0.50, 0.03, 0.01],  # v2: no positive: uninformative, no row at all (unknown, not negative)
+            [0.45, 0.03, 0.01],  # v2: no positive, no belief above 0.5: uninformative, no row at all
             [0.85, 0.75, 0.04],  # v3: a and b positive; c negative (disabled categories still give negatives)
             [np.nan, 0.9, 0.2],  # v4: b positive; a unscored; c soft
+            [0.6, 0.02, 0.3],  # v5: no certified positive: uninformative unless uncertified beliefs are admitted
         ],
         dtype=np.float32,
     )
-    df = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds())
+    ids = ["v1", "v2", "v3", "v4", "v5"]
+    df = pl.make_pseudo_labels(ids, scores, ["a", "b", "c"], _thresholds())
     assert list(df.columns) == pl.COLUMNS
     got = {(r.video_id, r.category_id): (round(r.target, 2), round(r.weight, 2), r.kind) for r in df.itertuples()}
     assert got == {
@@ -106,11 +108,12 @@ def test_make_pseudo_labels_positive_negative_and_soft_rows():
         ("v4", "b"): (0.9, 0.8, "positive"),
         ("v4", "c"): (0.2, 0.6, "soft"),
     }
-    hard = pl.make_pseudo_labels(["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), soft=False)
-    assert set(hard["kind"]) == {"positive", "negative"}
-    only_pos = pl.make_pseudo_labels(
-        ["v1", "v2", "v3", "v4"], scores, ["a", "b", "c"], _thresholds(), negative_max_score=None, soft=False
-    )
+    believed = pl.make_pseudo_labels(ids, scores, ["a", "b", "c"], _thresholds(), informative_min_score=0.5)
+    got5 = {r.category_id: r.kind for r in believed.itertuples() if r.video_id == "v5"}
+    assert got5 == {"a": "soft", "b": "negative", "c": "soft"}
+    hard = pl.make_pseudo_labels(ids, scores, ["a", "b", "c"], _thresholds(), soft=False)
+    assert set(hard["kind"]) == {"positive", "negative"} and "v5" not in set(hard["video_id"])
+    only_pos = pl.make_pseudo_labels(ids, scores, ["a", "b", "c"], _thresholds(), negative_max_score=None, soft=False)
     assert set(only_pos["kind"]) == {"positive"}
 
 

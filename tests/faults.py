@@ -1,0 +1,40 @@
+"""Injected faults for the worker pools: module level, so spawned workers import them by name.
+
+Each stands for something that happens in production inside FFmpeg or the kernel, where no Python
+deadline check can reach: a decoder that never returns, a process killed by a crash or for memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def probe_or_fault(path, options):
+    from ml.frames.probe import probe_job
+
+    name = os.path.basename(str(path))
+    if name.startswith("hang"):
+        time.sleep(3600)
+    if name.startswith("crash"):
+        os.kill(os.getpid(), 9)
+    return probe_job(path, options)
+
+
+def sample_or_fault(path, options):
+    from ml.frames.sampler import sample_frames
+
+    name = os.path.basename(str(path))
+    if name.startswith("slowhang"):
+        time.sleep(3600)
+    if name.startswith("slowcrash"):
+        os.kill(os.getpid(), 9)
+    return sample_frames(path, options)
+
+
+def quick(path, options):
+    return f"done {os.path.basename(str(path))}"
+
+
+def hang_forever(path, options):
+    time.sleep(3600)

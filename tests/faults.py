@@ -38,3 +38,11 @@ def quick(path, options):
 
 def hang_forever(path, options):
     time.sleep(3600)
+
+
+def slow_sample(path, options):
+    """Real sampling, one second slower: a batch long enough to lose a node in the middle of it."""
+    from ml.frames.sampler import sample_frames
+
+    time.sleep(1.0)
+    return sample_frames(path, options)

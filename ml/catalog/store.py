@@ -243,6 +243,24 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE video_results ADD COLUMN visual_abstained VARCHAR;
         """,
     ),
+    (
+        4,
+        "take-downs: a taken-down video is never served, in the catalog's view or the serving store",
+        """
+        ALTER TABLE videos ADD COLUMN taken_down_at TIMESTAMP;
+        ALTER TABLE videos ADD COLUMN taken_down_reason VARCHAR;
+        DROP VIEW current_predictions;
+        CREATE VIEW current_predictions AS
+        SELECT p.video_id, p.category_id, p.score, p.source, p.text_score, p.visual_score,
+               p.model_version, p.batch_id, p.predicted_at
+        FROM predictions p
+        JOIN (SELECT video_id, arg_max(model_version, classified_at) AS model_version
+              FROM video_results GROUP BY video_id) latest
+          ON p.video_id = latest.video_id AND p.model_version = latest.model_version
+        JOIN videos v ON v.video_id = p.video_id
+        WHERE v.taken_down_at IS NULL;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = SCHEMA_MIGRATIONS[-1][0]

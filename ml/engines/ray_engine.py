@@ -72,8 +72,18 @@ def decode_video(
         return {"error": (type(exc).__name__, str(exc))}, None
     except Exception as exc:  # anything else from FFmpeg or numpy is a decode failure of this file
         return {"error": ("DecodeError", f"{Path(path).name}: {type(exc).__name__}: {exc}")}, None
-    summary = {"timestamps": r.timestamps, "n": len(r), "grid_error_s": r.grid_error_s}
+    summary = {"timestamps": r.timestamps, "n": len(r), "grid_error_s": r.grid_error_s, "node": _node_id()}
     return summary, (r.frames if len(r) else None)
+
+
+def _node_id() -> str | None:
+    """The Ray node this task ran on (None outside Ray): where a batch's decoding went is worth seeing."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # a best-effort label, never a reason to fail a decode
+        return None
 
 
 class EncoderWorker:
@@ -181,6 +191,10 @@ class RayEngine:
         actor_start_timeout_s: float = 600.0,
         encode_timeout_s: float = 300.0,
         score_timeout_s: float = 1800.0,
+        decode_resources: dict[str, float] | None = None,
+        encoder_resources: dict[str, float] | None = None,
+        scorer_resources: dict[str, float] | None = None,
+        spread_decodes: bool = False,
         runtime_env: dict[str, Any] | None = None,
         namespace: str = "vidcat",
         num_cpus: int | None = None,
@@ -201,6 +215,12 @@ class RayEngine:
         # wait without end: every wait on an actor has a deadline.
         self.encode_timeout_s = encode_timeout_s
         self.score_timeout_s = score_timeout_s
+        # Custom resources pin work to labelled nodes (`ray start --resources '{"gpu_box": 1}'`): encoders
+        # where the accelerator is, decodes where the media is; SPREAD deals decodes across the nodes.
+        self.decode_resources = dict(decode_resources or {})
+        self.encoder_resources = dict(encoder_resources or {})
+        self.scorer_resources = dict(scorer_resources or {})
+        self.spread_decodes = spread_decodes
         self.sample_fn = sample_fn
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
@@ -248,7 +268,13 @@ class RayEngine:
             return self._encoders
         self._kill(self._encoders)
         _, encoder_cls, _ = _remote()
-        options = dict(num_cpus=self.encoder_cpus, num_gpus=self.encoder_gpus, max_restarts=2, max_task_retries=2)
+        options = dict(
+            num_cpus=self.encoder_cpus,
+            num_gpus=self.encoder_gpus,
+            max_restarts=2,
+            max_task_retries=2,
+            resources=self.encoder_resources,
+        )
         threads = max(1, int(self.encoder_cpus))
         # The first actor exports the ONNX model into the shared model store if needed; the others then load it.
         first = encoder_cls.options(**options).remote(settings, threads)
@@ -306,7 +332,13 @@ class RayEngine:
         from ml.frames.stage import non_finite_failure
 
         decode_fn, _, _ = _remote()
-        decode = decode_fn.options(num_cpus=self.decode_cpus, num_returns=2, max_retries=1)
+        decode = decode_fn.options(
+            num_cpus=self.decode_cpus,
+            num_returns=2,
+            max_retries=1,  # a decode lost with its node is tried once more elsewhere
+            resources=self.decode_resources,
+            scheduling_strategy="SPREAD" if self.spread_decodes else "DEFAULT",
+        )
         pending = iter(videos)
         decoding: dict[Any, _Decoding] = {}
         encoding: dict[Any, _Encoding] = {}
@@ -360,6 +392,9 @@ class RayEngine:
                             result.failures.append(failure)
                             continue
                         result.embedded += 1
+                        node = e.summary.get("node")
+                        if node:
+                            result.nodes[node] = result.nodes.get(node, 0) + 1
                         result.frames += e.summary["n"]
                         result.max_grid_error_s = max(result.max_grid_error_s, e.summary["grid_error_s"])
                         yield VideoEmbeddings(e.video_id, e.summary["timestamps"], embeddings)
@@ -420,7 +455,11 @@ class RayEngine:
                 self._kill([self._scorers.pop(next(iter(self._scorers)))])
             _, _, scorer_cls = _remote()
             actor = scorer_cls.options(
-                num_cpus=self.scorer_cpus, num_gpus=self.scorer_gpus, max_restarts=2, max_task_retries=2
+                num_cpus=self.scorer_cpus,
+                num_gpus=self.scorer_gpus,
+                max_restarts=2,
+                max_task_retries=2,
+                resources=self.scorer_resources,
             ).remote(key, max(1, int(self.scorer_cpus)))
             self._wait_ready([actor], "scorer")
             self._scorers[key] = actor

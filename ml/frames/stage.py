@@ -95,6 +95,7 @@ class FrameStageResult:
     decode_encode_s: float = 0.0
     max_grid_error_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> videos decoded there (Ray engine)
 
     @property
     def frames_per_s(self) -> float:

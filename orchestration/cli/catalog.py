@@ -46,6 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sql)
 
+    p = sub.add_parser("serve-check", help="read one video from the serving store, as an ad server would")
+    p.add_argument("video_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_serve_check)
+
+    p = sub.add_parser("take-down", help="stop serving videos now: catalog view and serving store")
+    p.add_argument("video_ids", nargs="+")
+    p.add_argument("--reason", default="taken down")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_take_down)
+
     p = sub.add_parser("backfill", help="batch unbatched videos and launch one Dagster backfill over them")
     p.add_argument(
         "--train", action="store_true", help="also (re)build the unpartitioned assets: registry, models, thresholds"
@@ -151,6 +162,62 @@ def cmd_sql(args) -> int:
         emit([dict(zip(header, r, strict=True)) for r in rows], True)
     else:
         print(md_table(rows, header))
+    return 0
+
+
+def cmd_serve_check(args) -> int:
+    from ml.serving.export import connect, read_video
+
+    settings, _, _ = open_context(args)
+    if not settings.serving_dsn:
+        raise CommandError("no serving store configured: set serving_dsn in vidcat.toml or VIDCAT_SERVING_DSN")
+    try:
+        with connect(settings.serving_dsn) as conn:
+            got = read_video(conn, args.video_id)
+    except ConnectionError as exc:
+        raise CommandError(str(exc)) from exc
+    if got is None:
+        raise CommandError(f"{args.video_id} is not in the serving store (not exported yet, taken down, or unknown)")
+    if args.json:
+        emit(got, True)
+    else:
+        print(f"{got['video_id']}: model {got['model_version']}, classified {got['classified_at']}")
+        for c in got["categories"]:
+            print(f"  {c['category_id']:>6}  {c['score']:.3f}  via {c['source']}")
+        if not got["categories"]:
+            print("  no category")
+    return 0
+
+
+def cmd_take_down(args) -> int:
+    """Mark videos taken down (never served again) and delete them from the serving store at once."""
+    settings, catalog, _ = open_context(args)
+    ids = sorted(set(args.video_ids))
+    known = {
+        r[0]
+        for r in catalog.query("SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+    }
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise CommandError(f"not registered: {', '.join(unknown)}")
+    with catalog.transaction() as con:
+        con.execute(
+            "UPDATE videos SET taken_down_at = now(), taken_down_reason = ? "
+            "WHERE video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [args.reason, ids],
+        )
+    result = {"taken_down": ids, "serving_store": "off"}
+    if settings.serving_dsn:
+        from ml.serving.export import connect, withdraw
+
+        try:
+            with connect(settings.serving_dsn) as conn:
+                result["serving_store"] = f"deleted {withdraw(conn, ids)} row(s)"
+        except ConnectionError as exc:
+            raise CommandError(
+                f"{exc}; the catalog marks the videos, the next export of their batch deletes them"
+            ) from exc
+    emit(result, args.json)
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Assets of the Dagster group `serving` (their algorithms live in ``ml/serving/``)."""

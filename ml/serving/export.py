@@ -1,0 +1,200 @@
+"""The serving store ad servers read: each video's current categories in PostgreSQL, one batch at a time.
+
+The DuckDB catalog is single-writer and local; ad servers read a video by its id from Postgres. After
+a batch is fused, its videos' current classification is exported in **one Postgres transaction**:
+
+1. ``video_classification`` is upserted **only where newer** (``classified_at`` at least the stored
+   one), returning the videos that changed;
+2. for those videos only, ``video_category`` rows are replaced (a video classified with no category
+   keeps its classification row and has no category rows);
+3. videos of the batch that must not be served any more (taken down, or whose file turned out
+   unplayable) are deleted, categories with them.
+
+So exporting a batch twice gives the same rows; after a rescore, re-exporting an old batch changes
+nothing (the guard in 1); a crash or a killed connection leaves the transaction undone; and a reader
+sees a video's old categories or its new ones, never a mix (one transaction, read committed). The
+export is off until ``serving_dsn`` is set (vidcat.toml or VIDCAT_SERVING_DSN).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml.catalog.store import Catalog
+
+SERVING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS video_classification (
+    video_id       text PRIMARY KEY,
+    model_version  text NOT NULL,
+    classified_at  timestamptz NOT NULL,
+    n_categories   int NOT NULL
+);
+CREATE TABLE IF NOT EXISTS video_category (
+    video_id     text NOT NULL REFERENCES video_classification (video_id) ON DELETE CASCADE,
+    category_id  text NOT NULL,
+    score        real NOT NULL,
+    source       text NOT NULL,
+    PRIMARY KEY (video_id, category_id)
+);
+"""
+
+
+@dataclass
+class VideoRecord:
+    video_id: str
+    model_version: str
+    classified_at: dt.datetime
+    categories: list[tuple[str, float, str]]  # (category_id, score, source)
+
+
+@dataclass
+class BatchPayload:
+    batch_id: str
+    serve: list[VideoRecord] = field(default_factory=list)
+    withdraw: list[str] = field(default_factory=list)  # taken down, or not playable: not to be served
+
+
+@dataclass
+class ExportResult:
+    batch_id: str
+    videos: int
+    updated: int
+    unchanged: int
+    withdrawn: int
+    categories: int
+    seconds: float
+
+
+def batch_payload(catalog: Catalog, batch_id: str) -> BatchPayload:
+    """The batch's videos as ad serving must see them: each one's most recent classification."""
+    rows = catalog.query(
+        "WITH latest AS (SELECT video_id, arg_max(model_version, classified_at) AS model_version, "
+        "max(classified_at) AS classified_at, arg_max(status, classified_at) AS status FROM video_results "
+        "WHERE video_id IN (SELECT video_id FROM batch_members WHERE batch_id = ?) GROUP BY video_id) "
+        "SELECT l.video_id, l.model_version, l.classified_at, l.status, v.taken_down_at IS NOT NULL "
+        "FROM latest l JOIN videos v USING (video_id) ORDER BY l.video_id",
+        [batch_id],
+    )
+    cats: dict[str, list[tuple[str, float, str]]] = {}
+    for vid, cat, score, source in catalog.query(
+        "SELECT video_id, category_id, score, source FROM current_predictions "
+        "WHERE video_id IN (SELECT video_id FROM batch_members WHERE batch_id = ?) ORDER BY video_id, category_id",
+        [batch_id],
+    ):
+        cats.setdefault(vid, []).append((cat, float(score), source))
+    payload = BatchPayload(batch_id)
+    taken = {
+        r[0]
+        for r in catalog.query(
+            "SELECT m.video_id FROM batch_members m JOIN videos v USING (video_id) "
+            "WHERE m.batch_id = ? AND v.taken_down_at IS NOT NULL",
+            [batch_id],
+        )
+    }
+    for vid, version, at, status, down in rows:
+        if down or status != "classified":
+            payload.withdraw.append(vid)
+        else:
+            payload.serve.append(VideoRecord(vid, version, at.replace(tzinfo=dt.UTC), cats.get(vid, [])))
+    payload.withdraw = sorted(set(payload.withdraw) | taken)
+    return payload
+
+
+def connect(dsn: str, **kwargs: Any):  # -> psycopg.Connection
+    import psycopg
+
+    try:
+        return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise ConnectionError(
+            f"cannot reach the serving database ({exc}); check serving_dsn in vidcat.toml or VIDCAT_SERVING_DSN"
+        ) from exc
+
+
+def ensure_schema(conn) -> None:
+    with conn.transaction():
+        conn.execute(SERVING_SCHEMA)
+
+
+def export_batch(conn, payload: BatchPayload, between: Callable[[], None] | None = None) -> ExportResult:
+    """One transaction: newer-wins upsert, categories replaced for what changed, withdrawn videos deleted.
+
+    ``between`` runs after the upsert and before the categories are written (tests use it to kill the
+    connection mid-transaction).
+    """
+    started = time.monotonic()
+    updated: list[str] = []
+    n_categories = 0
+    with conn.transaction(), conn.cursor() as cur:
+        if payload.serve:
+            cur.execute(
+                "CREATE TEMP TABLE incoming (video_id text, model_version text, classified_at timestamptz, "
+                "n_categories int) ON COMMIT DROP"
+            )
+            with cur.copy("COPY incoming FROM STDIN") as copy:
+                for r in payload.serve:
+                    copy.write_row((r.video_id, r.model_version, r.classified_at, len(r.categories)))
+            cur.execute(
+                "INSERT INTO video_classification AS c SELECT * FROM incoming "
+                "ON CONFLICT (video_id) DO UPDATE SET model_version = excluded.model_version, "
+                "classified_at = excluded.classified_at, n_categories = excluded.n_categories "
+                "WHERE c.classified_at <= excluded.classified_at RETURNING c.video_id"
+            )
+            updated = [r[0] for r in cur.fetchall()]
+            if between is not None:
+                between()
+            if updated:
+                cur.execute("DELETE FROM video_category WHERE video_id = ANY(%s)", [updated])
+                changed = set(updated)
+                with cur.copy("COPY video_category (video_id, category_id, score, source) FROM STDIN") as copy:
+                    for r in payload.serve:
+                        if r.video_id in changed:
+                            for cat, score, source in r.categories:
+                                copy.write_row((r.video_id, cat, score, source))
+                                n_categories += 1
+        withdrawn = 0
+        if payload.withdraw:
+            cur.execute("DELETE FROM video_classification WHERE video_id = ANY(%s)", [payload.withdraw])
+            withdrawn = cur.rowcount
+    return ExportResult(
+        payload.batch_id,
+        len(payload.serve) + len(payload.withdraw),
+        len(updated),
+        len(payload.serve) - len(updated),
+        withdrawn,
+        n_categories,
+        time.monotonic() - started,
+    )
+
+
+def withdraw(conn, video_ids: list[str]) -> int:
+    """Delete videos from the serving store at once (a take-down must not wait for a batch)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DELETE FROM video_classification WHERE video_id = ANY(%s)", [list(video_ids)])
+        return cur.rowcount
+
+
+def read_video(conn, video_id: str) -> dict[str, Any] | None:
+    """What an ad server reads: one video by id, its classification and categories in one snapshot."""
+    row = conn.execute(
+        "SELECT c.model_version, c.classified_at, c.n_categories, "
+        "coalesce(json_agg(json_build_object('category_id', k.category_id, 'score', k.score, 'source', k.source) "
+        "ORDER BY k.score DESC) FILTER (WHERE k.category_id IS NOT NULL), '[]') "
+        "FROM video_classification c LEFT JOIN video_category k USING (video_id) WHERE c.video_id = %s "
+        "GROUP BY c.video_id, c.model_version, c.classified_at, c.n_categories",
+        [video_id],
+    ).fetchone()
+    if row is None:
+        return None
+    version, at, n, categories = row
+    return {
+        "video_id": video_id,
+        "model_version": version,
+        "classified_at": at.isoformat(),
+        "n_categories": n,
+        "categories": categories,
+    }

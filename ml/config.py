@@ -41,6 +41,9 @@ class Settings:
     max_frames: int = 300
     frame_size: int = 224
     decode_timeout_s: float = 120.0
+    # A keyframe this close to a 1 fps grid point stands in for it (ml/frames/sampler.py). 0 (the
+    # default): only within half a step. Changing it changes the embeddings: re-embed (docs/frames.md).
+    keyframe_window_s: float = 0.0
     max_pixels: int = 8192 * 8192
     image_encoder: str = "efficientnet-lite0"
     text_encoder: str = "multilingual-e5-small"
@@ -222,6 +225,7 @@ _FLOAT_FIELDS = {
     "batch_max_wait_s",
     "fps",
     "decode_timeout_s",
+    "keyframe_window_s",
     "target_precision",
     "threshold_confidence",
     "pseudo_label_precision",
@@ -274,6 +278,11 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"max_frames must be >= 1, got {s.max_frames}")
     if s.decode_timeout_s <= 0:
         raise ConfigError(f"decode_timeout_s must be > 0, got {s.decode_timeout_s}")
+    if not 0 <= s.keyframe_window_s <= 1 / s.fps:
+        raise ConfigError(
+            f"keyframe_window_s must be between 0 and one grid step (1/fps = {1 / s.fps:g} s), "
+            f"got {s.keyframe_window_s}"
+        )
     if s.batch_max_wait_s < 0:
         raise ConfigError(f"batch_max_wait_s must be >= 0, got {s.batch_max_wait_s}")
     if s.sensor_interval_s < 1 or s.sensor_max_batches_per_tick < 1:

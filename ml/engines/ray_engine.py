@@ -72,7 +72,13 @@ def decode_video(
         return {"error": (type(exc).__name__, str(exc))}, None
     except Exception as exc:  # anything else from FFmpeg or numpy is a decode failure of this file
         return {"error": ("DecodeError", f"{Path(path).name}: {type(exc).__name__}: {exc}")}, None
-    summary = {"timestamps": r.timestamps, "n": len(r), "grid_error_s": r.grid_error_s, "node": _node_id()}
+    summary = {
+        "timestamps": r.timestamps,
+        "n": len(r),
+        "grid_error_s": r.grid_error_s,
+        "node": _node_id(),
+        "decode_cpu_s": float(r.info.get("decode_cpu_s") or 0.0),
+    }
     return summary, (r.frames if len(r) else None)
 
 
@@ -99,8 +105,10 @@ class EncoderWorker:
     def ready(self) -> str:
         return self.encoder.name
 
-    def encode(self, frames: np.ndarray) -> np.ndarray:
-        return self.encoder.encode(frames)
+    def encode(self, frames: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        from ml.frames.stage import encode_distinct
+
+        return encode_distinct(self.encoder, frames, timestamps)
 
 
 class ScorerWorker:
@@ -304,7 +312,7 @@ class RayEngine:
 
         from ml.frames.embedding_store import shard_path, write_shard
         from ml.frames.sampler import SampleOptions
-        from ml.frames.stage import FrameStageResult
+        from ml.frames.stage import FrameStageResult, shard_metadata
 
         started = time.monotonic()
         encoders = self._start_encoders(settings)
@@ -316,7 +324,7 @@ class RayEngine:
             path,
             self._embeddings(list(videos), options, encoders, result),
             encoder=settings.image_encoder,
-            metadata={"batch_id": batch_id},
+            metadata=shard_metadata(batch_id, options),
         )
         result.shard_bytes = int(summary["bytes"])
         result.decode_encode_s = time.monotonic() - started
@@ -374,7 +382,7 @@ class RayEngine:
                             continue
                         i = min(range(len(encoders)), key=load.__getitem__)
                         load[i] += 1
-                        encoding[encoders[i].encode.remote(d.frames)] = _Encoding(
+                        encoding[encoders[i].encode.remote(d.frames, summary["timestamps"])] = _Encoding(
                             d.video_id, summary, i, time.monotonic() + self.encode_timeout_s
                         )
                     else:
@@ -396,6 +404,7 @@ class RayEngine:
                         if node:
                             result.nodes[node] = result.nodes.get(node, 0) + 1
                         result.frames += e.summary["n"]
+                        result.decode_cpu_s += e.summary.get("decode_cpu_s", 0.0)
                         result.max_grid_error_s = max(result.max_grid_error_s, e.summary["grid_error_s"])
                         yield VideoEmbeddings(e.video_id, e.summary["timestamps"], embeddings)
                 now = time.monotonic()

@@ -106,6 +106,11 @@ class SampleOptions:
     # Off by default: skipping the deblocking filter of reference frames lets the error drift along the
     # GOP (frame cosine down to 0.86 on the real clips) for 15-20% less decoding time.
     skip_loop_filter: bool = False
+    # A keyframe this close to a grid point stands in for it (0: only within half a step). Decoding a
+    # keyframe alone costs one frame, where a point between keyframes costs the span from the keyframe
+    # before it; with 1 s at 1 fps, a file with keyframes every 2 s decodes keyframes only. Off by
+    # default: its effect on the embeddings is measured in docs/frames.md.
+    keyframe_window_s: float = 0.0
     interpolation: str = "AREA"
 
     @classmethod
@@ -116,6 +121,7 @@ class SampleOptions:
             size=settings.frame_size,
             max_pixels=settings.max_pixels,
             timeout_s=settings.decode_timeout_s,
+            keyframe_window_s=settings.keyframe_window_s,
         )
         values.update(overrides)
         return cls(**values)
@@ -123,6 +129,11 @@ class SampleOptions:
     @property
     def tolerance_s(self) -> float:
         return 0.5 / self.fps
+
+    @property
+    def stand_in_s(self) -> float:
+        """Farthest a sample may lie from its grid point when a frame that close exists."""
+        return max(self.tolerance_s, self.keyframe_window_s)
 
 
 @dataclass
@@ -184,9 +195,21 @@ def _plan(pts: np.ndarray, key: np.ndarray, usable: np.ndarray, opts: SampleOpti
 
     ranges: list[tuple[int, int]] = []
     best = np.empty(n)
+    kwin = opts.stand_in_s
+    key_t = np.sort(pts[keys]) if kwin > tol and keys.size else np.empty(0)
+    key_at = {float(pts[d]): int(d) for d in keys} if key_t.size else {}
     for k, g in enumerate(grid):
         lo = int(np.searchsorted(sp, g - tol, side="left"))
         hi = int(np.searchsorted(sp, g + tol, side="right"))
+        if key_t.size:
+            j = int(np.searchsorted(key_t, g))
+            near = [key_t[m] for m in (j - 1, j) if 0 <= m < key_t.size and abs(key_t[m] - g) <= kwin]
+            if near:
+                kt = min(near, key=lambda t: abs(t - g))
+                best[k] = float(np.abs(sp[lo:hi] - g).min()) if hi > lo else abs(kt - g)
+                d = key_at[float(kt)]
+                ranges.append((d, d))
+                continue
         if hi > lo:
             cand, cand_t = sidx[lo:hi], sp[lo:hi]
             best[k] = float(np.abs(cand_t - g).min())
@@ -218,9 +241,9 @@ def _plan(pts: np.ndarray, key: np.ndarray, usable: np.ndarray, opts: SampleOpti
 
 
 class _Selector:
-    def __init__(self, fps: float, n_max: int, t0: float | None = None):
+    def __init__(self, fps: float, n_max: int, t0: float | None = None, tol: float | None = None):
         self.fps, self.n_max, self.t0 = fps, n_max, t0
-        self.tol = 0.5 / fps + 1e-6
+        self.tol = (0.5 / fps if tol is None else tol) + 1e-6
         self.k = 0
         self.prev: tuple[float, Any] | None = None
 
@@ -280,13 +303,15 @@ def sample_frames(
     if path.stat().st_size == 0:
         raise EmptyFile(f"{path} is empty (0 bytes)")
     deadline = time.monotonic() + opts.timeout_s
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         result = _sample(path, opts, deadline, skip_nonref=opts.skip_nonref)
     except _NeedFullDecode:
         result = _sample(path, opts, deadline, skip_nonref=False)
         result.info["refetched_without_nonref_skip"] = True
     result.info["decode_s"] = round(time.perf_counter() - started, 4)
+    # this process's CPU (FFmpeg's threads included): in a SamplerPool worker, the decode's whole cost
+    result.info["decode_cpu_s"] = round(time.process_time() - cpu_started, 4)
     return result
 
 
@@ -393,7 +418,9 @@ def _decode(
     tb = float(stream.time_base) if stream.time_base else 0.0
     sar = float(stream.sample_aspect_ratio or 1) or 1.0
     tol = opts.tolerance_s
-    selector = _Selector(opts.fps, plan.n if plan else opts.max_frames, plan.t0 if plan else None)
+    stand_in = opts.stand_in_s
+    selector = _Selector(opts.fps, plan.n if plan else opts.max_frames, plan.t0 if plan else None, stand_in)
+    converted: tuple[Any, np.ndarray] | None = None  # a frame serving two grid points is converted once
     ranges = plan.ranges if plan else [(0, 1 << 62)]
     stats = {"frames_decoded": 0, "decode_errors": 0, "held": 0}
     times: list[float] = []
@@ -402,15 +429,17 @@ def _decode(
     last_t: float | None = None
 
     def emit(chosen: list[tuple[int, float, Any]]) -> None:
-        nonlocal rotation
+        nonlocal rotation, converted
         for k, t, frame in chosen:
             g = selector.grid(k)
-            if abs(t - g) > tol + 1e-6:
+            if abs(t - g) > stand_in + 1e-6:
                 if skip_nonref and plan is not None and plan.best_dist[k] <= tol + 1e-6:
                     raise _NeedFullDecode
                 stats["held"] += 1
             rotation = round((frame.rotation or 0) / 90) % 4 * 90  # counter-clockwise: 0, 90, 180, 270
-            frames.append(_to_square_rgb(frame, opts.size, opts.interpolation, sar, reformatter))
+            if converted is None or converted[0] is not frame:
+                converted = (frame, _to_square_rgb(frame, opts.size, opts.interpolation, sar, reformatter))
+            frames.append(converted[1])
             times.append(t - selector.t0)
 
     def accept(decoded: list[Any], floor_t: float | None) -> None:
@@ -469,7 +498,10 @@ def _decode(
             accept(decode(None), floor_t)
     if last_t is not None:
         frame_dur = plan.frame_dur if plan else tol
-        t_end = min(plan.t_end, last_t + frame_dur) if plan else last_t + frame_dur
+        # the last decoded frame covers the points after it while it is on screen, or, when a keyframe
+        # stands in for its neighbours, the points within the window (never past the stream's end)
+        reach = frame_dur if stand_in <= tol else max(frame_dur, stand_in + 1e-6)
+        t_end = min(plan.t_end, last_t + reach) if plan else last_t + frame_dur
         emit(selector.finish(t_end))
     if not frames:
         why = f" ({index_error})" if index_error else ""
@@ -525,6 +557,11 @@ class _Worker:
     conn: Any
     job: tuple[Any, str] | None = None
     deadline: float = 0.0
+
+
+# A worker tells the pool when it starts a job; a fresh worker has this long to get there.
+WORKER_START_S = 120.0
+_STARTED = ("started",)
 
 
 class SamplerPool:
@@ -619,7 +656,9 @@ class SamplerPool:
                 exhausted = True
                 return
             w.job = (nxt[0], str(nxt[1]))
-            w.deadline = time.monotonic() + self.options.timeout_s + self.grace_s
+            # until the worker says it has started (a fresh one first imports PyAV, slowly on a loaded
+            # machine), the clock is its start-up limit: the video's own limit starts with its decoding
+            w.deadline = time.monotonic() + WORKER_START_S
             w.conn.send(w.job[1])
 
         for w in self._pool:
@@ -648,6 +687,9 @@ class SamplerPool:
                         self._pool.append(fresh)
                         dispatch(fresh)
                         yield key, DecoderCrashed(f"{Path(job_path).name}: the decoding worker died ({how})")
+                        continue
+                    if msg == _STARTED:
+                        w.deadline = time.monotonic() + self.options.timeout_s + self.grace_s
                         continue
                     w.job = None
                     dispatch(w)  # before yielding: the worker decodes the next file while the caller encodes
@@ -712,6 +754,10 @@ def _worker_main(conn: Any, options: SampleOptions, sample_fn: Callable[[str, Sa
         except (EOFError, OSError):
             return
         if job is None:
+            return
+        try:
+            conn.send(_STARTED)
+        except (OSError, BrokenPipeError):
             return
         try:
             msg: tuple[Any, ...] = ("ok", sample_fn(job, options))

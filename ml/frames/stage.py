@@ -93,6 +93,8 @@ class FrameStageResult:
     frames: int = 0
     shard_bytes: int = 0
     decode_encode_s: float = 0.0
+    decode_cpu_s: float = 0.0  # the decode workers' CPU, as they report it
+    encode_cpu_s: float = 0.0  # this process's CPU while encoding (the encoder's threads included)
     max_grid_error_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> videos decoded there (Ray engine)
@@ -127,6 +129,29 @@ def remove_stale_temporaries(shard: Path) -> list[Path]:
     return stale
 
 
+def shard_metadata(batch_id: str, options: Any) -> dict[str, Any]:
+    """What a shard records of how its frames were sampled: embeddings made otherwise are not comparable."""
+    return {
+        "batch_id": batch_id,
+        "sampling": {
+            "fps": options.fps,
+            "max_frames": options.max_frames,
+            "keyframe_window_s": options.keyframe_window_s,
+        },
+    }
+
+
+def encode_distinct(encoder: Any, frames: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Encode each distinct frame once: a frame held over several grid points (a still, a variable frame
+    rate, a keyframe standing in for its neighbours) shares one timestamp and one feature vector."""
+    times = np.asarray(timestamps)
+    first = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
+    if len(first) == len(times):
+        return encoder.encode(frames)
+    features = encoder.encode(frames[first])
+    return features[np.searchsorted(first, np.arange(len(times)), side="right") - 1]
+
+
 def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=None, pool=None) -> FrameStageResult:
     """Embed ``(video_id, path)`` pairs into the batch's shard (replacing it atomically)."""
     from ml.frames.image_encoder import encoder_from_settings
@@ -147,7 +172,10 @@ def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=
             if len(sampled) == 0:
                 result.failures.append(Failure(video_id, "frames", "NoFrames", "the video decoded to no frames"))
                 continue
-            embeddings = encoder.encode(sampled.frames)
+            result.decode_cpu_s += float(sampled.info.get("decode_cpu_s") or 0.0)
+            cpu = time.process_time()
+            embeddings = encode_distinct(encoder, sampled.frames, sampled.timestamps)
+            result.encode_cpu_s += time.process_time() - cpu
             failure = non_finite_failure(video_id, embeddings)
             if failure is not None:
                 result.failures.append(failure)
@@ -158,7 +186,7 @@ def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=
             yield VideoEmbeddings(video_id, sampled.timestamps, embeddings)
 
     try:
-        summary = write_shard(path, records(), encoder=encoder.name, metadata={"batch_id": batch_id})
+        summary = write_shard(path, records(), encoder=encoder.name, metadata=shard_metadata(batch_id, pool.options))
     finally:
         if own_pool:
             pool.close()

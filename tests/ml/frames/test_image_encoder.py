@@ -123,3 +123,32 @@ def test_onnx_matches_torch_on_real_frames(torch_encoder):
     assert np.abs(a - b).max() <= TOLERANCE
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() >= 0.99999
+
+
+def test_encode_distinct_encodes_a_held_frame_once_and_gives_it_to_every_grid_point():
+    from ml.frames.stage import encode_distinct
+
+    onnx = shared_encoder()
+    distinct = frames(4, seed=3)
+    # grid points 0-5 on frames at t = 0, 0, 2, 2, 3, 5 s (a keyframe standing in, a held frame)
+    times = np.array([0, 0, 2, 2, 3, 5], dtype=np.float32)
+    held = distinct[[0, 0, 1, 1, 2, 3]]
+    got = encode_distinct(onnx, held, times)
+    expected = onnx.encode(held)
+    assert got.shape == (6, 1280)
+    assert np.abs(got - expected).max() <= 1e-4
+    assert np.array_equal(got[0], got[1]) and np.array_equal(got[2], got[3])
+
+    class Counting:  # the real encoder, counting the frames it is given
+        def __init__(self, inner):
+            self.inner, self.seen = inner, 0
+
+        def encode(self, x):
+            self.seen += len(x)
+            return self.inner.encode(x)
+
+    counting = Counting(onnx)
+    encode_distinct(counting, held, times)
+    assert counting.seen == 4
+    encode_distinct(counting, distinct, np.arange(4, dtype=np.float32))
+    assert counting.seen == 8  # nothing held: every frame encoded, as before

@@ -199,6 +199,41 @@ def test_plan_prefers_keyframes_and_merges_spans():
     assert plan.ranges == [(0, 0), (10, 10), (20, 20), (30, 30)] and plan.strategy == "keyframes"
 
 
+def test_plan_with_a_keyframe_window_decodes_keyframes_only():
+    # keyframes every 2 s: with a 1 s window each grid point takes the nearest keyframe (ties: the earlier)
+    pts = np.arange(60) / 10
+    key = np.zeros(60, dtype=bool)
+    key[[0, 20, 40]] = True
+    plan = _plan(pts, key, np.ones(60, dtype=bool), SampleOptions(keyframe_window_s=1.0))
+    assert plan.ranges == [(0, 0), (20, 20), (40, 40)] and plan.strategy == "keyframes"
+    # a keyframe farther than the window still leaves a span to decode
+    plan = _plan(pts, key, np.ones(60, dtype=bool), SampleOptions(keyframe_window_s=0.7))
+    assert plan.strategy == "spans" and (0, 15) in plan.ranges
+
+
+def test_keyframe_window_stands_in_for_grid_points(tmp_path):
+    path = write_video(tmp_path / "gop2s.mp4", seconds=6, gop=20)
+    exact = sample_frames(path)
+    windowed = sample_frames(path, keyframe_window_s=1.0)
+    assert windowed.info["strategy"] == "keyframes"
+    assert windowed.info["frames_decoded"] == 3 < exact.info["frames_decoded"]
+    assert len(windowed) == len(exact) == 6
+    grid = np.arange(6)
+    assert np.all(np.abs(windowed.timestamps - grid) <= 1.0 + 1e-4)
+    assert windowed.timestamps.tolist() == pytest.approx([0, 0, 2, 2, 4, 4])
+    for ts, frame in zip(windowed.timestamps, windowed.frames, strict=True):  # each shows its own second
+        assert second_of_colour(frame) == int(np.floor(ts + 1e-4)) % len(PALETTE)
+    assert windowed.info["held"] == 0  # within the window is not holding a frame
+
+
+def test_keyframe_window_is_a_validated_setting(tmp_path):
+    from ml.config import ConfigError, load_settings
+
+    assert SampleOptions.from_settings(load_settings(data_root=tmp_path, keyframe_window_s=1.0)).keyframe_window_s == 1
+    with pytest.raises(ConfigError, match="keyframe_window_s"):
+        load_settings(data_root=tmp_path, keyframe_window_s=2.5)
+
+
 def test_pool_returns_frames_and_errors_by_key(tmp_path):
     good = write_video(tmp_path / "a.mp4", seconds=3)
     (tmp_path / "empty.mp4").write_bytes(b"")

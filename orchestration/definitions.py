@@ -21,8 +21,8 @@ BATCH_ASSET_KEYS = [
     if isinstance(a, dg.AssetsDefinition) and a.partitions_def == video_batches
     for key in a.keys
 ]
-# In-process: a new upload's run pays one process start and loads each model once, where the
-# multiprocess executor would start a process (imports, model load) per step (docs/architecture.md).
+# In-process, as every run: a new upload's run pays one process start and loads each model once, where
+# the multiprocess executor would start a process (imports, model load) per step (docs/architecture.md).
 score_batch_job = dg.define_asset_job(
     SCORE_JOB_NAME,
     selection=dg.AssetSelection.assets(*BATCH_ASSET_KEYS),
@@ -37,5 +37,9 @@ defs = dg.Definitions(
     jobs=[score_batch_job],
     sensors=[build_upload_sensor(score_batch_job, load_settings().sensor_interval_s)],
     resources={"vidcat": VidcatResource()},
-    executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    # Backfill runs too: a process per step paid imports (torch, onnxruntime, Great Expectations,
+    # Evidently) and model loads eleven times a run, 0.32 of the floor's throughput end to end; the heavy
+    # steps use both cores on their own (decode workers + encoder, e5, training), so running two steps
+    # at once bought nothing (bench/end_to_end.py, docs/benchmarks.md).
+    executor=dg.in_process_executor,
 )

@@ -13,6 +13,7 @@ import dagster as dg
 from assets.catalog.video_probe import video_probe
 from assets.check_results import outcome_check_result
 from data_checks.probe_suite import validate_probe
+from orchestration.metering import metered
 from orchestration.partitions import video_batches
 from orchestration.resources import VidcatResource
 
@@ -20,6 +21,7 @@ _IN_KEYS = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
 @dg.asset_check(asset=video_probe, partitions_def=video_batches, blocking=True)
+@metered
 def probe_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
     """Batch rows complete and well-formed (blocking); plausible duration, fps, size and codec (warn)."""
     batch_ids = list(context.partition_keys)

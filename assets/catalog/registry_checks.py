@@ -5,6 +5,7 @@ import dagster as dg
 from assets.catalog.video_registry import video_registry
 from assets.check_results import outcome_check_result
 from data_checks.registry_suite import validate_registry
+from orchestration.metering import metered
 from orchestration.resources import VidcatResource
 
 # The newest rows by registration order. Older rows were checked when they were new, and id and seq
@@ -14,6 +15,7 @@ REGISTRY_CHECK_MAX_ROWS = 500_000
 
 
 @dg.asset_check(asset=video_registry, blocking=True)
+@metered
 def registry_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
     """Unique ids and seqs, URIs under the media roots (blocking); language codes and title length (warn)."""
     settings = vidcat.settings()

@@ -7,6 +7,7 @@ import dagster as dg
 from assets.catalog.video_registry import video_registry
 from ml.catalog.summary import md_table
 from ml.frames.stage import probe_batch
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -18,6 +19,7 @@ from orchestration.resources import VidcatResource
     group_name="catalog",
     kinds={"pyav", "duckdb"},
 )
+@metered
 def video_probe(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """Container facts per video (duration, fps, codec, size, audio); unreadable files become failures."""
     settings = vidcat.settings()

@@ -4,10 +4,12 @@ import dagster as dg
 
 from ml.catalog.inbox import scan_inbox
 from ml.catalog.summary import md_table, registry_stats
+from orchestration.metering import metered
 from orchestration.resources import VidcatResource
 
 
 @dg.asset(group_name="catalog", kinds={"duckdb"})
+@metered
 def video_registry(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """Every known video (DuckDB `videos`). Materializing registers complete drops from the inbox."""
     settings = vidcat.settings()

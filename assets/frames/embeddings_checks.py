@@ -10,11 +10,13 @@ from assets.check_results import outcome_check_result
 from assets.frames.frame_embeddings import frame_embeddings
 from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
 from ml.frames.embedding_store import iter_videos, shard_path
+from orchestration.metering import metered
 from orchestration.partitions import video_batches
 from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=frame_embeddings, partitions_def=video_batches, blocking=True)
+@metered
 def embedding_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
     """Finite values, encoder dimension, frame counts consistent with durations, norms in range."""
     from ml.frames.image_encoder import get_spec

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml.catalog.summary import md_table
 from ml.frames.stage import frames_for_batch
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -15,11 +16,12 @@ from orchestration.resources import VidcatResource
     group_name="frames",
     kinds={"pyav", "onnx", "parquet"},
 )
+@metered
 def frame_embeddings(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """1 fps frames (cap 300) through EfficientNet-Lite0 (ONNX), quantized to 8 bits, one Parquet shard per batch."""
     settings = vidcat.settings()
     catalog = vidcat.catalog()
-    totals = {"videos": 0, "embedded": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "grid": 0.0}
+    totals = {"videos": 0, "embedded": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "grid": 0.0, "dec": 0.0, "enc": 0.0}
     failures, shards = [], []
     with vidcat.engine() as engine:
         engine_name = engine.name
@@ -34,6 +36,8 @@ def frame_embeddings(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
             totals["frames"] += result.frames
             totals["bytes"] += result.shard_bytes
             totals["seconds"] += result.decode_encode_s
+            totals["dec"] += result.decode_cpu_s
+            totals["enc"] += result.encode_cpu_s
             totals["grid"] = max(totals["grid"], result.max_grid_error_s)
     return dg.MaterializeResult(
         metadata={
@@ -44,6 +48,8 @@ def frame_embeddings(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
             "wall_s": dg.MetadataValue.float(round(totals["seconds"], 2)),
             "frames_per_s": dg.MetadataValue.float(round(totals["frames"] / max(totals["seconds"], 1e-9), 1)),
             "max_grid_error_s": dg.MetadataValue.float(round(totals["grid"], 3)),
+            "decode_cpu_s": dg.MetadataValue.float(round(totals["dec"], 2)),
+            "encode_cpu_s": dg.MetadataValue.float(round(totals["enc"], 2)),
             "encoder": settings.image_encoder,
             "engine": engine_name,
             "shard": dg.MetadataValue.path(shards[0] if len(shards) == 1 else ", ".join(shards)),

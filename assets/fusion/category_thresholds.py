@@ -5,6 +5,7 @@ import dagster as dg
 from ml.catalog.summary import md_table
 from ml.fusion.stage import fit_fusion_on_gold
 from ml.plots import markdown_image, precision_coverage_png
+from orchestration.metering import metered
 from orchestration.resources import VidcatResource
 
 PROMISE_CHECK = "rule_holds_promise"
@@ -23,6 +24,7 @@ PROMISE_CHECK = "rule_holds_promise"
         )
     ],
 )
+@metered
 def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     """Thresholds per category and source on human-verified labels, which categories are visual, the fusion rule."""
     settings = vidcat.settings()

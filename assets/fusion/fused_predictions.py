@@ -7,6 +7,7 @@ import dagster as dg
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.summary import md_table
 from ml.fusion.stage import ensure_source_scores, fuse_batch, load_current_fusion
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -28,6 +29,7 @@ OOD_CHECK = "out_of_distribution_share"
         )
     ],
 )
+@metered
 def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     """Final categories per video (source text, visual, both or fused), scores, thresholds and model versions."""
     catalog = vidcat.catalog()

@@ -12,11 +12,13 @@ from assets.check_results import outcome_check_result
 from assets.fusion.fused_predictions import fused_predictions
 from data_checks.predictions_suite import validate_predictions
 from ml.catalog.model_registry import latest_model
+from orchestration.metering import metered
 from orchestration.partitions import video_batches
 from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=fused_predictions, partitions_def=video_batches, blocking=True)
+@metered
 def prediction_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatResource) -> dg.AssetCheckResult:
     """Working-set categories, scores in [0, 1], no duplicates, decisions consistent with thresholds."""
     catalog = vidcat.catalog()

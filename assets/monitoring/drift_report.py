@@ -5,6 +5,7 @@ import dagster as dg
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.model_registry import latest_model
 from ml.monitoring.drift import batch_drift, build_reference, out_of_distribution_share
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -26,6 +27,7 @@ DRIFT_CHECK = "drift_below_warn_share"
         )
     ],
 )
+@metered
 def drift_report(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     """Frame-embedding PCA, language mix, text presence, container facts and category rates vs the reference."""
     from data_checks.report_retention import prune_reports

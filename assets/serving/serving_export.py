@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ml.serving.export import batch_payload, connect, ensure_schema, export_batch
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -14,6 +15,7 @@ from orchestration.resources import VidcatResource
     group_name="serving",
     kinds={"postgres"},
 )
+@metered
 def serving_export(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """One Postgres transaction per batch: newer-wins upsert, categories replaced, taken-down videos deleted."""
     settings = vidcat.settings()

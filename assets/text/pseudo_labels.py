@@ -5,6 +5,7 @@ import dagster as dg
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.summary import md_table
 from ml.text.stage import current_teacher, pseudo_label_batch, teacher_thresholds
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -16,6 +17,7 @@ from orchestration.resources import VidcatResource
     group_name="text",
     kinds={"duckdb"},
 )
+@metered
 def pseudo_labels(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """The teacher's calibrated scores of informative videos as soft targets; positives hold 90% precision
     (lower bound) on held-out editor labels."""

@@ -4,10 +4,12 @@ import dagster as dg
 
 from ml.catalog.summary import md_table
 from ml.text.stage import train_teacher
+from orchestration.metering import metered
 from orchestration.resources import VidcatResource
 
 
 @dg.asset(deps=["video_registry"], group_name="text", kinds={"sklearn", "onnx"})
+@metered
 def text_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """multilingual-e5-small embeddings -> per-category calibrated logistic heads, on EN/FR editor labels."""
     settings = vidcat.settings()

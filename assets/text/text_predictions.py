@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml.catalog.batching import batch_video_ids
 from ml.text.stage import current_teacher, score_batch_text
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -15,6 +16,7 @@ from orchestration.resources import VidcatResource
     group_name="text",
     kinds={"duckdb"},
 )
+@metered
 def text_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """One row per video: has_text, detected language, and scores (none when there is no usable text)."""
     catalog = vidcat.catalog()

@@ -5,10 +5,12 @@ import dagster as dg
 from ml.catalog.summary import md_table
 from ml.plots import curves_png, markdown_image
 from ml.visual.stage import NotEnoughLabels, record_not_trained, train_student
+from orchestration.metering import metered
 from orchestration.resources import VidcatResource
 
 
 @dg.asset(deps=["frame_embeddings", "pseudo_labels"], group_name="visual", kinds={"pytorch", "onnx"})
+@metered
 def visual_model(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """The student: editor labels, soft pseudo-labels and certified self-training; never gold or the locked test."""
     settings = vidcat.settings()

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml.catalog.model_registry import latest_model
 from ml.visual.stage import score_batch_visual
+from orchestration.metering import metered
 from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
 from orchestration.resources import VidcatResource
 
@@ -15,6 +16,7 @@ from orchestration.resources import VidcatResource
     group_name="visual",
     kinds={"onnx", "duckdb"},
 )
+@metered
 def visual_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
     """Batch inference from the exported (ONNX) student over the batch's embedding shard."""
     settings = vidcat.settings()

@@ -531,6 +531,20 @@ def _assign_splits(videos: list[DemoVideo], rng: random.Random) -> None:
         v.split = "gold"
 
 
+def draw_styles(categories: list[str], rng: np.random.Generator, seed_base: int) -> dict[str, Style]:
+    """How each category of one video is drawn (speed, scale, phase, colour jitter), from its own seed."""
+    return {
+        c: Style(
+            speed=0.6 + rng.random() * 0.9,
+            scale=0.8 + rng.random() * 0.4,
+            phase=rng.random() * 6.28,
+            seed=seed_base * 31 + k,
+            jitter=rng.normal(0, 1, 3).astype(np.float32),
+        )
+        for k, c in enumerate(categories)
+    }
+
+
 def render_video(video: DemoVideo, path: Path) -> None:
     """Encode one planned video to ``path`` with PyAV."""
     import av
@@ -540,16 +554,7 @@ def render_video(video: DemoVideo, path: Path) -> None:
     coded_w, coded_h = (video.height, video.width) if video.rotation in (90, 270) else (video.width, video.height)
     rng = np.random.default_rng(zlib.crc32(video.video_id.encode()))
     seed_base = int(video.video_id.split("-")[-1])
-    styles = {
-        c: Style(
-            speed=0.6 + rng.random() * 0.9,
-            scale=0.8 + rng.random() * 0.4,
-            phase=rng.random() * 6.28,
-            seed=seed_base * 31 + k,
-            jitter=rng.normal(0, 1, 3).astype(np.float32),
-        )
-        for k, c in enumerate(video.categories)
-    }
+    styles = draw_styles(video.categories, rng, seed_base)
     n_frames = round(video.duration_s * video.fps)
     container = av.open(str(path), mode="w")
     try:

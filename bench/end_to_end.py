@@ -1,0 +1,489 @@
+"""End to end: one-minute 720p uploads through the real asset graph, against the floor of the same work.
+
+What a backfill of millions of videos costs is this figure, not any one stage's. The benchmark
+
+1. renders ``VIDCAT_BENCH_E2E_SOURCES`` (default 8) one-minute 1280x720 H.264 videos at 30 fps with
+   AAC audio and a title (demo scenes drawn at 320x180 ten times a second, panned between drawings,
+   scaled up, with luma grain; x264 ``veryfast`` CRF 23, a keyframe every 2 s as phones and upload
+   tools write them) and cuts ``VIDCAT_BENCH_E2E_VIDEOS`` (default 40) uploads from them by remuxing
+   (same pictures, other bytes), cached under ``VIDCAT_BENCH_CACHE`` (default ``.vidcat/bench-cache``):
+   rendering costs far more than classifying;
+2. trains a small demo catalog in a temporary data root (``vidcat demo --videos 180``), so that every
+   model exists;
+3. registers the videos and, with ``dagster-daemon`` already running as in production, times
+   ``vidcat backfill --wait`` on them: the backfill policy, the daemon's launches, every batch asset and
+   every check, as production runs them. The process tree's CPU is sampled
+   from ``/proc`` every 0.1 s; each step's own CPU is its ``cpu_s`` metadata (orchestration/metering.py);
+4. runs the **floor**: the same files through decode (``SamplerPool``, one worker per core), encode
+   (the ONNX encoder beside the decoders, as in the frame stage) and the text encoder on each title,
+   in one process with no orchestration.
+
+Figures: videos and one-minute-video-equivalents per hour for both, their ratio, and CPU seconds per
+video by stage; the gap between the tree's CPU and the sum of the steps' is the orchestration
+(daemon, run and step processes, imports, event log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 30, 2
+DRAW_W, DRAW_H = 320, 180
+SCENE_HZ = 10  # demo scenes are drawn 10 times a second (as the demo catalog's videos are)
+GRAIN = 3.0  # standard deviation of the luma grain, in 8-bit levels
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def n_videos() -> int:
+    return int(os.environ.get("VIDCAT_BENCH_E2E_VIDEOS", "40"))
+
+
+def seconds_per_video() -> float:
+    return float(os.environ.get("VIDCAT_BENCH_E2E_SECONDS", "60"))
+
+
+def n_sources() -> int:
+    return int(os.environ.get("VIDCAT_BENCH_E2E_SOURCES", "8"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDCAT_BENCH_CACHE", REPO_ROOT / ".vidcat" / "bench-cache"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Uploads
+
+
+def render_upload(path: Path, seed: int, seconds: float) -> dict[str, Any]:
+    """One upload: demo scenes of one or two categories at 720p with a tone as audio; returns its sidecar."""
+    import av
+
+    from ml.demo.catalog import DEMO_CATEGORIES, DRAW, _grid, _text, draw_styles
+
+    rng = random.Random(seed)
+    categories = rng.sample(DEMO_CATEGORIES, rng.choice((1, 2)))
+    lang = rng.choice(("en", "fr", "de", "es", "pt", "it"))
+    title, description, _ = _text(categories, lang, rng, seed)
+    yy, xx = _grid(DRAW_H, DRAW_W)
+    nrng = np.random.default_rng(seed)
+    styles = draw_styles(categories, nrng, seed)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    container = av.open(str(tmp), mode="w")
+    try:
+        video = container.add_stream("libx264", rate=Fraction(FPS))
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.options = {"preset": "veryfast", "crf": "23", "g": str(FPS * GOP_S), "threads": "1"}
+        audio = container.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        n_frames = round(seconds * FPS)
+        samples_per_frame = 44100 // FPS
+        tone = 2 * np.pi * (220 + 110 * (seed % 4)) / 44100
+        # camera-like grain: real footage is never flat, and its bit rate is what decoding costs
+        grain = nrng.normal(0, GRAIN, size=(8, HEIGHT, WIDTH)).astype(np.int16)
+        rgb = None
+        for i in range(n_frames):
+            t = i / FPS
+            if i % (FPS // SCENE_HZ) == 0:  # a new drawing SCENE_HZ times a second, a slow pan between
+                cat = categories[min(len(categories) - 1, int(t / seconds * len(categories)))]
+                rgb = (np.clip(DRAW[cat](yy, xx, t, styles[cat]), 0, 1) * 255).astype(np.uint8)
+            shifted = np.roll(rgb, shift=i % (FPS // SCENE_HZ), axis=1)
+            frame = av.VideoFrame.from_ndarray(shifted, format="rgb24").reformat(
+                width=WIDTH, height=HEIGHT, format="yuv420p", interpolation="BILINEAR"
+            )
+            luma = frame.planes[0]
+            y = np.frombuffer(luma, np.uint8).reshape(HEIGHT, luma.line_size)[:, :WIDTH]
+            noisy = np.clip(y + grain[i % len(grain)], 0, 255).astype(np.uint8)
+            frame = _with_luma(frame, noisy)
+            frame.pts = i
+            frame.time_base = Fraction(1, FPS)
+            for packet in video.encode(frame):
+                container.mux(packet)
+            k0 = i * samples_per_frame
+            pcm = (0.2 * np.sin(tone * np.arange(k0, k0 + samples_per_frame))).astype(np.float32)[None, :]
+            aframe = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+            aframe.sample_rate = 44100
+            aframe.pts = k0
+            aframe.time_base = Fraction(1, 44100)
+            for packet in audio.encode(aframe):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+    finally:
+        container.close()
+    tmp.replace(path)
+    return {"title": title, "description": description, "language": lang, "categories": categories}
+
+
+def _with_luma(frame: Any, luma: np.ndarray) -> Any:
+    """A yuv420p frame with its Y plane replaced (chroma kept)."""
+    import av
+
+    out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for k, plane in enumerate(frame.planes):
+        src = (
+            luma if k == 0 else np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        )
+        dst = out.planes[k]
+        view = np.frombuffer(dst, np.uint8).reshape(dst.height, dst.line_size)
+        view[:, : dst.width] = src
+    return out
+
+
+def _render_one(args: tuple[str, int, float]) -> str:
+    path, seed, seconds = args
+    sidecar = Path(path).with_suffix(".json")
+    if not (Path(path).is_file() and sidecar.is_file()):
+        meta = render_upload(Path(path), seed, seconds)
+        sidecar.write_text(json.dumps(meta))
+    return path
+
+
+def remux(source: Path, path: Path, comment: str) -> None:
+    """A copy of ``source`` with its own container comment: the same pictures, other bytes (registration
+    refuses a second upload of identical content), no re-encoding."""
+    import av
+
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    with av.open(str(source)) as src, av.open(str(tmp), mode="w") as dst:
+        dst.metadata["comment"] = comment
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    tmp.replace(path)
+
+
+def uploads(n: int, seconds: float, sources: int) -> list[tuple[Path, dict[str, Any]]]:
+    """``n`` uploads cut from ``sources`` rendered videos (x264 at 720p costs far more to render than to
+    classify: a minute of video takes about a minute of a core), cached between runs."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder = cache_dir() / f"e2e-{WIDTH}x{HEIGHT}-{FPS}fps-{seconds:g}s"
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(folder / f"source-{i:03d}.mp4"), 1000 + i, seconds) for i in range(min(n, sources))]
+    missing = [j for j in jobs if not (Path(j[0]).is_file() and Path(j[0]).with_suffix(".json").is_file())]
+    if missing:
+        print(f"bench: rendering {len(missing)} {seconds:g} s 720p videos into {folder} ...", file=sys.stderr)
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(_render_one, missing))
+    out = []
+    for i in range(n):
+        source = Path(jobs[i % len(jobs)][0])
+        path = folder / f"upload-{i:04d}.mp4"
+        if not path.is_file():
+            remux(source, path, f"vidcat benchmark upload {i}")
+        out.append((path, json.loads(source.with_suffix(".json").read_text())))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# CPU of a process tree, sampled from /proc
+
+
+class TreeCpu:
+    """CPU seconds used by some processes and every process they (or a descendant) start, from now on.
+
+    Sampled from ``/proc``: a process is followed from the first sample that sees its parent in the
+    tree, even after it is re-parented; what a process used after the last sample before it exited is
+    missed (at most the sampling interval each). CPU that members had used before the first sample is
+    not counted.
+    """
+
+    def __init__(self, roots: list[int]):
+        self.members = set(roots)
+        self.cpu: dict[int, float] = {}
+        self.baseline: dict[int, float] | None = None
+
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            times[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        changed = True
+        while changed:
+            changed = False
+            for pid, ppid in parents.items():
+                if pid not in self.members and ppid in self.members:
+                    self.members.add(pid)
+                    changed = True
+        for pid in self.members & times.keys():
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), times[pid])
+        if self.baseline is None:
+            self.baseline = dict(self.cpu)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.cpu.values()) - sum((self.baseline or {}).values())
+
+
+def run_measured(
+    argv: list[str], env: dict[str, str], also: list[int] = (), interval_s: float = 0.1
+) -> tuple[float, float, int]:
+    """Run a command to its end; wall seconds, CPU seconds of its process tree and of ``also``'s trees
+    meanwhile (the daemon that launches the runs), exit status."""
+    tree = TreeCpu(list(also))
+    tree.sample()
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tree.members.add(proc.pid)
+    while proc.poll() is None:
+        tree.sample()
+        time.sleep(interval_s)
+    wall = time.monotonic() - started
+    tree.sample()
+    if proc.returncode:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-3000:])
+    return wall, tree.total_s, proc.returncode
+
+
+def start_daemon(env: dict[str, str], dagster_home: Path, timeout_s: float = 180.0) -> tuple[subprocess.Popen, float]:
+    """``dagster-daemon`` as production has it: running before work arrives. Returns it and its start time
+    (to its first heartbeat)."""
+    import dagster as dg
+
+    from orchestration.backfill import daemon_running
+
+    started = time.monotonic()
+    with open(dagster_home / "daemon.log", "ab") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance = dg.DagsterInstance.get()
+    while not daemon_running(instance, dagster_home):
+        if proc.poll() is not None or time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"dagster-daemon did not start; see {dagster_home / 'daemon.log'}")
+        time.sleep(0.5)
+    return proc, time.monotonic() - started
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the steps recorded
+
+
+STAGES = {
+    "video_probe": "probe",
+    "frame_embeddings": "frames",
+    "text_predictions": "text",
+    "pseudo_labels": "text",
+    "visual_predictions": "visual",
+    "fused_predictions": "fusion",
+    "drift_report": "drift",
+    "serving_export": "export",
+}
+
+
+def step_costs(dagster_home: Path, backfill_id: str) -> dict[str, Any]:
+    """Per stage: the steps' recorded CPU (``cpu_s``; frames split into decode and encode), and the runs'
+    wall span from the first start to the last end."""
+    import dagster as dg
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs(filters=RunsFilter.for_backfill(backfill_id))
+    cpu: dict[str, float] = {}
+    starts, ends, step_wall = [], [], {}
+    for run in runs:
+        stats = instance.get_run_stats(run.run_id)
+        if stats.start_time:
+            starts.append(stats.start_time)
+        if stats.end_time:
+            ends.append(stats.end_time)
+        for step in instance.get_run_step_stats(run.run_id):
+            if step.start_time and step.end_time:
+                step_wall[step.step_key] = step_wall.get(step.step_key, 0.0) + step.end_time - step.start_time
+        # A step over several batches records one materialization per batch, each with the step's
+        # metadata: count each step's result once.
+        seen: set[tuple[str, str]] = set()
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "ASSET_MATERIALIZATION":
+                m = event.event_specific_data.materialization
+                name, metadata = m.asset_key.path[-1], m.metadata
+                key = ("asset", name)
+            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+                e = event.event_specific_data
+                name, metadata = "checks", e.metadata
+                key = ("check", e.asset_check_key.to_user_string())
+            else:
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            value = metadata.get("cpu_s")
+            if value is None:
+                continue
+            stage = STAGES.get(name, name)
+            cpu[stage] = cpu.get(stage, 0.0) + float(value.value)
+            if name == "frame_embeddings":
+                for part in ("decode", "encode"):
+                    v = metadata.get(f"{part}_cpu_s")
+                    if v is not None:
+                        cpu[part] = cpu.get(part, 0.0) + float(v.value)
+    if "frames" in cpu:  # what the frame step spent outside decoding and encoding (shard, pool start)
+        cpu["frames_other"] = cpu.pop("frames") - cpu.get("decode", 0.0) - cpu.get("encode", 0.0)
+    return {
+        "runs": len(runs),
+        "run_span_s": (max(ends) - min(starts)) if starts and ends else None,
+        "cpu": cpu,
+        "step_wall": step_wall,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The floor
+
+
+def floor(files: list[Path], titles: list[str], models_dir: Path) -> dict[str, float]:
+    """Decode + encode + text in one process: the pipeline's work with nothing around it."""
+    from bench.engine_overhead import _cpu_s
+    from ml.frames.image_encoder import load_encoder
+    from ml.frames.sampler import SampleOptions, SamplerPool
+    from ml.frames.stage import encode_distinct
+    from ml.text.features import E5Encoder, build_text
+
+    wall, cpu = time.perf_counter(), _cpu_s()
+    text_encoder = E5Encoder()
+    encoder = load_encoder("efficientnet-lite0", models_dir, beside_decoders=True)
+    frames = 0
+    decode_cpu = 0.0
+    with SamplerPool(SampleOptions()) as pool:
+        text_encoder.encode([build_text(t) for t in titles])
+        for _, sampled in pool.imap([(str(i), str(p)) for i, p in enumerate(files)]):
+            decode_cpu += float(sampled.info.get("decode_cpu_s") or 0.0)
+            frames += len(encode_distinct(encoder, sampled.frames, sampled.timestamps))
+    wall = time.perf_counter() - wall
+    return {"wall_s": wall, "cpu_s": _cpu_s() - cpu + decode_cpu, "frames": frames}
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def run() -> dict[str, Any]:
+    from bench.realtime_latency import train_small_demo
+
+    n, seconds = n_videos(), seconds_per_video()
+    videos = uploads(n, seconds, n_sources())
+    minute_equivalents = n * seconds / 60.0
+    with tempfile.TemporaryDirectory(prefix="vidcat-e2e-") as tmp:
+        root = Path(tmp)
+        data_root = root / "vidcat"
+        print("bench: training a 180-video demo catalog for the models ...", file=sys.stderr, flush=True)
+        env, train_s = train_small_demo(root)
+        # the uploads live in the benchmark's cache: a media root beside the demo's own
+        env["VIDCAT_MEDIA_ROOTS"] = os.pathsep.join([str(data_root / "media"), str(videos[0][0].parent)])
+
+        manifest = root / "uploads.jsonl"
+        with open(manifest, "w") as f:
+            for i, (path, meta) in enumerate(videos):
+                row = {"id": f"e2e-{i:04d}", "uri": str(path), "title": meta["title"], "language": meta["language"]}
+                row["description"] = meta["description"]
+                row["uploaded_at"] = f"2026-11-01T00:{i // 60 % 60:02d}:{i % 60:02d}"
+                f.write(json.dumps(row) + "\n")
+        subprocess.run(
+            [str(BIN / "vidcat"), "register", str(manifest)], cwd=REPO_ROOT, env=env, check=True, capture_output=True
+        )
+        from orchestration.backfill import stop_process_group
+
+        env["DAGSTER_HOME"] = str(data_root / "dagster_home")
+        daemon, daemon_start_s = start_daemon(env, data_root / "dagster_home")
+        try:
+            print(f"bench: {n} uploads through `vidcat backfill --wait` ...", file=sys.stderr, flush=True)
+            argv = [str(BIN / "vidcat"), "backfill", "--wait", "--json"]
+            wall, tree_cpu, rc = run_measured(argv, env, also=[daemon.pid])
+        finally:
+            stop_process_group(daemon)
+        if rc:
+            raise RuntimeError(f"vidcat backfill --wait exited {rc}")
+        backfill_id = _last_backfill(data_root / "dagster_home")
+        steps = step_costs(data_root / "dagster_home", backfill_id)
+        classified = _classified(data_root / "catalog.duckdb", n)
+
+        print("bench: the floor (decode + encode + text in one process) ...", file=sys.stderr, flush=True)
+        fl = floor([p for p, _ in videos], [m["title"] or "" for _, m in videos], data_root / "models")
+
+    pipeline_vph = 3600 * n / wall
+    floor_vph = 3600 * n / fl["wall_s"]
+    step_cpu = sum(steps["cpu"].values())
+    out: dict[str, Any] = {
+        "videos": n,
+        "video_seconds": seconds,
+        "resolution": f"{WIDTH}x{HEIGHT}@{FPS}",
+        "classified": classified,
+        "demo_train_s": round(train_s, 1),
+        "daemon_start_s": round(daemon_start_s, 1),
+        "pipeline_wall_s": round(wall, 1),
+        "pipeline_runs": steps["runs"],
+        "pipeline_run_span_s": round(steps["run_span_s"] or 0.0, 1),
+        "pipeline_videos_per_hour": round(pipeline_vph),
+        "pipeline_minute_videos_per_hour": round(pipeline_vph * minute_equivalents / n),
+        "floor_wall_s": round(fl["wall_s"], 1),
+        "floor_videos_per_hour": round(floor_vph),
+        "pipeline_over_floor": round(pipeline_vph / floor_vph, 3),
+        "pipeline_cpu_s_per_video": round(tree_cpu / n, 3),
+        "floor_cpu_s_per_video": round(fl["cpu_s"] / n, 3),
+    }
+    for stage, value in sorted(steps["cpu"].items()):
+        out[f"cpu_s_per_video_{stage}"] = round(value / n, 3)
+    out["cpu_s_per_video_dagster_overhead"] = round((tree_cpu - step_cpu) / n, 3)
+    out["step_wall_s"] = {k: round(v, 2) for k, v in sorted(steps["step_wall"].items())}
+    return out
+
+
+def _last_backfill(dagster_home: Path) -> str:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance = dg.DagsterInstance.get()
+    backfills = instance.get_backfills(limit=1)
+    if not backfills:
+        raise RuntimeError("no backfill was recorded")
+    return backfills[0].backfill_id
+
+
+def _classified(catalog_path: Path, n: int) -> int:
+    from ml.catalog.store import Catalog
+
+    return int(
+        Catalog(catalog_path).scalar(
+            "SELECT count(*) FROM video_results WHERE video_id LIKE 'e2e-%' AND status = 'classified'"
+        )
+        or 0
+    )
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/vidcat demo --videos $(DEMO_VIDEOS) --seed $(DEMO_SEED)
 
+# Two workers: much of the slow suite waits on processes it started (daemon, dagster dev, Ray, Postgres).
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"

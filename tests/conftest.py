@@ -117,3 +117,15 @@ def serving_dsn(postgres_server_dsn, request):
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
     return fresh_database(postgres_server_dsn, name)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Keep what shares state on one xdist worker (`make test` runs two): the session's trained catalog,
+    and Ray, which allows one local cluster per machine at a time."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"pipeline", "pipeline_env"}:
+            item.add_marker(pytest.mark.xdist_group("pipeline"))
+        elif names & {"ray_cluster", "cluster"} or "engines/test_ray" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -1,6 +1,6 @@
 """The catalog: one DuckDB file that every stage reads and writes.
 
-DuckDB allows one writing process per file. The Dagster multiprocess executor, the daemon's sensor
+DuckDB allows one writing process per file. Dagster's run workers (two at a time), the daemon's sensor
 and the CLI are separate processes, so every access here is a short connection taken under a file
 lock (shared for readers, exclusive for writers: a pool of one writer). A process that is not ours
 and holds the file (a user's `duckdb` shell) makes us retry with backoff, then fail with a message

@@ -26,6 +26,7 @@ video by stage; the gap between the tree's CPU and the sum of the steps' is the 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -180,7 +181,8 @@ def uploads(n: int, seconds: float, sources: int) -> list[tuple[Path, dict[str, 
     missing = [j for j in jobs if not (Path(j[0]).is_file() and Path(j[0]).with_suffix(".json").is_file())]
     if missing:
         print(f"bench: rendering {len(missing)} {seconds:g} s 720p videos into {folder} ...", file=sys.stderr)
-        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        spawn = multiprocessing.get_context("spawn")  # as the demo renders: no fork of a threaded process
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawn) as pool:
             list(pool.map(_render_one, missing))
     out = []
     for i in range(n):

@@ -24,6 +24,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import math
+import multiprocessing
 import os
 import random
 import zlib
@@ -678,7 +679,10 @@ def build_demo_catalog(
     todo = [v for v in videos if not (media_dir / v.file).exists()]
     done = len(videos) - len(todo)
     workers = max(1, min(os.cpu_count() or 1, 4))
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: a fork copies whatever lock another thread of the caller holds (a test
+    # runner's I/O threads, a progress bar's monitor) and the child can wait on it forever.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         for _ in pool.map(_render_to, todo, [media_dir] * len(todo), chunksize=4):
             done += 1
             if progress:

@@ -30,9 +30,10 @@ demo: venv
 	$(BIN)/vidcat demo --videos $(DEMO_VIDEOS) --seed $(DEMO_SEED)
 
 # Two workers: much of the slow suite waits on processes it started (daemon, dagster dev, Ray, Postgres).
+# Each worker builds its own trained catalog (the `pipeline` fixture); Ray tests take turns (tests/conftest.py).
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -119,13 +119,16 @@ def serving_dsn(postgres_server_dsn, request):
     return fresh_database(postgres_server_dsn, name)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Keep what shares state on one xdist worker (`make test` runs two): the session's trained catalog,
-    and Ray, which allows one local cluster per machine at a time."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if names & {"pipeline", "pipeline_env"}:
-            item.add_marker(pytest.mark.xdist_group("pipeline"))
-        elif names & {"ray_cluster", "cluster"} or "engines/test_ray" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+@pytest.fixture(scope="module")
+def one_ray_at_a_time():
+    """Ray runs one local cluster per machine at a time: a module that starts one holds this lock, which
+    the other pytest-xdist worker (`make test` runs two) waits on before starting its own."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "vidcat-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -29,7 +29,7 @@ def test_no_address_means_the_local_engine(settings):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(one_ray_at_a_time):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
         # Token auth, Ray's default for a local cluster, with a throwaway token rather than one written to

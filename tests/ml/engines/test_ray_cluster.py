@@ -32,7 +32,7 @@ def _port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(one_ray_at_a_time, tmp_path_factory):
     """A head node labelled for the encoder and a second node for decoding, each its own raylet."""
     pytest.importorskip("ray")
     env = dict(

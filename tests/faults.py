@@ -10,25 +10,26 @@ import os
 import time
 
 
+def _fault(path, hang: str, crash: str) -> None:
+    """Hang for an hour or kill this worker when the file's name says so."""
+    name = os.path.basename(str(path))
+    if name.startswith(hang):
+        time.sleep(3600)
+    if name.startswith(crash):
+        os.kill(os.getpid(), 9)
+
+
 def probe_or_fault(path, options):
     from ml.frames.probe import probe_job
 
-    name = os.path.basename(str(path))
-    if name.startswith("hang"):
-        time.sleep(3600)
-    if name.startswith("crash"):
-        os.kill(os.getpid(), 9)
+    _fault(path, "hang", "crash")
     return probe_job(path, options)
 
 
 def sample_or_fault(path, options):
     from ml.frames.sampler import sample_frames
 
-    name = os.path.basename(str(path))
-    if name.startswith("slowhang"):
-        time.sleep(3600)
-    if name.startswith("slowcrash"):
-        os.kill(os.getpid(), 9)
+    _fault(path, "slowhang", "slowcrash")
     return sample_frames(path, options)
 
 

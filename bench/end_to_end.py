@@ -295,6 +295,9 @@ def start_code_server(env: dict[str, str], folder: Path, timeout_s: float = 180.
     started = time.monotonic()
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() - started > timeout_s:
+            from orchestration.backfill import stop_process_group
+
+            stop_process_group(proc)
             raise RuntimeError(f"the code server did not start; see {folder / 'code-server.log'}")
         time.sleep(0.2)
     workspace = folder / "workspace.yaml"

@@ -574,6 +574,7 @@ def backfill_once(
         "videos": n,
         "classified": _classified(data_root / "catalog.duckdb", f"e2e-{k}-"),
         "wall_s": round(wall, 1),
+        # the command's own start (imports, batching) and the daemon's loop, until the first run exists
         "tick_wait_s": round(first - started, 1) if first else None,
         "done_wait_s": round(ended - last, 1) if last else None,
         "processing_s": round(processing, 1),

@@ -270,28 +270,11 @@ def start_code_server(env: dict[str, str], folder: Path, timeout_s: float = 180.
     deployment on Kubernetes, the code server of ``dagster dev``). Returns it and a workspace file that
     points at it. A daemon given ``workspace.yaml`` instead spawns its own code server and replaces it
     every minute (Dagster's workspace refresh), importing the whole code location each time."""
+    from bench.realtime_latency import start_logged
+
     socket = folder / "code-server.sock"
-    with open(folder / "code-server.log", "ab") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "code-server",
-                "start",
-                "-m",
-                "orchestration.definitions",
-                "-s",
-                str(socket),
-                "--location-name",
-                "vidcat",
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [str(BIN / "dagster"), "code-server", "start", "-m", "orchestration.definitions", "-s", str(socket)]
+    proc = start_logged([*argv, "--location-name", "vidcat", "--log-level", "warning"], env, folder / "code-server.log")
     started = time.monotonic()
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() - started > timeout_s:
@@ -312,18 +295,11 @@ def start_daemon(
     (to its first heartbeat)."""
     import dagster as dg
 
+    from bench.realtime_latency import start_logged
     from orchestration.backfill import daemon_running
 
     started = time.monotonic()
-    with open(dagster_home / "daemon.log", "ab") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_logged([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, dagster_home / "daemon.log")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.get()
     while not daemon_running(instance, dagster_home):
@@ -351,14 +327,15 @@ STAGES = {
 
 def step_costs(dagster_home: Path, backfill_id: str) -> dict[str, Any]:
     """Per stage: the steps' recorded CPU (``cpu_s``; frames split into decode and encode); the runs'
-    wall span from the first start to the last end; and when the backfill was stored, its first run
-    created (the daemon's tick picked it up) and its last run ended (epoch seconds)."""
+    wall span from the first start to the last end; and when its first run was created (the daemon's
+    loop picked the backfill up) and its last run ended (epoch seconds)."""
     import dagster as dg
     from dagster._core.storage.dagster_run import RunsFilter
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.get()
-    runs = instance.get_runs(filters=RunsFilter.for_backfill(backfill_id))
+    records = instance.get_run_records(filters=RunsFilter.for_backfill(backfill_id))
+    runs = [r.dagster_run for r in records]
     cpu: dict[str, float] = {}
     starts, ends, step_wall = [], [], {}
     for run in runs:
@@ -400,14 +377,11 @@ def step_costs(dagster_home: Path, backfill_id: str) -> dict[str, Any]:
                     v = metadata.get(f"{part}_cpu_s")
                     if v is not None:
                         cpu[part] = cpu.get(part, 0.0) + float(v.value)
-    records = instance.get_run_records(filters=RunsFilter.for_backfill(backfill_id))
-    backfill = instance.get_backfill(backfill_id)
     if "frames" in cpu:  # what the frame step spent outside decoding and encoding (shard, pool start)
         cpu["frames_other"] = cpu.pop("frames") - cpu.get("decode", 0.0) - cpu.get("encode", 0.0)
     return {
         "runs": len(runs),
         "run_span_s": (max(ends) - min(starts)) if starts and ends else None,
-        "backfill_at": backfill.backfill_timestamp if backfill else None,
         "first_run_created": min((r.create_timestamp.timestamp() for r in records), default=None),
         "last_run_end": max(ends, default=None),
         "cpu": cpu,

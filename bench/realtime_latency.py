@@ -34,18 +34,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_logged(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A long-lived Dagster process, output appended to ``log``, in its own process group so that
+    ``stop_process_group`` stops it with the children it spawns (code servers, run workers)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 @contextlib.contextmanager
 def dagster_dev(env: dict[str, str], port: int, log: Path, timeout_s: float = 120) -> Iterator[subprocess.Popen]:
     """`vidcat up` in its own process group (dagster dev ignores SIGTERM otherwise); stopped on exit."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "vidcat"), "up", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_logged([str(BIN / "vidcat"), "up", "--port", str(port)], env, log)
     try:
         deadline = time.monotonic() + timeout_s
         body = json.dumps({"query": "{ version }"}).encode()

@@ -58,4 +58,6 @@ def test_every_asset_and_check_of_vidcat_is_metered():
 
     for definition in [*all_assets, *all_checks]:
         fn = definition.op.compute_fn.decorated_fn
-        assert inspect.unwrap(fn) is not fn, f"{definition.op.name} is not wrapped by @metered"
+        assert inspect.unwrap(fn) is not fn, f"{definition.op.name} is not wrapped"
+        # the outermost wrapper is metered's own (wraps() copies the name and module, not the code)
+        assert fn.__code__.co_filename == inspect.getsourcefile(metered), f"{definition.op.name} is not @metered"

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ml.config_schema import ConfigError, Rule, check_rule, check_values
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
 ENV_HOME = "VIDCAT_HOME"
 ENV_CONFIG = "VIDCAT_CONFIG"
 ENV_MEDIA_ROOTS = "VIDCAT_MEDIA_ROOTS"
 ENV_RAY_ADDRESS = "VIDCAT_RAY_ADDRESS"
 ENV_SERVING_DSN = "VIDCAT_SERVING_DSN"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,13 @@ class Settings:
     # The serving store ad servers read (ml/serving/export.py): a PostgreSQL connection string, e.g.
     # "postgresql://vidcat@127.0.0.1:5432/vidcat". None: the serving_export asset is off.
     serving_dsn: str | None = None
+    # `vidcat sql`: a query runs on a snapshot of the catalog, stops after this many seconds and prints at
+    # most this many rows (its --timeout and --max-rows override them).
+    sql_timeout_s: float = 5.0
+    sql_max_rows: int = 1000
+    # Dagster re-runs a run whose worker died (killed, out of memory, a lost node) this many times
+    # (run_retries in DAGSTER_HOME/dagster.yaml); 0 turns that off.
+    run_max_retries: int = 2
     # The TOML file these settings came from (not a setting itself): handed to child processes.
     config_file: Path | None = None
     # Text teacher (ml/text/model.py) and its pseudo-labels (ml/text/pseudo_labels.py).
@@ -151,19 +158,26 @@ class Settings:
         return env
 
     def ensure_dirs(self) -> Settings:
-        for d in (
-            self.data_root,
-            self.embeddings_dir,
-            self.models_dir,
-            self.reports_dir,
-            self.media_dir,
-            self.inbox_dir,
-            self.dagster_home,
-        ):
-            d.mkdir(parents=True, exist_ok=True)
-        dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
-            dagster_yaml.write_text(DAGSTER_YAML)
+        """Create the data root's folders and DAGSTER_HOME/dagster.yaml; a root that cannot hold them is a
+        ConfigError naming data_root (a path under /proc passes every check short of creating it)."""
+        try:
+            for d in (
+                self.data_root,
+                self.embeddings_dir,
+                self.models_dir,
+                self.reports_dir,
+                self.media_dir,
+                self.inbox_dir,
+                self.dagster_home,
+            ):
+                d.mkdir(parents=True, exist_ok=True)
+            write_dagster_yaml(self.dagster_home / "dagster.yaml", self.run_max_retries)
+        except OSError as exc:
+            raise ConfigError(
+                f"setting data_root = {str(self.data_root)!r} cannot hold vidcat's files ({exc.strerror or exc}: "
+                f"{exc.filename or self.data_root}); point data_root in vidcat.toml, or {ENV_HOME}, at a writable "
+                "directory"
+            ) from None
         return self
 
     def threshold_policy(self):  # -> ml.thresholds.ThresholdPolicy
@@ -192,145 +206,121 @@ class Settings:
         )
 
     def with_overrides(self, **kwargs: Any) -> Settings:
-        return _validated(replace(self, **kwargs))
+        sources = {k: "an override in the code" for k in kwargs}
+        return _validated(replace(self, **check_values(Settings, kwargs, sources)), sources)
 
 
 # Telemetry off; runs go through the queue so a backfill of many batches cannot start more runs than
 # the machine has cores. DuckDB writes are serialized by the catalog's own lock (ml/catalog/store.py), not by
-# a Dagster pool, so decoding in one run overlaps with another run's short catalog transaction.
-DAGSTER_YAML = """\
+# a Dagster pool, so decoding in one run overlaps with another run's short catalog transaction. A run whose
+# worker died is re-run by the daemon (run_retries, from run_max_retries); a run that failed in an asset is
+# not (retry_on_asset_or_op_failure: false): its error would most likely repeat, and the next
+# `vidcat backfill` picks up its batches anyway (docs/deploy.md, "After a crash").
+DAGSTER_YAML_MARK = "# Written by vidcat from its settings (ml/config.py); remove this line to keep your edits."
+DAGSTER_YAML_TEMPLATE = f"""\
+{DAGSTER_YAML_MARK}
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+run_retries:
+  enabled: {{enabled}}
+  max_retries: {{max_retries}}
+  retry_on_asset_or_op_failure: false
+"""
+# What earlier versions wrote: replaced as if vidcat had written it with the mark.
+_LEGACY_DAGSTER_YAML = """\
 telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 2
 """
 
-_PATH_FIELDS = {"data_root", "working_set", "taxonomy_tsv", "config_file"}
-_INT_FIELDS = {
-    "batch_size",
-    "sensor_max_batches_per_tick",
-    "sensor_interval_s",
-    "max_frames",
-    "frame_size",
-    "max_pixels",
-    "threshold_min_support",
-    "text_max_chars",
-    "text_min_positives",
-    "pseudo_label_min_support",
-    "visual_max_epochs",
-    "visual_min_positives",
-    "ood_k",
+
+def dagster_yaml(run_max_retries: int) -> str:
+    return DAGSTER_YAML_TEMPLATE.format(enabled=str(run_max_retries > 0).lower(), max_retries=run_max_retries)
+
+
+def write_dagster_yaml(path: Path, run_max_retries: int) -> None:
+    """Keep the instance file in step with the settings, unless a person took it over (no mark)."""
+    wanted = dagster_yaml(run_max_retries)
+    current = path.read_text() if path.exists() else None
+    if current == wanted or (
+        current is not None and current != _LEGACY_DAGSTER_YAML and DAGSTER_YAML_MARK not in current
+    ):
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(wanted)
+    os.replace(tmp, path)
+
+
+# Ranges and choices of the settings whose type alone does not say enough (ml/config_schema.py); a
+# setting not listed here is checked against its field's type only.
+RULES: dict[str, Rule] = {
+    "data_root": Rule(writable_dir=True),
+    "batch_size": Rule(min=1, meaning="videos per batch"),
+    "batch_max_wait_s": Rule(min=0, meaning="seconds"),
+    "sensor_max_batches_per_tick": Rule(min=1),
+    "sensor_interval_s": Rule(min=1, meaning="seconds"),
+    "fps": Rule(min=0, min_open=True, max=30, meaning="frames sampled per second"),
+    "max_frames": Rule(min=1),
+    "frame_size": Rule(min=32, meaning="pixels"),
+    "decode_timeout_s": Rule(min=0, min_open=True, meaning="seconds"),
+    "keyframe_window_s": Rule(min=0, meaning="seconds, at most one grid step 1/fps"),
+    "max_pixels": Rule(min=1),
+    "image_encoder": Rule(choices=("efficientnet-lite0", "efficientnet-lite2")),
+    "working_set": Rule(existing_file=True),
+    "taxonomy_tsv": Rule(existing_file=True),
+    "sql_timeout_s": Rule(min=0, min_open=True, meaning="seconds"),
+    "sql_max_rows": Rule(min=1),
+    "run_max_retries": Rule(min=0, max=10),
+    "text_max_chars": Rule(min=1),
+    "text_min_positives": Rule(min=1),
+    "pseudo_label_precision": Rule(min=0, min_open=True, max=1),
+    "pseudo_label_min_support": Rule(min=1),
+    "pseudo_label_negative_max_score": Rule(min=0, max=1),
+    "visual_arch": Rule(choices=("nextvlad", "meanpool")),
+    "visual_max_epochs": Rule(min=1),
+    "visual_min_positives": Rule(min=1),
+    "student_pseudo_weight": Rule(min=0, min_open=True, max=1),
+    "student_self_weight": Rule(min=0, min_open=True, max=1),
+    "ood_flag_share": Rule(min=0, min_open=True, max=0.5, max_open=True),
+    "ood_k": Rule(min=1),
+    "ood_warn_share": Rule(min=0, min_open=True, max=1),
+    "target_precision": Rule(min=0, min_open=True, max=1, max_open=True),
+    "threshold_min_support": Rule(min=1),
+    "threshold_bound": Rule(choices=("wilson", "clopper-pearson")),
+    "threshold_confidence": Rule(min=0.5, max=1, max_open=True),
+    "threshold_objective": Rule(choices=("f1", "recall")),
+    "drift_warn_share": Rule(min=0, min_open=True, max=1),
+    "fusion_rule": Rule(choices=("auto", "text", "visual", "union", "max", "stacked")),
 }
-_FLOAT_FIELDS = {
-    "batch_max_wait_s",
-    "fps",
-    "decode_timeout_s",
-    "keyframe_window_s",
-    "target_precision",
-    "threshold_confidence",
-    "pseudo_label_precision",
-    "pseudo_label_negative_max_score",
-    "drift_warn_share",
-    "student_pseudo_weight",
-    "student_self_weight",
-    "ood_flag_share",
-    "ood_warn_share",
-}
-_BOOL_FIELDS = {
-    "student_editor_labels",
-    "student_pseudo_labels",
-    "student_soft_targets",
-    "student_self_training",
-    "student_augment",
-}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    try:
-        if name in _PATH_FIELDS:
-            return None if value in (None, "") else Path(value).expanduser()
-        if name == "media_roots":
-            if isinstance(value, str):
-                value = [v for v in value.split(os.pathsep) if v]
-            return tuple(Path(v).expanduser() for v in value)
-        if name in _INT_FIELDS:
-            return int(value)
-        if name in _FLOAT_FIELDS:
-            return float(value)
-        if name in _BOOL_FIELDS:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError("expected true or false")
-            return text in ("true", "1", "yes")
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r} has an invalid value {value!r}: {exc}") from exc
-    return value
-
-
-def _validated(s: Settings) -> Settings:
-    if s.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {s.batch_size}; set it in vidcat.toml")
-    if s.fps <= 0 or s.fps > 30:
-        raise ConfigError(f"fps must be in (0, 30], got {s.fps}")
-    if s.max_frames < 1:
-        raise ConfigError(f"max_frames must be >= 1, got {s.max_frames}")
-    if s.decode_timeout_s <= 0:
-        raise ConfigError(f"decode_timeout_s must be > 0, got {s.decode_timeout_s}")
-    if not 0 <= s.keyframe_window_s <= 1 / s.fps:
+def _validated(s: Settings, sources: dict[str, str] | None = None) -> Settings:
+    """Rules between settings (each one alone is checked by RULES); a Settings built in code passes here too."""
+    sources = sources or {}
+    for key, rule in RULES.items():
+        check_rule(key, getattr(s, key), rule, sources)
+    if s.keyframe_window_s > 1 / s.fps:
         raise ConfigError(
             f"keyframe_window_s must be between 0 and one grid step (1/fps = {1 / s.fps:g} s), "
-            f"got {s.keyframe_window_s}"
+            f"got {s.keyframe_window_s}; lower it or lower fps in {sources.get('keyframe_window_s', 'vidcat.toml')}"
         )
-    if s.batch_max_wait_s < 0:
-        raise ConfigError(f"batch_max_wait_s must be >= 0, got {s.batch_max_wait_s}")
-    if s.sensor_interval_s < 1 or s.sensor_max_batches_per_tick < 1:
-        raise ConfigError("sensor_interval_s and sensor_max_batches_per_tick must be >= 1")
-    if s.max_pixels < 1 or s.frame_size < 32:
-        raise ConfigError(f"max_pixels must be >= 1 and frame_size >= 32, got {s.max_pixels}, {s.frame_size}")
-    for name in ("pseudo_label_precision", "drift_warn_share", "threshold_confidence"):
-        if not 0 < getattr(s, name) <= 1:
-            raise ConfigError(f"{name} must be in (0, 1], got {getattr(s, name)}")
-    if s.image_encoder not in ("efficientnet-lite0", "efficientnet-lite2"):
-        raise ConfigError(f"image_encoder must be efficientnet-lite0 or efficientnet-lite2, got {s.image_encoder!r}")
-    if not 0 < s.target_precision < 1:
-        raise ConfigError(f"target_precision must be in (0, 1), got {s.target_precision}")
-    if s.threshold_bound not in ("wilson", "clopper-pearson"):
-        raise ConfigError(f"threshold_bound must be wilson or clopper-pearson, got {s.threshold_bound!r}")
-    if s.threshold_objective not in ("f1", "recall"):
-        raise ConfigError(f"threshold_objective must be f1 or recall, got {s.threshold_objective!r}")
-    if s.threshold_min_support < 1 or s.pseudo_label_min_support < 1:
-        raise ConfigError("threshold_min_support and pseudo_label_min_support must be >= 1")
-    if not 0.5 <= s.threshold_confidence < 1:
-        raise ConfigError(f"threshold_confidence must be in [0.5, 1), got {s.threshold_confidence}")
-    if s.visual_arch not in ("nextvlad", "meanpool"):
-        raise ConfigError(f"visual_arch must be nextvlad or meanpool, got {s.visual_arch!r}")
-    if s.fusion_rule not in ("auto", "text", "visual", "union", "max", "stacked"):
-        raise ConfigError(f"fusion_rule must be auto, text, visual, union, max or stacked, got {s.fusion_rule!r}")
-    for name in ("student_pseudo_weight", "student_self_weight"):
-        if not 0 < getattr(s, name) <= 1:
-            raise ConfigError(f"{name} must be in (0, 1], got {getattr(s, name)}")
     if not (s.student_editor_labels or s.student_pseudo_labels):
         raise ConfigError("the student needs student_editor_labels or student_pseudo_labels set to true")
-    if not 0 < s.ood_flag_share < 0.5:
-        raise ConfigError(f"ood_flag_share must be in (0, 0.5), got {s.ood_flag_share}")
-    if not 0 < s.ood_warn_share <= 1 or s.ood_k < 1:
-        raise ConfigError(f"ood_warn_share must be in (0, 1] and ood_k >= 1, got {s.ood_warn_share}, {s.ood_k}")
     if s.serving_dsn is not None and not str(s.serving_dsn).startswith(("postgresql://", "postgres://", "host=")):
         raise ConfigError(
             "serving_dsn must be a PostgreSQL connection string (postgresql://user@host:port/db), "
             f"got {s.serving_dsn!r}"
         )
-    for p in (s.working_set, s.taxonomy_tsv):
-        if p is not None and not Path(p).is_file():
-            raise ConfigError(f"configured file {p} does not exist; fix the path in vidcat.toml or remove it")
     return s
 
 
 def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Defaults <- TOML file <- environment <- explicit overrides."""
+    """Defaults <- TOML file <- environment <- explicit overrides, each value checked where it came from."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     path = config_path or os.environ.get(ENV_CONFIG)
     if path is None and Path("vidcat.toml").is_file():
         path = "vidcat.toml"
@@ -342,23 +332,30 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
             raw = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} cannot be read ({exc}); fix its permissions or {ENV_CONFIG}") from exc
         known = {f.name for f in fields(Settings)} - {"config_file"}
         unknown = sorted(set(raw) - known - {"extra"})
         if unknown:
             raise ConfigError(f"unknown setting(s) {unknown} in {p}; known: {sorted(known)}")
         values.update(raw)
+        sources.update({k: str(p) for k in raw})
         values["config_file"] = p.resolve()
-    if os.environ.get(ENV_HOME):
-        values["data_root"] = os.environ[ENV_HOME]
-    if os.environ.get(ENV_MEDIA_ROOTS):
-        values["media_roots"] = os.environ[ENV_MEDIA_ROOTS]
-    if os.environ.get(ENV_RAY_ADDRESS):
-        values["ray_address"] = os.environ[ENV_RAY_ADDRESS]
-    if os.environ.get(ENV_SERVING_DSN):
-        values["serving_dsn"] = os.environ[ENV_SERVING_DSN]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values = {k: _coerce(k, v) for k, v in values.items()}
-    settings = Settings(**values)
+    env = {
+        "data_root": ENV_HOME,
+        "media_roots": ENV_MEDIA_ROOTS,
+        "ray_address": ENV_RAY_ADDRESS,
+        "serving_dsn": ENV_SERVING_DSN,
+    }
+    for key, var in env.items():
+        if os.environ.get(var):  # set and not empty
+            values[key] = os.environ[var]
+            sources[key] = f"environment variable {var}"
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    sources.update({k: "the command line" for k in given})
+    checked = check_values(Settings, values, sources, text_keys=frozenset(k for k in env if k in sources))
+    settings = Settings(**checked)
     if not settings.data_root.is_absolute():
         settings = replace(settings, data_root=settings.data_root.resolve())
-    return _validated(settings)
+    return _validated(settings, sources)

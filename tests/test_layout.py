@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT
 
 # Bottom to top (docs/architecture.md shows the same map).
 LAYERS = ["catalog", "frames", "text", "visual", "fusion", "engines", "monitoring", "serving", "demo"]
-SHARED = {"config", "taxonomy", "metrics", "plots", "thresholds"}
+SHARED = {"config", "config_schema", "taxonomy", "metrics", "plots", "thresholds"}
 ML = REPO_ROOT / "ml"
 
 

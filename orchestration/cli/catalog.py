@@ -8,7 +8,7 @@ import time
 
 from ml.catalog.summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
-from orchestration.cli import CommandError, emit, open_context
+from orchestration.cli import CommandError, emit, open_context, positive_int, positive_seconds
 
 BATCH_COLUMNS = ["batch", "origin", "videos", "probed", "failed", "categorised"]
 
@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rescore", action="store_true", help="cover every batch, not only new ones")
     p.add_argument("--wait", action="store_true", help="block until the backfill ends (starts a daemon if none)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
-    p.add_argument("--batch-size", type=int, help="videos per batch (default: settings)")
+    p.add_argument("--timeout", type=positive_seconds, default=3600.0, help="seconds to wait with --wait")
+    p.add_argument("--batch-size", type=positive_int, help="videos per batch (default: settings)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backfill)
 
@@ -278,7 +278,7 @@ def cmd_backfill(args) -> int:
     from orchestration.backfill import launch_backfill, running_daemon, wait_for_backfill
 
     settings, catalog, _ = open_context(args)
-    if args.batch_size:
+    if args.batch_size is not None:
         settings = settings.with_overrides(batch_size=args.batch_size)
     started = time.monotonic()
     include: set[str] = set()

@@ -31,7 +31,7 @@ def test_bad_config_fails_fast_with_what_to_fix(capsys, settings, tmp_path, monk
     bad = tmp_path / "bad.toml"
     bad.write_text("batch_size = 0\n")
     assert main(["--config", str(bad), "status"]) == 2
-    assert "batch_size must be >= 1" in capsys.readouterr().err
+    assert "setting batch_size = 0 (from" in capsys.readouterr().err
     typo = tmp_path / "typo.toml"
     typo.write_text("bach_size = 10\n")
     assert main(["--config", str(typo), "status"]) == 2

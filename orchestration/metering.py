@@ -1,4 +1,4 @@
-"""CPU seconds of each asset and check step, recorded as the metadata ``cpu_s``.
+"""CPU seconds of each asset and check step, recorded as the metadata ``cpu_s``, and its waits for the catalog.
 
 Wall time alone hides where a 2-core machine's capacity goes: a step can wait on its worker
 processes or hold both cores. ``cpu_s`` is the CPU this process and its finished child processes
@@ -17,7 +17,13 @@ from typing import Any
 
 import dagster as dg
 
+from ml.catalog.store import LockWaits, lock_waits
+
 CPU_KEY = "cpu_s"
+# Seconds the step waited for the catalog lock in all, and its longest wait before a write: what other
+# processes (another run, `vidcat sql`, the sensor) cost it.
+WAIT_KEY = "catalog_wait_s"
+WRITE_WAIT_MAX_KEY = "catalog_write_wait_max_s"
 
 
 def process_cpu_s() -> float:
@@ -27,10 +33,13 @@ def process_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _with_cpu(item: Any, cpu_s: float) -> Any:
+def _with_cpu(item: Any, cpu_s: float, waits: LockWaits | None = None) -> Any:
     if isinstance(item, dg.MaterializeResult | dg.AssetCheckResult):
         metadata = dict(item.metadata or {})
         metadata.setdefault(CPU_KEY, dg.MetadataValue.float(round(cpu_s, 3)))
+        if waits is not None and (waits.writes or waits.reads):
+            metadata.setdefault(WAIT_KEY, dg.MetadataValue.float(round(waits.total_s, 3)))
+            metadata.setdefault(WRITE_WAIT_MAX_KEY, dg.MetadataValue.float(round(waits.max_write_s, 3)))
         return item._replace(metadata=metadata)
     return item
 
@@ -44,17 +53,19 @@ def metered(fn: Callable[..., Any]) -> Callable[..., Any]:
         def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
             # each result carries the CPU since the previous one, so that summing them never counts twice
             last = process_cpu_s()
-            for item in fn(*args, **kwargs):
-                now = process_cpu_s()
-                yield _with_cpu(item, now - last)
-                last = now
+            with lock_waits() as waits:
+                for item in fn(*args, **kwargs):
+                    now = process_cpu_s()
+                    yield _with_cpu(item, now - last, waits)
+                    last = now
 
         return generator
 
     @functools.wraps(fn)
     def function(*args: Any, **kwargs: Any) -> Any:
         started = process_cpu_s()
-        result = fn(*args, **kwargs)
-        return _with_cpu(result, process_cpu_s() - started)
+        with lock_waits() as waits:
+            result = fn(*args, **kwargs)
+        return _with_cpu(result, process_cpu_s() - started, waits)
 
     return function

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import random
+import shutil
+import socket
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -280,26 +284,60 @@ class Catalog:
     def connect(self, write: bool = True, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection under the catalog lock; closed on exit.
 
-        ``sandboxed``: a read-only connection for queries typed by people (``vidcat sql``): no file
-        system access at all (no COPY TO, ATTACH, INSTALL, read_text or read_csv of any path, not even
-        under the data root, where the embedding shards are), and the configuration locked so a
-        query cannot switch that back.
+        ``sandboxed``: a read-only connection for queries typed by people: no file system access at
+        all (no COPY TO, ATTACH, INSTALL, read_text or read_csv of any path, not even under the data
+        root, where the embedding shards are), and the configuration locked so a query cannot switch
+        that back. `vidcat sql` runs on a snapshot instead (``snapshot``), so that its query holds no lock.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if sandboxed and not self.path.exists():
             raise FileNotFoundError(f"no catalog at {self.path}; run `vidcat register` or `make demo` first")
         if not write and not self.path.exists():
             write = True  # a read of a catalog that does not exist yet creates it empty
+        with self._locked(write):
+            con = _open_with_retry(self.path, read_only=not write, config=SANDBOX_CONFIG if sandboxed else None)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    @contextlib.contextmanager
+    def _locked(self, write: bool) -> Iterator[None]:
+        """The catalog's file lock (exclusive to write, shared to read); the wait is recorded (``lock_waits``)."""
+        requested = time.monotonic()
         with open(self.lock_path, "a+") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            _record_wait(time.monotonic() - requested, write)
             try:
-                con = _open_with_retry(self.path, read_only=not write, config=SANDBOX_CONFIG if sandboxed else None)
-                try:
-                    yield con
-                finally:
-                    con.close()
+                yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def snapshot(self, folder: Path | None = None) -> Iterator[Path]:
+        """A private copy of the catalog, taken under the shared lock and deleted on exit.
+
+        DuckDB lets no process open a file that another process writes, and no writer in while a reader
+        has it open, so a long query on the catalog itself would hold every run's writes for as long as
+        it runs. A copy costs the writers only the copy: a clone on file systems that share blocks (XFS,
+        btrfs), otherwise a plain copy from the page cache (measured in docs/deploy.md).
+        """
+        if not self.path.exists():
+            raise FileNotFoundError(f"no catalog at {self.path}; run `vidcat register` or `make demo` first")
+        folder = Path(folder or self.path.parent / ".snapshots")
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_snapshots(folder)
+        target = Path(tempfile.mkdtemp(prefix=snapshot_prefix(), dir=folder))
+        try:
+            copy = target / self.path.name
+            with self._locked(write=False):
+                clone_file(self.path, copy)
+                wal = self.path.with_name(self.path.name + ".wal")
+                if wal.exists():  # what a killed writer left: the copy replays it on open
+                    clone_file(wal, copy.with_name(copy.name + ".wal"))
+            yield copy
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -313,8 +351,32 @@ class Catalog:
                 raise
             con.execute("COMMIT")
 
+    def schema_version(self) -> int | None:
+        """The applied schema version read without the writer's lock; None for a missing or empty catalog."""
+        if not self.path.exists():
+            return None
+        with self.connect(write=False) as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            ).fetchone()[0]
+            if not found:
+                return None
+            return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
     def ensure_schema(self) -> int:
-        """Create or migrate the schema; returns the version now in place. Safe to call often."""
+        """Create or migrate the schema; returns the version now in place. Safe to call often.
+
+        A catalog already at this version is only read (shared lock), so commands that read never wait
+        for a writer's lock nor make writers wait for them beyond their own short reads.
+        """
+        current = self.schema_version()
+        if current == SCHEMA_VERSION:
+            return current
+        if current is not None and current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"catalog {self.path} has schema version {current}, newer than this code "
+                f"({SCHEMA_VERSION}); upgrade vidcat or point VIDCAT_HOME at another data root"
+            )
         with self.connect(write=True) as con:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -375,6 +437,75 @@ SANDBOX_CONFIG = {
     "autoload_known_extensions": False,
     "lock_configuration": True,
 }
+
+
+@dataclass
+class LockWaits:
+    """Time spent waiting for the catalog lock, by the writes and reads of some span of work."""
+
+    writes: int = 0
+    reads: int = 0
+    total_s: float = 0.0
+    max_write_s: float = 0.0
+    max_read_s: float = 0.0
+
+
+_COLLECTORS: list[LockWaits] = []
+
+
+def _record_wait(seconds: float, write: bool) -> None:
+    for c in _COLLECTORS:
+        c.total_s += seconds
+        if write:
+            c.writes += 1
+            c.max_write_s = max(c.max_write_s, seconds)
+        else:
+            c.reads += 1
+            c.max_read_s = max(c.max_read_s, seconds)
+
+
+@contextlib.contextmanager
+def lock_waits() -> Iterator[LockWaits]:
+    """Collect this process's waits for the catalog lock while the block runs (a step's metadata
+    reports them: how long others, a reader included, held up its writes)."""
+    waits = LockWaits()
+    _COLLECTORS.append(waits)
+    try:
+        yield waits
+    finally:
+        _COLLECTORS.remove(waits)
+
+
+def clone_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst``: a block-sharing clone where the file system has them, else a full copy."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass  # ext4, tmpfs, overlay: no clones
+    shutil.copyfile(src, dst)  # sendfile on Linux: no round trip through Python
+
+
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+
+def snapshot_prefix(pid: int | None = None) -> str:
+    """Names a snapshot after its host and process, so another machine's live snapshot is never taken for stale."""
+    return f"{socket.gethostname()}-{pid or os.getpid()}-"
+
+
+def remove_stale_snapshots(folder: Path) -> None:
+    """Snapshots left by `vidcat sql` processes of this host that were killed (their pid is gone)."""
+    host = socket.gethostname() + "-"
+    if not Path("/proc").is_dir() or not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if not entry.name.startswith(host):
+            continue
+        pid = entry.name[len(host) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _open_with_retry(path: Path, read_only: bool, config: dict | None = None) -> duckdb.DuckDBPyConnection:

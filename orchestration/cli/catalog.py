@@ -41,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("sql", help="run a read-only SQL query on the catalog (under its lock) and print the rows")
+    p = sub.add_parser("sql", help="run a read-only SQL query on a snapshot of the catalog and print the rows")
     p.add_argument("query")
+    p.add_argument("--timeout", type=positive_seconds, help="seconds before the query is stopped (sql_timeout_s)")
+    p.add_argument("--max-rows", type=positive_int, help="rows printed at most (sql_max_rows)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sql)
 
@@ -144,24 +146,35 @@ def cmd_import_gold(args) -> int:
 
 
 def cmd_sql(args) -> int:
-    import duckdb
+    from ml.catalog.adhoc import QueryFailed, QueryRefused, QueryTimedOut, run_query
+    from ml.catalog.store import Catalog
 
-    _, catalog, _ = open_context(args)
+    settings = load_settings(args.config).ensure_dirs()
+    timeout_s = args.timeout or settings.sql_timeout_s
+    max_rows = args.max_rows or settings.sql_max_rows
     try:
-        with catalog.connect(write=False, sandboxed=True) as con:
-            cur = con.execute(args.query)
-            header = [d[0] for d in cur.description or []]
-            rows = cur.fetchall()
-    except duckdb.PermissionException as exc:
+        result = run_query(Catalog(settings.catalog_path), args.query, timeout_s, max_rows)
+    except QueryRefused as exc:
         raise CommandError(
             f"refused: {exc}. `vidcat sql` reads the catalog only: it writes nothing and opens no file"
         ) from exc
-    except duckdb.Error as exc:
+    except QueryTimedOut as exc:
+        raise CommandError(
+            f"query {exc} (sql_timeout_s); narrow it (WHERE, LIMIT) or give it more time with --timeout: it runs "
+            "on a snapshot of the catalog, so a long query holds up no run"
+        ) from exc
+    except QueryFailed as exc:
         raise CommandError(f"query failed (the catalog is read-only here): {exc}") from exc
     if args.json:
-        emit([dict(zip(header, r, strict=True)) for r in rows], True)
+        emit([dict(zip(result.header, r, strict=True)) for r in result.rows], True)
     else:
-        print(md_table(rows, header))
+        print(md_table(result.rows, result.header))
+    if result.truncated:
+        print(
+            f"vidcat sql: only the first {max_rows} rows are shown (sql_max_rows); add a LIMIT, aggregate, "
+            "or raise --max-rows",
+            file=sys.stderr,
+        )
     return 0
 
 

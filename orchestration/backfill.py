@@ -10,18 +10,19 @@ against a deployment whose daemon is already up.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from ml.catalog.batching import BatchInfo, all_batches, create_batches
+from ml.catalog.batching import BatchInfo, UnfinishedBatch, all_batches, create_batches, unfinished_batches
 from ml.catalog.store import Catalog
 from ml.config import Settings
 from orchestration.partitions import BATCHES_PARTITION_NAME
@@ -40,6 +41,19 @@ class BackfillLaunch:
     # because this one re-does all of their work (``superseded``: --train and --rescore cover every batch).
     pending: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    # Batches with videos still without a result that no run or backfill was working on: re-run here.
+    unfinished: list[str] = field(default_factory=list)
+    # Batches with videos still without a result that a run or backfill is working on, and what holds each.
+    busy: dict[str, str] = field(default_factory=dict)
+    removed_temporaries: list[str] = field(default_factory=list)
+
+
+# A sensor batch is committed in the sensor's tick and its run is created just after the tick: until
+# then no run names it. Younger unfinished sensor batches are left to the sensor while a daemon runs.
+SENSOR_BATCH_GRACE_S = 300.0
+# A failed run marked for an automatic retry is the daemon's for this long; after that its batch is owed.
+RETRY_GRACE_S = 600.0
+IN_FLIGHT_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 def backfill_partitions(backfill) -> set[str]:
@@ -53,19 +67,34 @@ def backfill_partitions(backfill) -> set[str]:
     return keys
 
 
-def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> set[str]:
+@dataclass
+class Recovery:
+    """What a stopped daemon left unfinished: the batches of its backfills and runs, and whether one of
+    those backfills also trained models (resuming it must then train too)."""
+
+    batches: set[str] = field(default_factory=set)
+    train: bool = False
+
+
+def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> Recovery:
     """With no daemon serving the instance: close what a killed daemon left open, return its batches.
 
-    Called before a daemon is started for a local instance. Runs still marked queued, starting or
-    started cannot be running (every run process of a local instance belongs to a daemon or `dagster
-    dev`), so they are marked failed; requested vidcat backfills are marked cancelled, and their batches
-    go into the new backfill. A new daemon would otherwise resume them beside the new backfill and
-    score the same batches twice, and wait forever on runs nobody runs.
+    Called before a daemon is started for a local instance. Code servers of this instance that outlived
+    their daemon are stopped with their run workers (nothing would watch those runs, and the new
+    backfill re-runs their batches: two runs of one batch must never overlap). Runs still marked queued,
+    starting or started cannot be running any more, so they are marked failed, and neither they nor
+    failed runs still waiting for an automatic retry are retried by the next daemon: their batches
+    belong to the new backfill. Requested vidcat backfills are marked cancelled, and their batches go
+    into the new backfill. A new daemon would otherwise resume them beside the new backfill and score
+    the same batches twice, and wait forever on runs nobody runs.
     """
     from dagster._core.execution.backfill import BulkActionStatus
     from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+    from dagster._core.storage.tags import WILL_RETRY_TAG
 
     say = log or (lambda m: None)
+    for pid in stop_orphaned_workers(Path(instance.root_directory)):
+        say(f"stopped process {pid}: a code server or run worker whose daemon is gone")
     abandoned = inflight_backfills(instance)
     ids = {b.backfill_id for b in abandoned}
     running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -76,15 +105,245 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
     stuck += [
         r for r in instance.get_runs(filters=RunsFilter(statuses=waiting)) if r.tags.get("dagster/backfill") in ids
     ]
+    found = Recovery()
     for run in stuck:
         instance.report_run_failed(run, "its daemon stopped (killed or crashed) before the run ended")
+        instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
+        found.batches |= set(run_batches(run, all_partitions(instance)))
         say(f"marked run {run.run_id} failed: nothing is running it any more")
-    batches: set[str] = set()
+    failed = RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"})
+    for run in instance.get_runs(filters=failed):
+        if run.is_complete_and_waiting_to_retry:
+            instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
+            found.batches |= set(run_batches(run, all_partitions(instance)))
+            say(f"run {run.run_id} will not be retried by the daemon: its batches are re-run by this backfill")
     for b in abandoned:
-        batches |= backfill_partitions(b)
+        found.batches |= backfill_partitions(b)
+        found.train |= b.tags.get("vidcat/train") == "true"
         instance.update_backfill(b.with_status(BulkActionStatus.CANCELED).with_end_timestamp(time.time()))
         say(f"closed backfill {b.backfill_id} abandoned by a stopped daemon; its batches join the new one")
-    return batches
+    return found
+
+
+def all_partitions(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
+
+
+def stop_orphaned_workers(dagster_home: Path, grace_s: float = 5.0) -> list[int]:
+    """SIGKILL the code servers serving ``dagster_home`` whose daemon is gone, and their descendants
+    (run workers, decode workers). Called only when no daemon of this instance runs (Linux /proc)."""
+    procs = _processes()
+    home = str(Path(dagster_home).resolve())
+    servers = [
+        pid
+        for pid, (ppid, argv, env) in procs.items()
+        if pid != os.getpid()
+        and env.get("DAGSTER_HOME")
+        and str(Path(env["DAGSTER_HOME"]).resolve()) == home
+        and _is_code_server(argv)
+    ]
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    doomed: list[int] = []
+    todo = list(servers)
+    while todo:
+        pid = todo.pop()
+        if pid in doomed or pid == os.getpid():
+            continue
+        doomed.append(pid)
+        todo += children.get(pid, [])
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in doomed):
+        time.sleep(0.1)
+    return doomed
+
+
+def _is_code_server(argv: list[str]) -> bool:
+    words = " ".join(argv)
+    return "dagster" in words and ("api grpc" in words or "code-server start" in words)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _processes() -> dict[int, tuple[int, list[str], dict[str, str]]]:
+    """pid -> (parent pid, argv, environment) of every process we may read (Linux /proc; empty elsewhere)."""
+    out: dict[int, tuple[int, list[str], dict[str, str]]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return out
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if stat[0] == "Z":
+                continue
+            argv = [a.decode("utf-8", "replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+            raw = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        env = dict(e.decode("utf-8", "replace").split("=", 1) for e in raw if b"=" in e)
+        out[int(entry.name)] = (int(stat[1]), argv, env)
+    return out
+
+
+def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_alive: bool) -> dict[str, str]:
+    """Which of ``batch_ids`` a backfill or a run is working on, or is about to, and what holds each.
+
+    Held: the targets of every requested (or cancelling) backfill, vidcat's or the UI's; the batches of
+    every run not finished; and, while a daemon runs, those of failed runs whose automatic retry has not
+    been launched yet (for ``RETRY_GRACE_S``). A backfill packs a range of batches into a run
+    (``dagster/asset_partition_range_start`` .. ``_end``): batch ids sort in creation order, so the
+    range is read lexically, which errs on the side of "held".
+    """
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+    from dagster._core.storage.tags import WILL_RETRY_TAG
+
+    wanted = sorted(set(batch_ids))
+    if not wanted:
+        return {}
+    held: dict[str, str] = {}
+    for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING):
+        for b in instance.get_backfills(status=status):
+            for p in backfill_partitions(b) & set(wanted):
+                held.setdefault(p, f"backfill {b.backfill_id}")
+    runs = [
+        (r, "run")
+        for r in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus(s) for s in IN_FLIGHT_STATUSES]))
+    ]
+    if daemon_alive:
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=RETRY_GRACE_S)
+        failed = RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}, updated_after=since)
+        runs += [(r, "retry of run") for r in instance.get_runs(filters=failed) if r.is_complete_and_waiting_to_retry]
+    for run, what in runs:
+        for p in run_batches(run, wanted):
+            held.setdefault(p, f"{what} {run.run_id}")
+    return held
+
+
+def run_batches(run, ordered: Sequence[str]) -> list[str]:
+    """The batches of ``ordered`` a run covers: its partition, or its range of partitions."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+        PARTITION_NAME_TAG,
+    )
+
+    tags = run.tags
+    if tags.get(PARTITION_NAME_TAG):
+        return [tags[PARTITION_NAME_TAG]] if tags[PARTITION_NAME_TAG] in ordered else []
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        return [b for b in ordered if start <= b <= end]
+    return []
+
+
+def owed_batches(
+    catalog: Catalog, instance: dg.DagsterInstance, daemon_alive: bool
+) -> tuple[list[UnfinishedBatch], dict[str, str]]:
+    """Batches with videos still without a result, split into those nobody works on (owed: a plain
+    `vidcat backfill` re-runs them) and those a run or backfill holds (with what holds them)."""
+    unfinished = unfinished_batches(catalog)
+    busy = busy_batches(instance, [u.batch_id for u in unfinished], daemon_alive)
+    owed = [
+        u
+        for u in unfinished
+        if u.batch_id not in busy and not (daemon_alive and u.origin == "sensor" and u.age_s < SENSOR_BATCH_GRACE_S)
+    ]
+    return owed, busy
+
+
+def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, object]]:
+    """Batches whose videos lack a result, each with its state: held by a run or backfill, or owed (and
+    then what to run). For `vidcat status`; reads the instance only when there is something to say."""
+    unfinished = unfinished_batches(catalog)
+    if not unfinished:
+        return []
+    instance = get_instance(settings)
+    alive = daemon_running(instance, settings.dagster_home, observe_s=0.0)
+    owed, busy = owed_batches(catalog, instance, alive)
+    owed_ids = {u.batch_id for u in owed}
+    rows = []
+    for u in unfinished:
+        if u.batch_id in busy:
+            state = f"in progress: {busy[u.batch_id]}"
+        elif u.batch_id in owed_ids:
+            state = "owed (its run died or failed): run `vidcat backfill --wait`"
+        else:
+            state = "new upload batch: the sensor is starting its run"
+        rows.append(
+            {
+                "batch": u.batch_id,
+                "origin": u.origin,
+                "videos": u.n_videos,
+                "without_result": u.without_result,
+                "state": state,
+            }
+        )
+    return rows
+
+
+def shard_temporaries(settings: Settings) -> dict[str, list[Path]]:
+    """Temporary shard files on disk (``.<batch>.<random>.parquet.tmp``, ml/frames/embedding_store.py), by batch."""
+    found: dict[str, list[Path]] = {}
+    for tmp in sorted(settings.embeddings_dir.glob("*/.*.parquet.tmp")):
+        batch = tmp.name[1:].split(".", 1)[0]
+        found.setdefault(batch, []).append(tmp)
+    return found
+
+
+def remove_stale_temporaries(settings: Settings, busy: Iterable[str]) -> list[str]:
+    """Delete shard temporaries of batches no run is writing: what writers killed mid-shard left behind."""
+    held = set(busy)
+    removed = []
+    for batch, paths in shard_temporaries(settings).items():
+        if batch in held:
+            continue
+        for tmp in paths:
+            tmp.unlink(missing_ok=True)
+            removed.append(str(tmp))
+    return removed
+
+
+def resume_after_crash(
+    settings: Settings, catalog: Catalog, instance: dg.DagsterInstance, log: Callable[[str], None]
+) -> BackfillLaunch | None:
+    """Before `vidcat up` starts its daemon: close what a stopped one left and put exactly the work it
+    interrupted (its backfills' batches, its runs' batches) into one new backfill, so a restart finishes it.
+
+    Batches that failed earlier for their own reasons are not re-run here (each restart would re-run a
+    batch that fails every time); `vidcat backfill --wait` re-runs every unfinished batch.
+    """
+    recovery = recover_abandoned(instance, log)
+    if not recovery.batches:
+        return None
+    launch = launch_backfill(
+        settings,
+        catalog,
+        train=recovery.train,
+        include=recovery.batches,
+        daemon_alive=False,
+        batch_new=False,
+        rerun_unfinished=False,
+        title=f"vidcat: resumed after a crash ({len(recovery.batches)} batch(es))",
+    )
+    if launch.backfill_id:
+        log(
+            f"resumed {len(launch.partitions)} batch(es) the stopped daemon left unfinished: "
+            f"backfill {launch.backfill_id}"
+        )
+    return launch
 
 
 def inflight_backfills(instance: dg.DagsterInstance) -> list:
@@ -122,8 +381,18 @@ def launch_backfill(
     rescore: bool = False,
     title: str | None = None,
     include: set[str] | None = None,
+    daemon_alive: bool = True,
+    batch_new: bool = True,
+    rerun_unfinished: bool = True,
 ) -> BackfillLaunch:
-    """Create batches for unbatched videos and one asset backfill over them (or all with ``rescore``)."""
+    """Create batches for unbatched videos and one asset backfill over them and over every batch whose
+    videos still lack a result while nothing works on it (or over all batches with ``rescore``).
+
+    ``daemon_alive``: whether a daemon serves the instance (then a failed run about to be retried, or a
+    sensor batch whose run is being requested, is left to it). ``batch_new`` false: leave unbatched videos
+    to the sensor; ``rerun_unfinished`` false: only ``include`` and stranded batches (`vidcat up` resuming
+    what a crash interrupted).
+    """
     from dagster._core.definitions.partitions.context import partition_loading_context
     from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
@@ -132,7 +401,7 @@ def launch_backfill(
 
     from orchestration.definitions import defs
 
-    new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True)
+    new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True) if batch_new else []
     instance = get_instance(settings)
     earlier = inflight_backfills(instance)
     superseded: list[str] = []
@@ -148,16 +417,28 @@ def launch_backfill(
     # Retraining learns from every batch and re-scores them all with the new models. Otherwise only new
     # batches, plus backfill batches whose partition was never added: a launch that died after
     # committing them (the sensor requests its own batches itself).
+    # Unfinished batches (videos without a result: a run killed or failed) that nothing works on are
+    # re-run, so a plain re-run of this command completes them.
+    owed, busy = owed_batches(catalog, instance, daemon_alive)
+    if not rerun_unfinished:
+        owed = []
+    temporaries = shard_temporaries(settings)
+    busy |= busy_batches(instance, [b for b in temporaries if b not in busy], daemon_alive)
     if rescore or train:
         partitions = all_batches(catalog)
     else:
         stranded = set(missing) & set(backfill_batches(catalog))
-        partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()))
+        partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()) | {u.batch_id for u in owed})
+    removed = remove_stale_temporaries(settings, busy)
     if missing:
         instance.add_dynamic_partitions(BATCHES_PARTITION_NAME, missing)
     selection = backfill_selection(defs, train)
+    unfinished = sorted({u.batch_id for u in owed} - {b.batch_id for b in new})
+    busy = {b: why for b, why in busy.items() if b not in partitions}
     if not partitions:
-        return BackfillLaunch(None, new, [], [k.to_user_string() for k in selection], pending, superseded)
+        return BackfillLaunch(
+            None, new, [], [k.to_user_string() for k in selection], pending, superseded, [], busy, removed
+        )
     graph = defs.resolve_asset_graph()
     selectors = []
     for key in selection:
@@ -172,7 +453,7 @@ def launch_backfill(
             backfill_id=backfill_id,
             asset_graph=graph,
             backfill_timestamp=get_current_timestamp(),
-            tags={"vidcat/origin": "backfill"},
+            tags={"vidcat/origin": "backfill", "vidcat/train": str(train).lower()},
             dynamic_partitions_store=instance,
             partitions_by_assets=selectors,
             title=title or f"vidcat backfill of {len(partitions)} batch(es)",
@@ -180,7 +461,17 @@ def launch_backfill(
             run_config=None,
         )
     instance.add_backfill(backfill)
-    return BackfillLaunch(backfill_id, new, partitions, [k.to_user_string() for k in selection], pending, superseded)
+    return BackfillLaunch(
+        backfill_id,
+        new,
+        partitions,
+        [k.to_user_string() for k in selection],
+        pending,
+        superseded,
+        unfinished,
+        busy,
+        removed,
+    )
 
 
 def backfill_batches(catalog: Catalog) -> list[str]:
@@ -191,32 +482,23 @@ def local_daemon_pids(dagster_home: Path) -> list[int]:
     """Live `dagster-daemon` (or `dagster dev`) processes on this machine serving ``dagster_home``.
 
     Read from /proc (Linux): a process is a daemon of this instance when its command line runs the
-    daemon or `dagster dev` and its environment's DAGSTER_HOME is this one. Empty where /proc is absent.
+    daemon (`dagster-daemon run`, or `python -m dagster._daemon run` under `dagster dev`) or `dagster dev`,
+    and its environment's DAGSTER_HOME is this one. Empty where /proc is absent.
     """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
     home = str(Path(dagster_home).resolve())
     found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid, (_, words, env) in _processes().items():
+        if pid == os.getpid():
             continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if (entry / "stat").read_text().split()[2] == "Z":
-                continue
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        words = [a.decode("utf-8", "replace") for a in argv if a]
-        is_daemon = any(w.endswith("dagster-daemon") for w in words) or (
-            any(w.endswith("dagster") for w in words) and "dev" in words
+        is_daemon = (
+            any(w.endswith("dagster-daemon") for w in words)
+            or (any(w.endswith("dagster") for w in words) and "dev" in words)
+            or ("dagster._daemon" in words and "run" in words)
         )
         if not is_daemon:
             continue
-        values = dict(e.decode("utf-8", "replace").split("=", 1) for e in env if b"=" in e)
-        if values.get("DAGSTER_HOME") and str(Path(values["DAGSTER_HOME"]).resolve()) == home:
-            found.append(int(entry.name))
+        if env.get("DAGSTER_HOME") and str(Path(env["DAGSTER_HOME"]).resolve()) == home:
+            found.append(pid)
     return found
 
 
@@ -239,6 +521,8 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
         return max((hb.timestamp for t, hb in beats.items() if t == "BACKFILL"), default=0.0)
 
     first = newest()
+    if observe_s <= 0:  # no time to watch: a heartbeat from the last minute will do
+        return time.time() - first < 60.0
     if time.time() - first > 3 * observe_s:
         return False
     deadline = time.monotonic() + observe_s
@@ -334,9 +618,27 @@ def wait_for_backfill(
 
 
 def run_failures(instance: dg.DagsterInstance, backfill_id: str) -> Sequence[str]:
+    """Failed runs of the backfill that no retry made good (a retry of the same run group succeeded)."""
     from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
     runs = instance.get_runs(
         filters=RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[DagsterRunStatus.FAILURE])
     )
-    return [r.run_id for r in runs]
+    return [r.run_id for r in runs if not _made_good(instance, r.run_id)]
+
+
+def retried_runs(instance: dg.DagsterInstance, backfill_id: str) -> Sequence[str]:
+    """Failed runs of the backfill that a retry made good."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    runs = instance.get_runs(
+        filters=RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[DagsterRunStatus.FAILURE])
+    )
+    return [r.run_id for r in runs if _made_good(instance, r.run_id)]
+
+
+def _made_good(instance: dg.DagsterInstance, run_id: str) -> bool:
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+
+    group = instance.get_run_group(run_id)
+    return group is not None and any(r.status == DagsterRunStatus.SUCCESS for r in group[1])

@@ -130,3 +130,34 @@ def batch_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
         [batch_id],
     )
     return [(r[0], r[1]) for r in rows]
+
+
+@dataclass(frozen=True)
+class UnfinishedBatch:
+    batch_id: str
+    origin: str
+    created_at: dt.datetime
+    n_videos: int
+    without_result: int  # members with no row in video_results (classified or failed) under any model
+    age_s: float  # since the batch was created
+
+
+def unfinished_batches(catalog: Catalog) -> list[UnfinishedBatch]:
+    """Batches some of whose videos have no result at all: their run died, failed, or has not finished.
+
+    Fusion writes a result for every member of a batch it runs (``classified``, or ``failed`` with the
+    reason in ``failures``), so a member without any is work still owed, whatever happened to the run.
+    One anti-join over the members: a few hundred milliseconds at millions of videos, fine for
+    `vidcat backfill` and `vidcat status`, not for a sensor tick.
+    """
+    rows = catalog.query(
+        """
+        SELECT b.batch_id, b.origin, b.created_at, b.n_videos, count(*) AS without_result,
+               epoch(now()::TIMESTAMP) - epoch(b.created_at) AS age_s
+        FROM batch_members m
+        JOIN batches b USING (batch_id)
+        WHERE NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id)
+        GROUP BY ALL ORDER BY b.batch_id
+        """
+    )
+    return [UnfinishedBatch(b, o, c, int(n), int(w), float(a)) for b, o, c, n, w, a in rows]

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from ml.catalog.batching import unfinished_batches
 from ml.catalog.summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
 from orchestration.cli import CommandError, emit, open_context, positive_int, positive_seconds
@@ -235,9 +236,12 @@ def cmd_take_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from orchestration.backfill import unfinished_report
+
     settings, catalog, _ = open_context(args)
     stats = registry_stats(catalog)
     batches = batch_table(catalog)
+    unfinished = unfinished_report(settings, catalog)
     if args.json:
         emit(
             {
@@ -245,11 +249,20 @@ def cmd_status(args) -> int:
                 **stats,
                 "models": model_states(settings, catalog),
                 "batch_table": [dict(zip(BATCH_COLUMNS, b, strict=True)) for b in batches],
+                "unfinished_batches": unfinished,
             },
             True,
         )
         return 0
     print(summary_text(settings, catalog))
+    if unfinished:
+        print("\nbatches with videos that have no result yet:")
+        print(md_table([list(u.values()) for u in unfinished[:20]], list(unfinished[0])))
+        if len(unfinished) > 20:
+            print(f"... and {len(unfinished) - 20} more (`vidcat status --json` lists them all)")
+        owed = sum(str(u["state"]).startswith("owed") for u in unfinished)
+        if owed:
+            print(f"{owed} batch(es) owed: `vidcat backfill --wait` re-runs them (the only thing to do after a crash)")
     return 0
 
 
@@ -288,37 +301,61 @@ def summary_text(settings, catalog) -> str:
 
 
 def cmd_backfill(args) -> int:
-    from orchestration.backfill import launch_backfill, running_daemon, wait_for_backfill
+    from orchestration.backfill import (
+        daemon_running,
+        get_instance,
+        launch_backfill,
+        recover_abandoned,
+        retried_runs,
+        run_failures,
+        running_daemon,
+        wait_for_backfill,
+    )
 
     settings, catalog, _ = open_context(args)
     if args.batch_size is not None:
         settings = settings.with_overrides(batch_size=args.batch_size)
     started = time.monotonic()
     include: set[str] = set()
-    if args.wait:
-        from orchestration.backfill import daemon_running, get_instance, recover_abandoned
-
-        instance = get_instance(settings)
-        if not daemon_running(instance, settings.dagster_home):
-            include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr))
-    launch = launch_backfill(settings, catalog, train=args.train, rescore=args.rescore, include=include)
+    instance = get_instance(settings)
+    alive = daemon_running(instance, settings.dagster_home)
+    if args.wait and not alive:
+        include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr)).batches
+    launch = launch_backfill(
+        settings, catalog, train=args.train, rescore=args.rescore, include=include, daemon_alive=alive
+    )
     result = {
         "backfill_id": launch.backfill_id,
         "new_batches": len(launch.new_batches),
         "videos_batched": sum(b.n_videos for b in launch.new_batches),
         "partitions": len(launch.partitions),
+        "unfinished_batches": launch.unfinished,
         "assets": launch.assets,
         "launch_s": round(time.monotonic() - started, 3),
         "resumed": launch.pending,
         "superseded": launch.superseded,
+        "in_progress": launch.busy,
+        "removed_temporaries": len(launch.removed_temporaries),
     }
     for b in launch.superseded:
         print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
     for b in launch.pending:
         print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
+    if launch.unfinished:
+        print(
+            f"re-running {len(launch.unfinished)} batch(es) whose videos have no result yet (a run died or "
+            f"failed): {', '.join(launch.unfinished[:10])}{' ...' if len(launch.unfinished) > 10 else ''}",
+            file=sys.stderr,
+        )
+    for tmp in launch.removed_temporaries:
+        print(f"removed {tmp}: a shard write that did not finish", file=sys.stderr)
     waits = [b for b in [launch.backfill_id, *launch.pending] if b]
     if launch.backfill_id is None and not (args.wait and waits):
-        result["status"] = "nothing to backfill: every registered video is already in a batch (use --rescore)"
+        held = f"; {len(launch.busy)} batch(es) are being run now" if launch.busy else ""
+        result["status"] = (
+            "nothing to backfill: every registered video is in a batch and every batch is finished or being "
+            f"run{held} (use --rescore to re-score)"
+        )
         emit(result, args.json)
         return 0
     if not args.json and launch.backfill_id is not None:
@@ -327,13 +364,11 @@ def cmd_backfill(args) -> int:
             f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
         )
     if args.wait:
-        from orchestration.backfill import get_instance, run_failures
-
-        instance = get_instance(settings)
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         deadline = time.monotonic() + args.timeout
         statuses = {}
         failed: list[str] = []
+        retried: list[str] = []
         with running_daemon(settings, instance, log):
             for backfill_id in waits:
                 left = max(1.0, deadline - time.monotonic())
@@ -345,14 +380,29 @@ def cmd_backfill(args) -> int:
                         "or follow it in the UI (`make up`)"
                     ) from exc
                 failed += run_failures(instance, backfill_id)
+                retried += retried_runs(instance, backfill_id)
         result["status"] = statuses.get(launch.backfill_id) if launch.backfill_id else statuses
         result["failed_runs"] = failed
+        result["retried_runs"] = retried
         result["wall_s"] = round(time.monotonic() - started, 1)
-        if result["failed_runs"]:
+        waited = set(launch.partitions) | {p for b in launch.pending for p in _targets(instance, b)}
+        left_over = sorted(u.batch_id for u in unfinished_batches(catalog) if u.batch_id in waited)
+        result["unfinished_after"] = left_over
+        if failed or left_over:
             emit(result, args.json)
+            what = f"{len(failed)} run(s) failed" if failed else "the backfill ended"
+            owed = f" and {len(left_over)} batch(es) still have videos without a result" if left_over else ""
             raise CommandError(
-                f"{len(result['failed_runs'])} run(s) failed ({', '.join(waits)}); "
-                "open them in the UI (`make up`) or read the daemon log under DAGSTER_HOME"
+                f"{what}{owed} ({', '.join(waits)}); run `vidcat backfill --wait` again to re-run what is "
+                "unfinished, and open the failed runs in the UI (`make up`) or the daemon log under "
+                "DAGSTER_HOME if it fails again"
             )
     emit(result, args.json)
     return 0
+
+
+def _targets(instance, backfill_id: str) -> set[str]:
+    from orchestration.backfill import backfill_partitions
+
+    backfill = instance.get_backfill(backfill_id)
+    return backfill_partitions(backfill) if backfill else set()

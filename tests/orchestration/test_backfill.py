@@ -42,3 +42,99 @@ def test_batches_of_a_failed_launch_are_picked_up_by_the_next(settings, catalog)
     create_batches(catalog, 4, "backfill")  # committed, then the launch died before the backfill was stored
     launch = launch_backfill(settings, catalog)
     assert launch.new_batches == [] and launch.partitions == ["b00000001", "b00000002"]
+
+
+def _results(catalog, video_ids: list[str]) -> None:
+    """Fusion's per-video outcome rows, as a finished run leaves them."""
+    import datetime as dt
+
+    from ml.catalog.store import insert_rows
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "video_results",
+            ["video_id", "model_version", "batch_id", "status", "n_categories", "classified_at"],
+            [(v, "f1", None, "classified", 0, now) for v in video_ids],
+        )
+
+
+def _run(instance, status: str, tags: dict[str, str]):
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    run = DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus(status), tags=tags)
+    instance.add_run(run)
+    return run
+
+
+def test_batches_whose_videos_lack_a_result_are_rerun_unless_something_holds_them(settings, catalog):
+    """A run that died or failed leaves videos without a result: a plain re-run re-runs their batch,
+    but never one that a backfill or a live run still works on (two runs of a batch must not overlap)."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    registry_rows(catalog, 12)
+    first = launch_backfill(settings, catalog)
+    b1, b2, b3 = first.partitions
+    _results(catalog, ["v1", "v2", "v3", "v4", "v5", "v6"])  # b1 done, half of b2
+    instance = get_instance(settings)
+
+    # The first backfill is still requested: everything is held by it, nothing is launched twice.
+    held = launch_backfill(settings, catalog)
+    assert held.backfill_id is None and held.pending == [first.backfill_id]
+    assert set(held.busy) == {b2, b3} and held.busy[b2] == f"backfill {first.backfill_id}"
+
+    # Its daemon failed the runs and ended it: the unfinished batches are owed, and re-run.
+    backfill = instance.get_backfill(first.backfill_id)
+    instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_FAILED))
+    shards = settings.embeddings_dir / settings.image_encoder
+    shards.mkdir(parents=True, exist_ok=True)
+    stale, live = shards / f".{b2}.abc123.parquet.tmp", shards / f".{b3}.def456.parquet.tmp"
+    stale.write_bytes(b"half a shard")
+    live.write_bytes(b"being written")
+    run = _run(instance, "STARTED", {"dagster/partition": b3})  # a live run writes b3's shard
+    rerun = launch_backfill(settings, catalog)
+    assert rerun.partitions == [b2] and rerun.unfinished == [b2]
+    assert rerun.busy == {b3: f"run {run.run_id}"}
+    assert not stale.exists() and live.exists()  # only a writer that died leaves a temporary behind
+
+    # A run over a range of batches (a backfill packs several into one) holds all of them.
+    instance.update_backfill(instance.get_backfill(rerun.backfill_id).with_status(BulkActionStatus.CANCELED))
+    instance.report_run_failed(run)
+    _run(instance, "STARTING", {"dagster/asset_partition_range_start": b1, "dagster/asset_partition_range_end": b3})
+    assert launch_backfill(settings, catalog).partitions == []
+
+
+def test_a_fresh_sensor_batch_is_left_to_the_sensor_while_a_daemon_runs(settings, catalog):
+    from ml.catalog.batching import create_batches
+
+    registry_rows(catalog, 3)
+    create_batches(catalog, 4, "sensor")  # its run is being created by the daemon that ran the tick
+    assert launch_backfill(settings, catalog, daemon_alive=True).partitions == []
+    # With no daemon, nothing else will ever run it.
+    assert launch_backfill(settings, catalog, daemon_alive=False).partitions == ["b00000001"]
+
+
+def test_a_restart_resumes_what_the_stopped_daemon_left(settings, catalog):
+    """`vidcat up` after a crash: the stuck run is failed and not retried, its backfill closed, and exactly
+    their batches go into one new backfill (not batches that failed on their own earlier)."""
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.storage.tags import WILL_RETRY_TAG
+
+    from orchestration.backfill import resume_after_crash
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    instance = get_instance(settings)
+    stuck = _run(instance, "STARTED", {"dagster/partition": "b00000001", "dagster/backfill": first.backfill_id})
+    said: list[str] = []
+    resumed = resume_after_crash(settings, catalog, instance, said.append)
+    assert resumed is not None and resumed.partitions == first.partitions
+    assert instance.get_backfill(first.backfill_id).status.value == "CANCELED"
+    after = instance.get_run_by_id(stuck.run_id)
+    assert after.status.value == "FAILURE" and after.tags[WILL_RETRY_TAG] == "false"
+    assert any("abandoned by a stopped daemon" in m for m in said)
+    # Once that backfill has ended, a restart has nothing to resume.
+    done = instance.get_backfill(resumed.backfill_id)
+    instance.update_backfill(done.with_status(BulkActionStatus.COMPLETED_SUCCESS))
+    assert resume_after_crash(settings, catalog, instance, said.append) is None

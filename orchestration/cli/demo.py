@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -120,12 +119,27 @@ def cmd_demo(args) -> int:
 
 
 def cmd_up(args) -> int:
+    """`dagster dev` under a supervisor that stops all of it on SIGTERM or SIGINT (orchestration/supervise.py)."""
+    from ml.catalog.store import open_catalog
+    from orchestration.backfill import get_instance, local_daemon_pids, resume_after_crash
+    from orchestration.supervise import supervise
+
     settings = load_settings(args.config).ensure_dirs()
+    instance = get_instance(settings)
+    others = local_daemon_pids(settings.dagster_home)
+    if others:
+        raise CommandError(
+            f"a Dagster daemon already serves {settings.dagster_home} (pid {', '.join(map(str, others))}): a second "
+            "one would run every sensor tick and backfill twice; stop it first (or open the UI it serves)"
+        )
+    resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
     env = settings.child_env()
     env.update(DAGSTER_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false")
     exe = str(Path(sys.executable).with_name("dagster"))
     argv = [exe, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); Ctrl-C stops it")
-    os.chdir(REPO_ROOT)
-    os.execve(exe, argv, env)
-    return 0
+    print(
+        f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); "
+        "Ctrl-C or SIGTERM stops it",
+        flush=True,
+    )
+    return supervise(argv, env, REPO_ROOT)

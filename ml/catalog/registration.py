@@ -29,6 +29,7 @@ MAX_DESCRIPTION_CHARS = 20_000
 MAX_TAGS_CHARS = 2_000
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 LANG_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 COLUMNS = ("id", "uri", "title", "description", "tags", "language", "creator", "uploaded_at", "labels")
 
 
@@ -77,6 +78,13 @@ class VideoRow:
 def read_manifest(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a CSV or JSONL manifest as (row number, dict). Bytes that are not UTF-8 are replaced."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in MANIFEST_SUFFIXES)[:5]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise ManifestError(
+            f"{path} is a folder, not a manifest{hint}; give the manifest file itself: a .csv, .tsv or .jsonl "
+            "with an id and a uri per video (videos dropped in a folder go through the inbox, docs/architecture.md)"
+        )
     if not path.is_file():
         raise ManifestError(f"manifest {path} not found")
     text = path.read_bytes().decode("utf-8-sig", errors="replace")

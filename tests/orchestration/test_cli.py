@@ -69,3 +69,12 @@ def test_sql_reads_the_catalog_and_nothing_else(capsys, settings, catalog, tmp_p
         assert "vidcat sql: error:" in capsys.readouterr().err
     assert not shard.exists() and not (tmp_path / "out.csv").exists() and not other.exists()
     assert catalog.scalar("SELECT count(*) FROM videos") == 3
+
+
+def test_register_a_folder_says_to_give_the_manifest_inside(capsys, settings, tmp_path):
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "videos.jsonl").write_text("")
+    assert main(["register", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a manifest (it holds videos.jsonl)" in err and "Traceback" not in err

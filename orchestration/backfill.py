@@ -56,6 +56,21 @@ RETRY_GRACE_S = 600.0
 IN_FLIGHT_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
+@contextlib.contextmanager
+def launch_lock(settings: Settings) -> Iterator[None]:
+    """Serializes what `vidcat backfill` and `vidcat up` decide from the instance's state (recover a crash,
+    pick unfinished batches, start a daemon) across the processes of this machine."""
+    import fcntl
+
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    with open(settings.dagster_home / "vidcat-launch.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def backfill_partitions(backfill) -> set[str]:
     """The batch partitions an asset backfill targets."""
     data = backfill.asset_backfill_data

@@ -301,15 +301,15 @@ def summary_text(settings, catalog) -> str:
 
 
 def cmd_backfill(args) -> int:
+    import contextlib
+
     from orchestration.backfill import (
         daemon_running,
         get_instance,
         launch_backfill,
+        launch_lock,
         recover_abandoned,
-        retried_runs,
-        run_failures,
         running_daemon,
-        wait_for_backfill,
     )
 
     settings, catalog, _ = open_context(args)
@@ -318,87 +318,176 @@ def cmd_backfill(args) -> int:
     started = time.monotonic()
     include: set[str] = set()
     instance = get_instance(settings)
-    alive = daemon_running(instance, settings.dagster_home)
-    if args.wait and not alive:
-        include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr)).batches
-    launch = launch_backfill(
-        settings, catalog, train=args.train, rescore=args.rescore, include=include, daemon_alive=alive
-    )
-    result = {
-        "backfill_id": launch.backfill_id,
-        "new_batches": len(launch.new_batches),
-        "videos_batched": sum(b.n_videos for b in launch.new_batches),
-        "partitions": len(launch.partitions),
-        "unfinished_batches": launch.unfinished,
-        "assets": launch.assets,
-        "launch_s": round(time.monotonic() - started, 3),
-        "resumed": launch.pending,
-        "superseded": launch.superseded,
-        "in_progress": launch.busy,
-        "removed_temporaries": len(launch.removed_temporaries),
-    }
-    for b in launch.superseded:
-        print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
-    for b in launch.pending:
-        print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
-    if launch.unfinished:
-        print(
-            f"re-running {len(launch.unfinished)} batch(es) whose videos have no result yet (a run died or "
-            f"failed): {', '.join(launch.unfinished[:10])}{' ...' if len(launch.unfinished) > 10 else ''}",
-            file=sys.stderr,
-        )
-    for tmp in launch.removed_temporaries:
-        print(f"removed {tmp}: a shard write that did not finish", file=sys.stderr)
-    waits = [b for b in [launch.backfill_id, *launch.pending] if b]
-    if launch.backfill_id is None and not (args.wait and waits):
-        held = f"; {len(launch.busy)} batch(es) are being run now" if launch.busy else ""
-        result["status"] = (
-            "nothing to backfill: every registered video is in a batch and every batch is finished or being "
-            f"run{held} (use --rescore to re-score)"
-        )
-        emit(result, args.json)
-        return 0
-    if not args.json and launch.backfill_id is not None:
-        print(
-            f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es), "
-            f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
-        )
-    if args.wait:
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-        deadline = time.monotonic() + args.timeout
-        statuses = {}
-        failed: list[str] = []
-        retried: list[str] = []
-        with running_daemon(settings, instance, log):
-            for backfill_id in waits:
-                left = max(1.0, deadline - time.monotonic())
-                try:
-                    statuses[backfill_id] = wait_for_backfill(instance, backfill_id, left, progress=log)
-                except TimeoutError as exc:
-                    raise CommandError(
-                        f"{exc}; the backfill goes on in the daemon: wait again with a longer --timeout "
-                        "or follow it in the UI (`make up`)"
-                    ) from exc
-                failed += run_failures(instance, backfill_id)
-                retried += retried_runs(instance, backfill_id)
-        result["status"] = statuses.get(launch.backfill_id) if launch.backfill_id else statuses
-        result["failed_runs"] = failed
-        result["retried_runs"] = retried
-        result["wall_s"] = round(time.monotonic() - started, 1)
-        waited = set(launch.partitions) | {p for b in launch.pending for p in _targets(instance, b)}
-        left_over = sorted(u.batch_id for u in unfinished_batches(catalog) if u.batch_id in waited)
-        result["unfinished_after"] = left_over
-        if failed or left_over:
-            emit(result, args.json)
-            what = f"{len(failed)} run(s) failed" if failed else "the backfill ended"
-            owed = f" and {len(left_over)} batch(es) still have videos without a result" if left_over else ""
-            raise CommandError(
-                f"{what}{owed} ({', '.join(waits)}); run `vidcat backfill --wait` again to re-run what is "
-                "unfinished, and open the failed runs in the UI (`make up`) or the daemon log under "
-                "DAGSTER_HOME if it fails again"
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    with contextlib.ExitStack() as stack:
+        # One launch at a time per instance: two commands started together must not both recover the same
+        # crash, both start a daemon, or both re-run the same unfinished batch.
+        with launch_lock(settings):
+            alive = daemon_running(instance, settings.dagster_home)
+            if args.wait and not alive:
+                include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr)).batches
+            launch = launch_backfill(
+                settings, catalog, train=args.train, rescore=args.rescore, include=include, daemon_alive=alive
             )
+            waits = [b for b in [launch.backfill_id, *launch.pending] if b]
+            if args.wait and waits:
+                stack.enter_context(running_daemon(settings, instance, log))
+        result = {
+            "backfill_id": launch.backfill_id,
+            "new_batches": len(launch.new_batches),
+            "videos_batched": sum(b.n_videos for b in launch.new_batches),
+            "partitions": len(launch.partitions),
+            "unfinished_batches": launch.unfinished,
+            "assets": launch.assets,
+            "launch_s": round(time.monotonic() - started, 3),
+            "resumed": launch.pending,
+            "superseded": launch.superseded,
+            "in_progress": launch.busy,
+            "removed_temporaries": len(launch.removed_temporaries),
+        }
+        for b in launch.superseded:
+            print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
+        for b in launch.pending:
+            print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
+        if launch.unfinished:
+            print(
+                f"re-running {len(launch.unfinished)} batch(es) whose videos have no result yet (a run died or "
+                f"failed): {', '.join(launch.unfinished[:10])}{' ...' if len(launch.unfinished) > 10 else ''}",
+                file=sys.stderr,
+            )
+        for tmp in launch.removed_temporaries:
+            print(f"removed {tmp}: a shard write that did not finish", file=sys.stderr)
+        if launch.backfill_id is None and not (args.wait and waits):
+            held = f"; {len(launch.busy)} batch(es) are being run now" if launch.busy else ""
+            result["status"] = (
+                "nothing to backfill: every registered video is in a batch and every batch is finished or being "
+                f"run{held} (use --rescore to re-score)"
+            )
+            emit(result, args.json)
+            return 0
+        if not args.json and launch.backfill_id is not None:
+            print(
+                f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es), "
+                f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
+            )
+        if args.wait:
+            outcome = wait_until_finished(settings, catalog, instance, waits, set(launch.partitions), args.timeout, log)
+            result["status"] = (
+                outcome["statuses"].get(launch.backfill_id) if launch.backfill_id else outcome["statuses"]
+            )
+            result.update({k: v for k, v in outcome.items() if k != "statuses"})
+            result["wall_s"] = round(time.monotonic() - started, 1)
+            if result["failed_runs"] or result["unfinished_after"]:
+                emit(result, args.json)
+                what = f"{len(result['failed_runs'])} run(s) failed" if result["failed_runs"] else "the backfill ended"
+                left = result["unfinished_after"]
+                owed = f" and {len(left)} batch(es) still have videos without a result" if left else ""
+                raise CommandError(
+                    f"{what}{owed} ({', '.join(outcome['waited'])}); run `vidcat backfill --wait` again to re-run "
+                    "what is unfinished, and open the failed runs in the UI (`make up`) or the daemon log under "
+                    "DAGSTER_HOME if it fails again"
+                )
     emit(result, args.json)
     return 0
+
+
+def wait_until_finished(settings, catalog, instance, waits: list[str], partitions: set[str], timeout_s: float, log):
+    """Wait for ``waits`` and then for what finishes their work: a backfill that took over their batches (after
+    a crash, another command's), or one re-launch of the batches they left unfinished (their runs failed and
+    no automatic retry made them good). Returns the statuses, failed and retried runs, what is still unfinished.
+    """
+    from orchestration.backfill import (
+        busy_batches,
+        launch_backfill,
+        launch_lock,
+        owed_batches,
+        retried_runs,
+        run_failures,
+        wait_for_backfill,
+    )
+
+    deadline = time.monotonic() + timeout_s
+    statuses: dict[str, str] = {}
+    failed: dict[str, list[str]] = {}
+    retried: list[str] = []
+    relaunched: str | None = None
+    waited = set(partitions) | {p for b in waits for p in _targets(instance, b)}
+    queue = list(waits)
+    left_over: list[str] = []
+    while queue:
+        backfill_id = queue.pop(0)
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            statuses[backfill_id] = wait_for_backfill(instance, backfill_id, left, progress=log)
+        except TimeoutError as exc:
+            raise CommandError(
+                f"{exc}; the backfill goes on in the daemon: wait again with a longer --timeout "
+                "or follow it in the UI (`make up`)"
+            ) from exc
+        failed[backfill_id] = list(run_failures(instance, backfill_id))
+        retried += retried_runs(instance, backfill_id)
+        if queue:
+            continue
+        left_over = sorted(u.batch_id for u in unfinished_batches(catalog) if u.batch_id in waited)
+        # Batches of failed runs too: a run killed after fusion has results, but its later steps did not run.
+        troubled = set(left_over) | _failed_batches(instance, failed, statuses)
+        if not troubled:
+            break
+        with launch_lock(settings):
+            owed, _ = owed_batches(catalog, instance, daemon_alive=True)
+            busy = busy_batches(instance, sorted(troubled), daemon_alive=True)
+            owed_here = sorted(u.batch_id for u in owed if u.batch_id in left_over)
+            holders = sorted(
+                {why.split()[-1] for b, why in busy.items() if b in troubled and why.startswith("backfill ")}
+                - set(statuses)
+            )
+            if holders:  # another command's backfill took these batches over: its end is ours
+                log(f"{len(troubled)} batch(es) taken over by backfill {', '.join(holders)}: waiting for it")
+                queue += holders
+            elif owed_here and relaunched is None:
+                launch = launch_backfill(
+                    settings,
+                    catalog,
+                    include=set(owed_here),
+                    batch_new=False,
+                    rerun_unfinished=False,
+                    title=f"vidcat: re-run of {len(owed_here)} unfinished batch(es)",
+                )
+                if launch.backfill_id:
+                    relaunched = launch.backfill_id
+                    log(f"re-running {len(owed_here)} batch(es) whose runs failed: backfill {relaunched}")
+                    queue.append(relaunched)
+    # The work is done when nothing is left and the backfill that finished it (a re-launch, or another
+    # command's that took it over) succeeded: the failures it made good are reported, not fatal.
+    finisher = list(statuses)[-1] if statuses else None
+    made_good = not left_over and finisher not in waits and statuses.get(finisher) == "COMPLETED_SUCCESS"
+    unrecovered = [r for b, runs in failed.items() for r in runs if not (made_good and b != finisher)]
+    good = [r for b, runs in failed.items() for r in runs if made_good and b != finisher]
+    return {
+        "statuses": statuses,
+        "failed_runs": unrecovered,
+        "retried_runs": retried + good,
+        "relaunched": relaunched,
+        "waited": list(statuses),
+        "unfinished_after": left_over,
+    }
+
+
+def _failed_batches(instance, failed: dict[str, list[str]], statuses: dict[str, str]) -> set[str]:
+    """Batches of the failed runs of backfills that no later backfill we waited for finished."""
+    from orchestration.backfill import all_partitions, run_batches
+
+    later_success = [b for b, status in statuses.items() if status == "COMPLETED_SUCCESS"]
+    ordered = all_partitions(instance)
+    out: set[str] = set()
+    for backfill_id, runs in failed.items():
+        if any(list(statuses).index(s) > list(statuses).index(backfill_id) for s in later_success):
+            continue
+        for run_id in runs:
+            run = instance.get_run_by_id(run_id)
+            if run is not None:
+                out |= set(run_batches(run, ordered))
+    return out
 
 
 def _targets(instance, backfill_id: str) -> set[str]:

@@ -121,7 +121,7 @@ def cmd_demo(args) -> int:
 def cmd_up(args) -> int:
     """`dagster dev` under a supervisor that stops all of it on SIGTERM or SIGINT (orchestration/supervise.py)."""
     from ml.catalog.store import open_catalog
-    from orchestration.backfill import get_instance, local_daemon_pids, resume_after_crash
+    from orchestration.backfill import get_instance, launch_lock, local_daemon_pids, resume_after_crash
     from orchestration.supervise import supervise
 
     settings = load_settings(args.config).ensure_dirs()
@@ -132,7 +132,8 @@ def cmd_up(args) -> int:
             f"a Dagster daemon already serves {settings.dagster_home} (pid {', '.join(map(str, others))}): a second "
             "one would run every sensor tick and backfill twice; stop it first (or open the UI it serves)"
         )
-    resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
+    with launch_lock(settings):
+        resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
     env = settings.child_env()
     env.update(DAGSTER_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false")
     exe = str(Path(sys.executable).with_name("dagster"))

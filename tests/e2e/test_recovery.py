@@ -99,6 +99,11 @@ def test_kill_the_daemon_mid_backfill_then_rerun_at_once(pipeline, tmp_path):
     }
     assert classified == {"rec-0", "rec-1"}
     assert catalog.query("SELECT stage FROM failures WHERE video_id = 'rec-broken'") == [("probe",)]
+    # Every video has its result under the current models, and no half-written shard is left behind.
+    fusion = catalog.scalar("SELECT version FROM model_registry WHERE model_name = 'fusion' ORDER BY created_at DESC")
+    results = "SELECT video_id FROM video_results WHERE video_id LIKE 'rec-%' AND model_version = ? ORDER BY 1"
+    assert [r[0] for r in catalog.query(results, [fusion])] == ["rec-0", "rec-1", "rec-broken"]
+    assert not list((pipeline.data_root / "embeddings").glob("*/.*.parquet.tmp"))
     # No batch was ever run by two runs at once.
     runs = [
         r

@@ -80,6 +80,17 @@ RELATED: dict[str, tuple[str, ...]] = {
 }
 LANGUAGE_WEIGHTS = {"en": 0.33, "fr": 0.22, "de": 0.12, "es": 0.12, "it": 0.10, "pt": 0.11}
 
+# Version 2 (the seed's regime): few editor labels, a large unlabelled pool; docs/demo-catalog.md says
+# why version 1 (editor labels on 80% of English and French videos) changed. Scenes, titles, languages,
+# text kinds, bad uploads and rendering are those of version 1; only the size and the split differ.
+GENERATOR_VERSION = 2
+SPLITS = ("editor", "gold", "locked", "pool")
+EDITOR_LANGUAGES = ("en", "fr")
+EDITOR_SHARE = 0.05
+EDITOR_PER_CATEGORY = 3
+GOLD_SHARE = 0.20
+LOCKED_VIDEOS = 200
+
 
 # ----------------------------------------------------------------------------------------------
 # Drawing: each category is a function (frame coordinates, time, per-video style) -> RGB float image.
@@ -405,7 +416,7 @@ class DemoVideo:
     fps: int
     duration_s: float
     rotation: int = 0
-    split: str = "unlabelled"  # editor, gold or unlabelled
+    split: str = "pool"  # one of SPLITS
     file: str = ""
 
 
@@ -522,14 +533,42 @@ def _text(categories: list[str], lang: str, rng: random.Random, n: int) -> tuple
     return title, description, kind
 
 
+def split_sizes(n_videos: int) -> dict[str, int]:
+    """How many videos each labelled split gets (the pool takes the rest): the seed's regime in miniature.
+
+    Editors label at most 5% (English and French only), gold is about 20% (every language), the locked
+    test is 200 videos (a sixth of a smaller catalog). At 1,200 videos: 54 editor, 240 gold, 200
+    locked, 706 pool.
+    """
+    locked = min(LOCKED_VIDEOS, n_videos // 6)
+    gold = round(GOLD_SHARE * n_videos)
+    editor = min(int(EDITOR_SHARE * n_videos), EDITOR_PER_CATEGORY * len(DEMO_CATEGORIES))
+    return {"locked": locked, "gold": gold, "editor": editor}
+
+
 def _assign_splits(videos: list[DemoVideo], rng: random.Random) -> None:
-    """Editors label 80% of EN/FR videos; a disjoint 55% of the rest (every language) is gold."""
-    for v in videos:
-        if v.language in ("en", "fr") and rng.random() < 0.80:
-            v.split = "editor"
-    rest = [v for v in videos if v.split != "editor"]
-    for v in rng.sample(rest, k=round(0.55 * len(rest))):
+    """Locked test and gold drawn from every video; a few editor videos per category (EN/FR); the rest is pool.
+
+    Editors pick by a video's main category, a few per category, as a labelling team seeding a
+    taxonomy would; the locked test and gold are uniform samples, so they look like the catalog.
+    """
+    sizes = split_sizes(len(videos))
+    order = list(videos)
+    for v in rng.sample(order, k=sizes["locked"]):
+        v.split = "locked"
+    rest = [v for v in order if v.split == "pool"]
+    for v in rng.sample(rest, k=min(sizes["gold"], len(rest))):
         v.split = "gold"
+    candidates = [v for v in order if v.split == "pool" and v.language in EDITOR_LANGUAGES]
+    rng.shuffle(candidates)
+    per_category = max(1, min(EDITOR_PER_CATEGORY, sizes["editor"] // len(DEMO_CATEGORIES)))
+    taken = 0
+    for c in DEMO_CATEGORIES:
+        for v in [v for v in candidates if v.categories[0] == c][:per_category]:
+            if taken >= sizes["editor"]:
+                return
+            v.split = "editor"
+            taken += 1
 
 
 def draw_styles(categories: list[str], rng: np.random.Generator, seed_base: int) -> dict[str, Style]:
@@ -734,13 +773,19 @@ def build_demo_catalog(
     _write_jsonl(out_dir / "manifest.jsonl", manifest)
     _write_jsonl(out_dir / "gold.jsonl", gold)
     _write_jsonl(out_dir / "ground_truth.jsonl", truth)
-    (out_dir / "README.txt").write_text(SYNTHETIC_NOTICE + "\n")
+    (out_dir / "README.txt").write_text(
+        f"{SYNTHETIC_NOTICE}\nGenerator version {GENERATOR_VERSION}: {len(videos)} videos, seed {seed}; splits "
+        + ", ".join(f"{name} {sum(v.split == name for v in videos)}" for name in SPLITS)
+        + " (docs/demo-catalog.md).\n"
+    )
     summary = {
         "notice": SYNTHETIC_NOTICE,
         "videos": len(videos),
         "bad_files": len(bad),
         "duplicates": 1 if manifest else 0,
         "categories": len(DEMO_CATEGORIES),
+        "generator_version": GENERATOR_VERSION,
+        "splits": {name: sum(v.split == name for v in videos) for name in SPLITS},
         "editor_labelled": sum(v.split == "editor" for v in videos),
         "gold": len(gold),
         "languages": {lang: sum(v.language == lang for v in videos) for lang in LANGUAGES},

@@ -29,10 +29,10 @@ def load_truth(demo_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def lock_demo_test(catalog: Catalog, demo_dir: Path) -> int:
-    """Record the unlabelled demo videos that are registered as the locked test (idempotent)."""
+    """Record the demo's `locked` split (videos nobody labelled) that is registered as the locked test (idempotent)."""
     truth = load_truth(demo_dir)
     registered = {r[0] for r in catalog.query("SELECT video_id FROM videos")}
-    ids = [v for v, r in truth.items() if r["split"] == "unlabelled" and v in registered]
+    ids = [v for v, r in truth.items() if r["split"] == "locked" and v in registered]
     return lock_test(catalog, ids, DEMO_SOURCE)
 
 

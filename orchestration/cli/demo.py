@@ -15,13 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-catalog", help="generate the synthetic demo catalog (real encoded videos)")
-    p.add_argument("--videos", type=int, default=800)
+    p.add_argument("--videos", type=int, default=1200)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo_catalog)
 
     p = sub.add_parser("demo", help="build, register and backfill the demo catalog through Dagster")
-    p.add_argument("--videos", type=int, default=800)
+    p.add_argument("--videos", type=int, default=1200)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=3600.0)
     p.set_defaults(func=cmd_demo)

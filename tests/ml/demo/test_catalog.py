@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -45,3 +46,37 @@ def test_build_writes_real_videos_and_files(tmp_path):
     frames_after = [f.to_ndarray(format="rgb24") for f in av.open(str(first)).decode(video=0)]
     assert len(frames_before) == len(frames_after)
     assert all(np.array_equal(x, y) for x, y in zip(frames_before, frames_after, strict=True))
+
+
+def test_v2_split_is_the_platform_in_miniature():
+    from ml.demo.catalog import GENERATOR_VERSION, SPLITS, split_sizes
+
+    assert GENERATOR_VERSION == 2 and SPLITS == ("editor", "gold", "locked", "pool")
+    plans = plan_catalog(1200, seed=7)
+    by = {s: [v for v in plans if v.split == s] for s in SPLITS}
+    assert sum(len(v) for v in by.values()) == len(plans)  # every video in exactly one split
+    assert len({v.video_id for v in plans}) == len(plans)
+    sizes = split_sizes(1200)
+    assert all(len(by[s]) == n for s, n in sizes.items()) and len(by["pool"]) == 1200 - sum(sizes.values())
+    assert len(by["locked"]) == 200 and len(by["editor"]) <= 0.05 * len(plans)
+    assert abs(len(by["gold"]) - 0.2 * len(plans)) <= 1 and len(by["pool"]) >= len(plans) / 2
+    assert all(v.language in ("en", "fr") for v in by["editor"])
+    assert {v.language for v in by["pool"]} == {v.language for v in plans}
+    assert {v.text_kind for v in by["pool"]} >= {"none", "uninformative", "misleading", "partial", "full"}
+    primary = [v.categories[0] for v in by["editor"]]
+    assert len(set(primary)) == len(DEMO_CATEGORIES)  # a few per category
+
+
+def test_only_editor_and_gold_labels_are_written(tmp_path):
+    summary = build_demo_catalog(40, seed=3, media_dir=tmp_path / "media", out_dir=tmp_path / "demo")
+    truth = {
+        r["video_id"]: r["split"]
+        for r in map(json.loads, (tmp_path / "demo" / "ground_truth.jsonl").read_text().splitlines())
+    }
+    manifest = [json.loads(line) for line in (tmp_path / "demo" / "manifest.jsonl").read_text().splitlines()]
+    labelled = {r["id"] for r in manifest if r.get("labels")}
+    assert labelled and {truth[v] for v in labelled} == {"editor"}
+    gold_lines = Path(summary["gold_file"]).read_text().splitlines()
+    gold = {json.loads(line)["video_id"] for line in gold_lines}
+    assert gold and {truth[v] for v in gold} == {"gold"}
+    assert "Generator version 2" in (tmp_path / "demo" / "README.txt").read_text()

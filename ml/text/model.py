@@ -46,8 +46,8 @@ from ml.text.features import (
 
 MODEL_NAME = "text_model"
 FORMAT_VERSION = 1
-HEADS = ("logreg", "mlp")
-DEFAULT_HEAD = "logreg"
+HEADS = ("logreg", "mlp", "prior")
+DEFAULT_HEAD = "prior"  # the taxonomy prior refined by editor labels (ml/text/prior.py); chosen in docs/text-model.md
 DEFAULT_MIN_POSITIVES = 10
 DEFAULT_MIN_NEGATIVES = 10
 DEFAULT_FOLDS = 5
@@ -285,6 +285,10 @@ def _max_per_owner(logits: np.ndarray, seg_logits: np.ndarray, owner: np.ndarray
 
 
 def _head_logits(head: str, w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    if head == "prior":
+        from ml.text.prior import prior_logits
+
+        return prior_logits(dict(w), x)
     if head == "logreg":
         return (x @ w["W"].T + w["b"]).astype(np.float32)
     if head == "mlp":
@@ -372,6 +376,8 @@ def _fit_head(head: str, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]
 def default_params(head: str = DEFAULT_HEAD) -> dict[str, Any]:
     if head == "logreg":
         return {"C": 1.0}
+    if head == "prior":
+        return {}
     if head == "mlp":
         return {"hidden": 256, "dropout": 0.2, "lr": 3e-3, "weight_decay": 1e-2, "epochs": 60, "batch_size": 64}
     raise ValueError(f"unknown head {head!r}; known: {HEADS}")
@@ -439,6 +445,7 @@ def train_text_model(
     progress: Progress | None = None,
     now: dt.datetime | None = None,
     segment_max: bool = True,
+    phrases: Sequence[Sequence[str]] | None = None,
 ) -> TextModel:
     """Fit, cross-fit held-out scores, calibrate, refit on everything.
 
@@ -449,6 +456,10 @@ def train_text_model(
     always land in the same fold, so held-out scores never come from a head that saw a copy.
     ``segment_max`` (texts only): heads learn from whole texts and score each segment too; held-out
     scores, calibration and pseudo-label cuts are computed the way the model will score.
+    ``head="prior"`` (the default): every category has a head, starting from the taxonomy prior
+    (ml/text/prior.py; ``phrases`` per category, by default the taxonomy's own words) and refined by
+    whatever labels there are, zero included; one calibrator is fitted on all categories' held-out
+    scores pooled, since a few labels per category cannot calibrate each.
     """
     progress = progress or _noop
     enc = get_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -475,6 +486,8 @@ def train_text_model(
     pos = np.nansum(y_all, axis=0)
     neg = known.sum(0) - pos
     keep = [j for j in range(len(categories)) if pos[j] >= min_positives and neg[j] >= min_negatives]
+    if head == "prior":
+        keep = list(range(len(categories)))
     uncovered = {
         categories[j]: f"{int(pos[j])} known positives, {int(neg[j])} known negatives "
         f"(needs {min_positives} and {min_negatives})"
@@ -495,8 +508,63 @@ def train_text_model(
         seg_owner = np.repeat(np.arange(len(pieces)), [len(ps) for ps in pieces])
         seg_emb = enc.encode(flat) if flat else seg_emb
 
-    raw_oof = np.zeros_like(y, dtype=np.float32)
     fold = _fold_ids(len(x), folds, seed, None if groups is None else [groups[i] for i in rows])
+    if head == "prior":
+        weights, calibrators, heldout, per_category, prior_params = _train_prior(
+            enc, categories, phrases, x, y, fold, seg_emb, seg_owner, folds, progress
+        )
+        hp.update(prior_params)
+    else:
+        weights, calibrators, heldout, per_category = _train_heads(
+            head, hp, cats, x, y, fold, seg_emb, seg_owner, folds, calibration, progress
+        )
+    heldout_all = np.full((len(emb), len(cats)), np.nan, dtype=np.float32)  # aligned with the input rows
+    heldout_all[rows] = heldout
+    progress("cross-fit", folds + 1, folds + 1)
+    return _assemble(
+        emb,
+        texts,
+        y_all,
+        categories,
+        cats,
+        keep,
+        rows,
+        known,
+        enc,
+        head,
+        hp,
+        weights,
+        calibrators,
+        heldout,
+        heldout_all,
+        per_category,
+        uncovered,
+        min_positives,
+        min_negatives,
+        folds,
+        calibration,
+        max_chars,
+        segment_max,
+        training_data,
+        now,
+    )
+
+
+def _train_heads(
+    head: str,
+    hp: Mapping[str, Any],
+    cats: list[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    fold: np.ndarray,
+    seg_emb: np.ndarray,
+    seg_owner: np.ndarray,
+    folds: int,
+    calibration: str,
+    progress: Progress,
+) -> tuple[dict[str, np.ndarray], list[Calibrator], np.ndarray, dict[str, Any]]:
+    """Per-category heads: cross-fit, calibrate each category on its own held-out scores, refit."""
+    raw_oof = np.zeros_like(y, dtype=np.float32)
     for k in range(folds):
         progress("cross-fit", k, folds + 1)
         tr, te = fold != k, fold == k
@@ -527,11 +595,112 @@ def train_text_model(
             **_category_metrics(heldout[kj, j], raw_oof[kj, j], y[kj, j]),
             "calibration": calibrators[-1].method,
         }
-    weights = _fit_head(head, x, y, hp) if cats else _empty_weights(head, enc.dim)
-    heldout_all = np.full((len(emb), len(cats)), np.nan, dtype=np.float32)  # aligned with the input rows
-    heldout_all[rows] = heldout
-    progress("cross-fit", folds + 1, folds + 1)
+    weights = _fit_head(head, x, y, hp) if cats else _empty_weights(head, x.shape[1])
+    return weights, calibrators, heldout, per_category
 
+
+def _train_prior(
+    enc: TextEncoder,
+    categories: Sequence[str],
+    phrases: Sequence[Sequence[str]] | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    fold: np.ndarray,
+    seg_emb: np.ndarray,
+    seg_owner: np.ndarray,
+    folds: int,
+    progress: Progress,
+) -> tuple[dict[str, np.ndarray], list[Calibrator], np.ndarray, dict[str, Any], dict[str, Any]]:
+    """The prior head: shrinkage chosen by cross-validation, one pooled calibrator, cross-fitted."""
+    from ml.text.calibration import PlattCalibrator
+    from ml.text.prior import category_phrases, choose_lambda, fit_prior_head, initial_weights, max_over_segments
+    from ml.text.prior import prototypes as make_prototypes
+
+    if phrases is None:
+        from ml.taxonomy import Category, load_taxonomy
+
+        taxonomy = load_taxonomy()  # a category outside it (a custom one) is described by its own id
+        phrases = category_phrases([taxonomy[c] if c in taxonomy else Category(c, c, (c,), None) for c in categories])
+    if len(phrases) != len(categories):
+        raise ValueError(f"{len(phrases)} phrase lists for {len(categories)} categories")
+    protos = make_prototypes(enc, phrases)
+    seg = seg_emb if len(seg_emb) else None
+    progress("cross-fit", 0, folds + 1)
+    lam, cv = choose_lambda(x, y, protos, fold, seg, seg_owner if seg is not None else None)
+    raw_oof = np.full_like(y, np.nan, dtype=np.float32)
+    labelled = bool((~np.isnan(y)).any()) and len(x) >= folds
+    if labelled:
+        for k in range(folds):
+            progress("cross-fit", k + 1, folds + 1)
+            tr = fold != k
+            if not (~tr).any():
+                continue
+            seg_tr = seg_own_tr = None
+            if seg is not None:
+                keep = tr[seg_owner]
+                seg_tr, seg_own_tr = seg[keep], (np.cumsum(tr) - 1)[seg_owner[keep]]
+            w_k = fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, seg_own_tr)
+            raw_oof[~tr] = max_over_segments(w_k, x, seg, seg_owner)[~tr]
+    known = ~np.isnan(y) & ~np.isnan(raw_oof)
+    heldout = np.full_like(y, np.nan, dtype=np.float32)
+    pooled = PlattCalibrator()  # a = 1, b = 0: the head's own probabilities when nothing is known
+    if known.any() and 0 < y[known].sum() < known.sum():
+        for k in range(folds):  # cross-fitted: a held-out score's calibrator never saw its video
+            fit_rows = known & (fold != k)[:, None]
+            apply_rows = known & (fold == k)[:, None]
+            if apply_rows.any() and 0 < y[fit_rows].sum() < fit_rows.sum():
+                heldout[apply_rows] = (
+                    PlattCalibrator().fit(raw_oof[fit_rows], y[fit_rows]).transform(raw_oof[apply_rows])
+                )
+        pooled = PlattCalibrator().fit(raw_oof[known], y[known])
+    per_category: dict[str, Any] = {}
+    for j, cat in enumerate(categories):
+        kj = known[:, j] & ~np.isnan(heldout[:, j])
+        if kj.any() and 0 < y[kj, j].sum() < kj.sum():
+            per_category[cat] = {**_category_metrics(heldout[kj, j], raw_oof[kj, j], y[kj, j]), "calibration": "platt"}
+    weights = (
+        fit_prior_head(x, y, protos, lam, seg, seg_owner if seg is not None else None)
+        if labelled
+        else initial_weights(protos)
+    )
+    calibrators: list[Calibrator] = [pooled] * len(categories)
+    info = {
+        "prior_lambda": lam,
+        "prior_lambda_cv_gap": cv,
+        "pooled_calibration": True,
+        "prior_phrases": sum(map(len, phrases)),
+    }
+    return weights, calibrators, heldout, per_category, info
+
+
+def _assemble(
+    emb,
+    texts,
+    y_all,
+    categories,
+    cats,
+    keep,
+    rows,
+    known,
+    enc,
+    head,
+    hp,
+    weights,
+    calibrators,
+    heldout,
+    heldout_all,
+    per_category,
+    uncovered,
+    min_positives,
+    min_negatives,
+    folds,
+    calibration,
+    max_chars,
+    segment_max,
+    training_data,
+    now,
+) -> TextModel:
+    y = y_all[rows][:, keep] if len(keep) else np.zeros((len(rows), 0), np.float32)
     now = now or dt.datetime.now(dt.UTC)
     params_out = {
         **hp,

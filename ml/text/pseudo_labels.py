@@ -24,7 +24,7 @@ target) and its confidence ``|2p - 1|`` as ``weight``:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,7 @@ def select_thresholds(
     heldout_labels: np.ndarray,
     categories: Sequence[str],
     policy: ThresholdPolicy | None = None,
+    pooled: bool = False,
 ) -> list[CategoryThreshold]:
     """One CategoryThreshold per category, from a model's held-out scores (TextModel.heldout_*)."""
     if heldout_scores.shape != heldout_labels.shape or heldout_scores.shape[1] != len(categories):
@@ -98,6 +99,11 @@ def select_thresholds(
             f"{len(categories)} categories do not line up"
         )
     policy = policy or default_policy()
+    if pooled:
+        # One calibrator for all categories (the prior head): one cut, certified on every held-out
+        # (video, category) pair together, where a few labels per category could certify none.
+        one = threshold_for_category(heldout_scores.reshape(-1), heldout_labels.reshape(-1), policy, "all")
+        return [replace(one, category_id=c) for c in categories]
     return [
         threshold_for_category(heldout_scores[:, j], heldout_labels[:, j], policy, category_id=c)
         for j, c in enumerate(categories)

@@ -36,8 +36,12 @@ def video_rows(
 
 def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[Any, Path, dict]:
     """Fit the text model on every video with editor labels; save and register it."""
+    from ml.taxonomy import working_set_for
     from ml.text.features import prepare_records
     from ml.text.model import label_matrix_from_rows, train_text_model
+    from ml.text.prior import category_phrases
+
+    working_set = working_set_for(settings)
 
     held_out = held_out_ids(catalog)
     labelled = video_rows(catalog, where="video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')")
@@ -68,6 +72,7 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
         min_positives=settings.text_min_positives,
         min_negatives=settings.text_min_positives,
         max_chars=settings.text_max_chars,
+        phrases=category_phrases([working_set.by_id(c) for c in categories]),
         training_data={
             "label_set": "editor",
             "videos": len(rows),
@@ -159,7 +164,11 @@ def teacher_thresholds(record: ModelRecord, settings):
 
     model = load_teacher(str(record.artifact_path))
     return select_thresholds(
-        model.heldout_scores, model.heldout_labels, model.categories, settings.pseudo_label_policy()
+        model.heldout_scores,
+        model.heldout_labels,
+        model.categories,
+        settings.pseudo_label_policy(),
+        pooled=bool(model.params.get("pooled_calibration")),
     )
 
 

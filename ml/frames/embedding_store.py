@@ -236,6 +236,16 @@ def iter_videos(
             yield from _rows(table, q, dequantized)
 
 
+def stored_video_ids(paths: Sequence[Path]) -> list[str]:
+    """Every video id in the shards, reading the id column only (no embedding is decoded)."""
+    import pyarrow.parquet as pq
+
+    out: list[str] = []
+    for path in paths:
+        out += pq.read_table(path, columns=["video_id"]).column("video_id").to_pylist()
+    return out
+
+
 def _string_array(values: set[str]) -> Any:
     import pyarrow as pa
 

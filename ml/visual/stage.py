@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,6 @@ from ml.visual.targets import (
     build_targets,
     editor_targets,
     pseudo_targets,
-    self_training_targets,
 )
 
 
@@ -91,6 +91,9 @@ class StudentInputs:
     pseudo: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # (targets, weights) from the teacher
     held_out: frozenset[str]
     teacher_version: str | None = None
+    # video -> the teacher's calibrated probabilities over ``categories`` (NaN where it has no head),
+    # for every video with text: the text half of the pool's pseudo-labels (ml/visual/cotrain.py).
+    text_probs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def student_inputs(catalog: Catalog, ws_ids: list[str], policy: TargetPolicy) -> StudentInputs:
@@ -114,7 +117,30 @@ def student_inputs(catalog: Catalog, ws_ids: list[str], policy: TargetPolicy) ->
             [teacher.version],
         )
         pseudo = pseudo_targets(rows, categories, policy)
-    return StudentInputs(categories, editor, pseudo, held_out_ids(catalog), teacher.version if teacher else None)
+    held_out = held_out_ids(catalog)
+    text_probs = teacher_text_probs(catalog, teacher, categories, held_out) if policy.pseudo_labels else {}
+    return StudentInputs(
+        categories, editor, pseudo, held_out, teacher.version if teacher else None, text_probs=text_probs
+    )
+
+
+def teacher_text_probs(
+    catalog: Catalog, teacher: ModelRecord | None, categories: list[str], held_out: frozenset[str]
+) -> dict[str, np.ndarray]:
+    """video -> the teacher's calibrated probabilities over ``categories`` (NaN where it has no head)."""
+    if teacher is None:
+        return {}
+    column = {c: j for j, c in enumerate(teacher.categories)}
+    pick = np.array([column.get(c, -1) for c in categories], dtype=np.int64)
+    out: dict[str, np.ndarray] = {}
+    for vid, scores in catalog.query(
+        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text AND scores IS NOT NULL",
+        [teacher.version],
+    ):
+        if vid not in held_out:
+            row = np.asarray(scores, dtype=np.float32)
+            out[vid] = np.where(pick >= 0, row[np.maximum(pick, 0)], np.nan).astype(np.float32)
+    return out
 
 
 @dataclass
@@ -140,19 +166,21 @@ def fit_student(
     negative_max_score: float = 0.05,
     ood_flag_share: float = 0.03,
     ood_k: int = 5,
+    calibration_folds: int = 3,
 ) -> StudentFit:
-    """Targets -> round one -> out-of-distribution detector -> certified self-training -> round two.
+    """Round one on the editor labels -> out-of-distribution detector -> pool pseudo-labels -> round two.
 
-    Self-training labels come from round one's calls on videos no other source labels, accepted per
-    category only above a cut whose precision's lower bound reaches ``self_precision`` on round one's
-    *validation* videos with editor labels: held-out human labels, never gold, so gold stays out of
-    every training decision. Videos the detector flags out of distribution are never self-labelled.
-    When nothing is accepted, round one is the model.
+    Round one learns from the editor labels (from the teacher's pseudo-labels too when there are no
+    editor labels). Its scores on the editor videos, cross-validated over ``calibration_folds``, fit a
+    pooled calibrator; every pool video (not held out, not in distribution's tail) then gets the
+    posterior of round one's calibrated score and the teacher's probability (ml/visual/cotrain.py) as a
+    soft target, and round two learns from the editor labels and those. Held-out videos (gold, the
+    locked test) never enter any round, nor the calibration: the guard reads them from ``inputs``.
     """
     import shutil
 
-    from ml.frames.embedding_store import iter_videos
-    from ml.thresholds import ThresholdPolicy, select_threshold
+    from ml.frames.embedding_store import iter_videos, stored_video_ids
+    from ml.visual.cotrain import base_rates, fit_visual_calibration, logit, pool_targets
     from ml.visual.data import split_ids
     from ml.visual.model import train_visual_model
     from ml.visual.ood import fit_detector, pooled_by_video
@@ -160,6 +188,12 @@ def fit_student(
 
     all_targets = build_targets(inputs.categories, inputs.editor, inputs.pseudo, inputs.held_out, policy)
     counts = all_targets.positives()
+    if policy.pseudo_labels:  # the teacher's beliefs on the pool count too: its pseudo-labels will teach them
+        believed = [
+            p for v, p in inputs.text_probs.items() if v not in inputs.held_out and v not in all_targets.targets
+        ]
+        if believed:
+            counts = counts + (np.nan_to_num(np.stack(believed), nan=0.0) >= 0.5).sum(axis=0)
     keep = [j for j, n in enumerate(counts) if n >= min_positives]
     if not keep:
         best = int(counts.max()) if len(counts) else 0
@@ -169,9 +203,12 @@ def fit_student(
             "visual_min_positives"
         )
     categories = [inputs.categories[j] for j in keep]
-    targets = StudentTargets(categories)
+    everything = StudentTargets(categories)
     for v, t in all_targets.targets.items():
-        targets.add(v, t[keep], all_targets.weights[v][keep], all_targets.source[v])
+        everything.add(v, t[keep], all_targets.weights[v][keep], all_targets.source[v])
+    editor_only = everything.restricted(v for v, src in everything.source.items() if src == "editor")
+    targets = editor_only if editor_only.targets else everything
+    assert_trainable(targets.targets, inputs.held_out, "the student's round one")
 
     first = train_visual_model(shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights)
     train_ids, val_ids = split_ids(targets.targets, config.val_fraction, config.split_salt)
@@ -196,47 +233,83 @@ def fit_student(
     )
     detector.save(first.model_dir)
 
-    report: dict[str, Any] = {"enabled": policy.self_training, "accepted_videos": 0, "certified_categories": []}
+    report: dict[str, Any] = {"enabled": policy.pseudo_labels or policy.self_training, "accepted_videos": 0}
     result = first
-    if policy.self_training:
+    if report["enabled"]:
+        # Round one's scores on videos it did not train on, to calibrate it: k-fold over its own targets.
+        ids = sorted(targets.targets)
+        fold = np.random.default_rng(config.seed).permutation(len(ids)) % max(2, calibration_folds)
+        oof: dict[str, np.ndarray] = {}
+        with tempfile.TemporaryDirectory(prefix="vidcat-calibration-") as tmp:
+            for k in range(max(2, calibration_folds)):
+                fit_ids = [v for v, f in zip(ids, fold, strict=True) if f != k]
+                score_ids = {v for v, f in zip(ids, fold, strict=True) if f == k}
+                part = targets.restricted(fit_ids)
+                try:
+                    r_k = train_visual_model(
+                        shards, part.targets, meta, categories, quiet(config), Path(tmp) / str(k), weights=part.weights
+                    )
+                except (ValueError, NotEnoughLabels):  # a fold too small to train: left out of the calibration
+                    continue
+                for sc in VisualPredictor(r_k.model_dir).predict_shards(shards, meta, video_ids=score_ids):
+                    oof[sc.video_id] = sc.scores
+        cal_ids_ = sorted(oof)
+        calibrator = fit_visual_calibration(
+            np.stack([oof[v] for v in cal_ids_]) if cal_ids_ else np.zeros((0, len(categories))),
+            np.stack([targets.targets[v] for v in cal_ids_]) if cal_ids_ else np.zeros((0, len(categories))),
+        )
         predictor = VisualPredictor(first.model_dir)
-        val_editor = [v for v in val_ids if targets.source.get(v) == "editor"]
-        val_scores = {s.video_id: s.scores for s in predictor.predict_shards(shards, meta, video_ids=val_editor)}
-        check = ThresholdPolicy(target_precision=self_precision, min_support=self_min_support, objective="recall")
-        cuts = np.full(len(categories), np.inf)
-        if val_scores:
-            ids = sorted(val_scores)
-            s = np.stack([val_scores[v] for v in ids])
-            y = np.stack([targets.targets[v] for v in ids])
-            for j in range(len(categories)):
-                known = ~np.isnan(y[:, j])
-                t = select_threshold(s[known, j], y[known, j] > 0.5, check)
-                if t.enabled:
-                    cuts[j] = t.threshold
-        report["checked_on_videos"] = len(val_scores)
-        report["certified_categories"] = [c for c, cut in zip(categories, cuts, strict=True) if np.isfinite(cut)]
-        if np.isfinite(cuts).any():
-            pool = {
-                sc.video_id: sc.scores
-                for sc in predictor.predict_shards(shards, meta)
-                if sc.video_id not in inputs.held_out
-                and sc.video_id not in targets.targets
-                and sc.n_frames > 0
-                and not sc.out_of_distribution
-            }
-            self_t, self_w = self_training_targets(pool, cuts, negative_max_score, policy.self_weight)
-            report["pool_videos"] = len(pool)
-            report["accepted_videos"] = len(self_t)
-            if self_t:
-                for v, t in self_t.items():
-                    targets.add(v, t, self_w[v], "self")
-                assert_trainable(targets.targets, inputs.held_out, "self-training")
-                result = train_visual_model(
-                    shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights
-                )
-                detector.save(result.model_dir)
-                shutil.rmtree(first.model_dir, ignore_errors=True)
+        # Only the pool is scored: held-out videos never pass through, not even in a batch beside it.
+        pool_ids = {v for v in stored_video_ids(shards) if v not in inputs.held_out and v not in targets.targets}
+        p_visual = {
+            sc.video_id: calibrator.transform(logit(sc.scores)).reshape(-1)
+            for sc in predictor.predict_shards(shards, meta, video_ids=pool_ids)
+            if sc.n_frames > 0 and not sc.out_of_distribution
+        }
+        p_text = {v: p[keep] for v, p in inputs.text_probs.items() if v in p_visual}
+        pool_t, pool_w, pool_src = pool_targets(
+            p_visual,
+            p_text,
+            base_rates(targets.targets, len(categories)),
+            use_text=policy.pseudo_labels,
+            use_self=policy.self_training,
+            soft=policy.soft,
+            pseudo_weight=policy.pseudo_weight,
+            self_weight=policy.self_weight,
+        )
+        report.update(
+            calibration={**calibrator.to_dict(), "videos": len(oof), "folds": max(2, calibration_folds)},
+            pool_videos=len(p_visual),
+            accepted_videos=len(pool_t),
+            with_text=sum(src == "pseudo" for src in pool_src.values()),
+        )
+        if pool_t:
+            for v, t in pool_t.items():
+                targets.add(v, t, pool_w[v], pool_src[v])
+            assert_trainable(targets.targets, inputs.held_out, "the student's round two")
+            result = train_visual_model(
+                shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights
+            )
+            detector.save(result.model_dir)
+            shutil.rmtree(first.model_dir, ignore_errors=True)
     return StudentFit(result, targets, categories, report, dict(detector.calibration, threshold=detector.threshold))
+
+
+def save_targets(targets: StudentTargets, path: Path) -> None:
+    """What the student learnt from, beside it: audits and the like-for-like baseline read it."""
+    ids = sorted(targets.targets)
+    np.savez_compressed(
+        path,
+        video_ids=np.array(ids, dtype=str),
+        targets=np.stack([targets.targets[v] for v in ids]) if ids else np.zeros((0, len(targets.categories))),
+        sources=np.array([targets.source[v] for v in ids], dtype=str),
+        categories=np.array(targets.categories, dtype=str),
+    )
+
+
+def quiet(config: Any) -> Any:
+    """The same recipe without a progress bar (the calibration folds)."""
+    return dataclasses.replace(config, enable_progress_bar=False)
 
 
 def train_student(
@@ -277,6 +350,7 @@ def train_student(
         ood_k=settings.ood_k,
     )
     result = fit.result
+    save_targets(fit.targets, result.model_dir / "targets.npz")
     fields = result.registry_fields()
     sources = fit.targets.counts()
     fields["training_data"].update(

@@ -89,7 +89,10 @@ def test_gold_videos_never_train_the_student(catalog, student_settings, tmp_path
     result = _train(catalog, student_settings, syn)
     record = latest_model(catalog, "visual_model")
     assert result.sources["editor"] == int(0.6 * N)
-    assert result.sources["pseudo"] == N - int(0.8 * N)  # the gold fifth had pseudo-labels too: dropped
+    # the pool: every video neither editor nor gold (the gold fifth had pseudo-labels too: dropped)
+    assert result.sources["pseudo"] + result.sources["self"] == N - int(0.8 * N)
+    targets = np.load(result.model_dir / "targets.npz")
+    assert not set(targets["video_ids"].tolist()) & set(gold)
     assert record.training_data["held_out_videos"] == len(gold)
     from ml.visual.ood import load_detector
 

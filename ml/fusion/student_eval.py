@@ -20,7 +20,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,13 @@ class EvalContext:
     test_y: np.ndarray
     settings: Any
     policy: ThresholdPolicy
+    text_probs: dict[str, np.ndarray] = field(default_factory=dict)  # the current teacher's, pool videos
 
 
 def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]) -> EvalContext:
+    from ml.catalog.model_registry import latest_model
     from ml.frames.embedding_store import list_shards
-    from ml.visual.stage import load_meta
+    from ml.visual.stage import load_meta, teacher_text_probs
 
     held_out = held_out_ids(catalog)
     editor_rows = catalog.query("SELECT DISTINCT category_id FROM human_labels WHERE label_set = 'editor'")
@@ -84,6 +86,7 @@ def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]
         test_y,
         settings,
         settings.threshold_policy(),
+        teacher_text_probs(catalog, latest_model(catalog, "text_model", required=False), categories, held_out),
     )
 
 
@@ -144,11 +147,13 @@ def train_and_score(
     pseudo: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
     policy: Any,
     config: Any,
+    text_probs: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     from ml.visual.stage import NotEnoughLabels, StudentInputs, fit_student
 
     settings = ctx.settings
-    inputs = StudentInputs(list(ctx.categories), editor, pseudo, ctx.held_out)
+    text = ctx.text_probs if text_probs is None else text_probs
+    inputs = StudentInputs(list(ctx.categories), editor, pseudo, ctx.held_out, text_probs=dict(text))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -234,12 +239,51 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
     return first
 
 
-def _student_runs(ctx: EvalContext, kept, pseudo, policy, config, seeds: int) -> dict[str, Any]:
-    return _over_seeds(lambda seed: train_and_score(ctx, kept, pseudo, policy, replace(config, seed=seed)), seeds)
+def _student_runs(ctx: EvalContext, kept, pseudo, policy, config, seeds: int, text_probs=None) -> dict[str, Any]:
+    return _over_seeds(
+        lambda seed: train_and_score(ctx, kept, pseudo, policy, replace(config, seed=seed), text_probs), seeds
+    )
+
+
+def teacher_on_pool(
+    probs: np.ndarray,
+    cut: float | np.ndarray | None,
+    ids: Sequence[str],
+    categories: Sequence[str],
+    truth: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The teacher's calls at its pseudo-label cut(s) against the pool's true labels (measurement only)."""
+    from ml.metrics import gap_at_k
+
+    rows = [i for i, v in enumerate(ids) if v in truth]
+    if not rows:
+        return {}
+    index = {c: j for j, c in enumerate(categories)}
+    y = np.zeros((len(rows), len(categories)), bool)
+    for r, i in enumerate(rows):
+        for c in truth[ids[i]]:
+            if c in index:
+                y[r, index[c]] = True
+    p = np.nan_to_num(probs[rows], nan=0.0)
+    called = p >= (np.inf if cut is None else np.asarray(cut, dtype=np.float64))
+    tp = int((called & y).sum())
+    return {
+        "videos": len(rows),
+        "cut": None if cut is None or np.ndim(cut) else float(cut),
+        "calls": int(called.sum()),
+        "precision": tp / int(called.sum()) if called.any() else None,
+        "recall": tp / int(y.sum()) if y.any() else None,
+        "gap": float(gap_at_k(p, y.astype(np.float32), 20)),
+    }
 
 
 def label_budget(
-    catalog: Catalog, ctx: EvalContext, budgets: Sequence[float], progress=None, seeds: int = 1
+    catalog: Catalog,
+    ctx: EvalContext,
+    budgets: Sequence[float],
+    progress=None,
+    seeds: int = 1,
+    pool_truth: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Per budget: teacher retrained on the kept editor labels, student with and without its pseudo-labels.
 
@@ -271,6 +315,7 @@ def label_budget(
         say(f"budget {b:g}: {len(kept)} editor-labelled videos")
         text_ids = [v for v in kept if v in text_of]
         pseudo: tuple[dict, dict] = ({}, {})
+        text_probs: dict[str, np.ndarray] = {}
         text_min = max(2, round(settings.text_min_positives * b))
         try:
             teacher = train_text_model(
@@ -286,8 +331,18 @@ def label_budget(
                 teacher.predict_proba([text_of[v] for v in pool]) if pool else np.zeros((0, len(teacher.categories)))
             )
             cuts = select_thresholds(
-                teacher.heldout_scores, teacher.heldout_labels, teacher.categories, settings.pseudo_label_policy()
+                teacher.heldout_scores,
+                teacher.heldout_labels,
+                teacher.categories,
+                settings.pseudo_label_policy(),
+                pooled=bool(teacher.params.get("pooled_calibration")),
             )
+            column = {c: j for j, c in enumerate(teacher.categories)}
+            pick = np.array([column.get(c, -1) for c in ctx.categories])
+            text_probs = {
+                v: np.where(pick >= 0, row[np.maximum(pick, 0)], np.nan).astype(np.float32)
+                for v, row in zip(pool, probs, strict=True)
+            }
             table = make_pseudo_labels(
                 pool, probs, teacher.categories, cuts, negative_max_score=settings.pseudo_label_negative_max_score
             )
@@ -298,6 +353,33 @@ def label_budget(
             )
             entry["teacher_categories"] = len(teacher.categories)
             entry["pseudo_labelled_videos"] = len(pseudo[0])
+            if pool_truth:  # measured on the pool's true labels, read from the demo's ground truth only here
+                entry["teacher on pool"] = teacher_on_pool(
+                    probs, cuts[0].threshold if cuts else None, pool, teacher.categories, pool_truth
+                )
+                try:
+                    plain = train_text_model(
+                        [text_of[v] for v in text_ids],
+                        np.stack([kept[v] for v in text_ids]),
+                        ctx.categories,
+                        encoder=encoder,
+                        head="logreg",
+                        min_positives=text_min,
+                        min_negatives=text_min,
+                    )
+                    plain_cuts = select_thresholds(
+                        plain.heldout_scores, plain.heldout_labels, plain.categories, settings.pseudo_label_policy()
+                    )
+                    plain_probs = plain.predict_proba([text_of[v] for v in pool])
+                    entry["teacher without prior on pool"] = teacher_on_pool(
+                        plain_probs,
+                        np.array([c.threshold if c.enabled else np.inf for c in plain_cuts]),
+                        pool,
+                        plain.categories,
+                        pool_truth,
+                    )
+                except ValueError as exc:
+                    entry["teacher without prior on pool"] = {"error": str(exc)}
         except ValueError as exc:  # too few labels for any text head at this budget
             entry["teacher_error"] = str(exc)
         # The guards scale with the budget: a catalog with a tenth of the labels is studied, not refused.
@@ -307,7 +389,7 @@ def label_budget(
         entry["min_positives"] = {"teacher": text_min, "student": scaled.visual_min_positives}
         entry["editor only"] = _student_runs(ctx_b, kept, ({}, {}), replace(policy, pseudo_labels=False), config, seeds)
         entry["editor + pseudo-labels"] = _student_runs(
-            ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds
+            ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds, text_probs
         )
         entry["baseline"] = score_baseline(ctx, kept)
         out["budgets"][f"{b:g}"] = entry

@@ -177,8 +177,18 @@ def cmd_eval_visual(args) -> int:
     else:
         if args.seeds < 1:
             raise CommandError("--seeds must be at least 1")
+        pool_truth = None
+        if has_demo_test(catalog, settings.demo_dir):  # the demo's pool: its truth measures the teacher
+            from ml.demo.evaluate import load_truth
+
+            pool_truth = {v: r["labels"] for v, r in load_truth(settings.demo_dir).items() if r["split"] == "pool"}
         result["label_budget"] = label_budget(
-            catalog, ctx, budgets, progress=lambda m: print(m, file=sys.stderr), seeds=args.seeds
+            catalog,
+            ctx,
+            budgets,
+            progress=lambda m: print(m, file=sys.stderr),
+            seeds=args.seeds,
+            pool_truth=pool_truth,
         )
         for b, entry in result["label_budget"]["budgets"].items():
             systems = ("editor only", "editor + pseudo-labels", "baseline")
@@ -189,6 +199,14 @@ def cmd_eval_visual(args) -> int:
                 f"{entry.get('pseudo_labelled_videos', 0)} videos {entry.get('teacher_error', '')}".rstrip(),
                 md_table(rows, head),
             ]
+            for name in ("teacher on pool", "teacher without prior on pool"):
+                t = entry.get(name) or {}
+                if "videos" in t:
+                    f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+                    sections.append(
+                        f"{name}: {t['videos']} videos with text, {t['calls']} calls at its pseudo-label cut, "
+                        f"precision {f(t['precision'])}, recall {f(t['recall'])}, GAP@20 {t['gap']:.3f}"
+                    )
     if args.json:
         emit(result, True)
     else:

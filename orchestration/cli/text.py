@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", required=True, help="countries to test on, e.g. DE,MX,BR,IN")
     p.add_argument("--max-chars", type=int, default=300, help="text budget per video (production: 1500)")
     p.add_argument("--cache-dir", help="embedding cache (default: <data root>/cache/text_eval)")
+    p.add_argument(
+        "--budget",
+        help="few-label regime: shares of a 300-title training sample, e.g. 1.0,0.5,0.25; trains the teacher "
+        "with and without the taxonomy prior at each",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval_text)
 
@@ -49,7 +54,13 @@ def cmd_eval_text(args) -> int:
         bar.update(done - bar.n)
 
     cache = Path(args.cache_dir) if args.cache_dir else settings.data_root / "cache" / "text_eval"
-    result = evaluate(data, train, test, max_chars=args.max_chars, cache_dir=cache, progress=progress)
+    budgets = None
+    if args.budget:
+        try:
+            budgets = [float(b) for b in args.budget.split(",") if b.strip()]
+        except ValueError as exc:
+            raise CommandError(f"--budget takes shares such as 1.0,0.5,0.25 (got {args.budget!r})") from exc
+    result = evaluate(data, train, test, max_chars=args.max_chars, cache_dir=cache, progress=progress, budgets=budgets)
     for bar in bars.values():
         bar.close()
     emit(result, args.json)

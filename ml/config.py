@@ -87,15 +87,17 @@ class Settings:
     ood_flag_share: float = 0.03
     ood_k: int = 5
     ood_warn_share: float = 0.10
-    # Thresholds (ml/thresholds.py): the precision promised per category on gold, held by a one-sided
-    # lower confidence bound (wilson or clopper-pearson) at threshold_confidence, with at least
-    # threshold_min_support verified positives above the cut; among such cuts, the best F1 ("f1") or
-    # the lowest ("recall").
+    # Thresholds (ml/thresholds.py): the precision promised per category on gold, certified by a
+    # one-sided lower confidence bound (clopper-pearson or wilson) at threshold_confidence, the cuts
+    # tested from the top down in a fixed sequence (threshold_scan), with at least
+    # threshold_min_support verified positives above the cut; among certified cuts, the best F1
+    # ("f1") or the lowest ("recall").
     target_precision: float = 0.80
     threshold_min_support: int = 5
-    threshold_bound: str = "wilson"
-    threshold_confidence: float = 0.80
+    threshold_bound: str = "clopper-pearson"
+    threshold_confidence: float = 0.95
     threshold_objective: str = "f1"
+    threshold_scan: str = "fixed-sequence"
     # Drift (data_checks/drift.py): a batch whose share of drifted features reaches this warns.
     drift_warn_share: float = 0.30
     # Fusion rule (ml/fusion/rules.py): "auto" takes the best rule on held-out gold data.
@@ -190,20 +192,14 @@ class Settings:
             bound=self.threshold_bound,
             confidence=self.threshold_confidence,
             objective=self.threshold_objective,
+            scan=self.threshold_scan,
         )
 
     def pseudo_label_policy(self):  # -> ml.thresholds.ThresholdPolicy
-        """The same policy at the pseudo-label precision, on the teacher's held-out editor scores: the
-        lowest cut that keeps the promise, since every confident label is training data."""
-        from ml.thresholds import ThresholdPolicy
+        """The pseudo-label gate on the teacher's held-out editor scores (ml/text/pseudo_labels.py)."""
+        from ml.text.pseudo_labels import default_policy
 
-        return ThresholdPolicy(
-            target_precision=self.pseudo_label_precision,
-            min_support=self.pseudo_label_min_support,
-            bound=self.threshold_bound,
-            confidence=self.threshold_confidence,
-            objective="recall",
-        )
+        return default_policy(self.pseudo_label_precision, self.pseudo_label_min_support)
 
     def with_overrides(self, **kwargs: Any) -> Settings:
         sources = {k: "an override in the code" for k in kwargs}
@@ -292,6 +288,7 @@ RULES: dict[str, Rule] = {
     "threshold_bound": Rule(choices=("wilson", "clopper-pearson")),
     "threshold_confidence": Rule(min=0.5, max=1, max_open=True),
     "threshold_objective": Rule(choices=("f1", "recall")),
+    "threshold_scan": Rule(choices=("fixed-sequence", "none")),
     "drift_warn_share": Rule(min=0, min_open=True, max=1),
     "fusion_rule": Rule(choices=("auto", "text", "visual", "union", "max", "stacked")),
 }

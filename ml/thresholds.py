@@ -1,31 +1,32 @@
-"""Per-category thresholds whose precision is promised with a confidence bound, not a point estimate.
+"""Per-category thresholds whose precision is certified with a confidence bound that covers the scan.
 
-A cut (every video scoring at or above it is emitted) is *eligible* when
-- at least ``min_support`` verified positives lie at or above it, and
-- the one-sided lower confidence bound of the precision at that cut (Wilson score or
-  Clopper-Pearson, at ``confidence``) reaches ``target_precision``.
-Among eligible cuts the policy takes the one with the best F1 on the verified labels (``objective
-= "f1"``), or the lowest one (``"recall"``: the most coverage the promise allows). A category with no
-eligible cut is *not emitted* by that source, with the reason recorded.
+THE PROMISE (the sentence README, docs, the UI and ``vidcat explain`` repeat; ``PROMISE``): for each
+emitted category and source, precision on videos like the certification set is at least 80% with
+95% confidence (one-sided Clopper-Pearson, fixed-sequence testing over the cuts).
+
+How a cut is certified (``scan = "fixed-sequence"``, the default). Cuts are tested from the highest
+score down, in a fixed order, each at the full confidence: a cut passes when the one-sided lower bound
+of its precision (Clopper-Pearson by default) reaches ``target_precision``. Testing stops at the first
+cut that fails; every cut that passed is certified, all of them together (fixed-sequence testing: the
+family-wise error is that of one test, Learn-then-Test, Angelopoulos et al. 2021), so picking the best
+F1 among them is not a winner's curse. The sequence starts at the first cut that emits
+``min_emitted(policy)`` verified videos, the fewest whose bound can reach the target at all (14 at
+80% and 95%): a test that cannot pass spends nothing and stopping there would certify nothing.
+A cut also needs ``min_support`` verified positives above it. A category with no certified cut is
+*not emitted* by that source, with the reason and how many more verified positives it would need.
+
+``scan = "none"`` keeps the old rule (every cut whose bound passes is eligible, the best F1 among
+them): it is optimistic, since the best of many cuts is kept, and is there for comparisons only.
 
 A cut separates the lowest emitted score from the highest one left out; the threshold is put in the
 middle of that gap (in logit space, scores being probabilities), not on the lowest emitted score.
-Both give the same decisions on the verified labels, but a threshold on the last positive seen puts
-half of the next, unseen positives like it below the line: on the demo's gold set the visual
-source's clean gaps (0.91 down to 0.02) sat at their top edge and cost the locked test a tenth of its
-recall (docs/fusion.md).
+Both give the same decisions on the verified labels; the choice was made on gold's out-of-fold
+folds (docs/fusion.md), not on the locked test.
 
 Why a bound and no running minimum: precision measured on 20-60 verified positives is noisy, and the
-bound widens exactly where the sample is small, so the margin a point estimate would need is sized by
-the data instead of by hand. A running minimum over every higher cut made one mislabelled (or simply
-unlucky) video at the top of the ranking disable a category or cap its recall; here a negative at
-rank 1 among 60 positives costs one false positive out of 61, as it should. The same policy sets the
-teacher's pseudo-label cuts (at 90% on its held-out editor scores) and the fusion thresholds (at 80%
-on gold). Thresholds are only ever set on human labels: on pseudo-labels they would measure agreement
-with the teacher.
-
-Scanning many cuts and keeping one that passes is optimistic (the winner's curse); that is why the
-rule choice is made on held-out folds and every figure is reported on the locked test (docs/fusion.md).
+bound widens exactly where the sample is small. The same policy sets the teacher's pseudo-label cuts
+(at 90% on its held-out editor scores) and the fusion thresholds (at 80% on gold). Thresholds are only
+ever set on human labels: on pseudo-labels they would measure agreement with the teacher.
 """
 
 from __future__ import annotations
@@ -37,15 +38,21 @@ import numpy as np
 
 BOUNDS = ("wilson", "clopper-pearson")
 OBJECTIVES = ("f1", "recall")
+SCANS = ("fixed-sequence", "none")
+PROMISE = (
+    "for each emitted category and source, precision on videos like the certification set is at least "
+    "{target:.0%} with {confidence:.0%} confidence (one-sided Clopper-Pearson, fixed-sequence testing over the cuts)"
+)
 
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
     target_precision: float = 0.80
     min_support: int = 5  # verified positives at or above an eligible cut
-    bound: str = "wilson"
-    confidence: float = 0.80  # one-sided
+    bound: str = "clopper-pearson"
+    confidence: float = 0.95  # one-sided
     objective: str = "f1"
+    scan: str = "fixed-sequence"
 
     def __post_init__(self) -> None:
         if not 0 < self.target_precision < 1:
@@ -58,6 +65,17 @@ class ThresholdPolicy:
             raise ValueError("min_support must be >= 1")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.scan not in SCANS:
+            raise ValueError(f"scan must be one of {SCANS}, got {self.scan!r}")
+
+    def promise(self) -> str:
+        """The promise these thresholds keep, in words (the same sentence everywhere)."""
+        text = PROMISE.format(target=self.target_precision, confidence=self.confidence)
+        if self.bound != "clopper-pearson" or self.scan != "fixed-sequence":
+            text = text.replace(
+                "one-sided Clopper-Pearson, fixed-sequence testing over the cuts", f"{self.bound}, scan {self.scan}"
+            )
+        return text
 
 
 DEFAULT_POLICY = ThresholdPolicy()
@@ -74,6 +92,7 @@ class Threshold:
     lower_bound: float | None
     enabled: bool
     reason: str
+    more_positives: int = 0  # verified positives still needed before a cut could be certified (0: not the limit)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +170,14 @@ def midpoint(low_in: float, high_out: float | None) -> float:
     return float(mid) if high_out < mid <= low_in else float(low_in)
 
 
+def min_emitted(policy: ThresholdPolicy) -> int:
+    """The fewest verified videos a cut must emit for its lower bound to reach the target (all correct)."""
+    n = 1
+    while lower_bound(n, n, policy) < policy.target_precision and n < 100_000:
+        n += 1
+    return n
+
+
 def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPolicy = DEFAULT_POLICY) -> Threshold:
     """The threshold of one category from its scores and 0/1 verified labels over judged videos."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -160,23 +187,40 @@ def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPo
     keep = np.isfinite(scores)  # a missing score (no text, no frames) is not a judgement of the source
     scores, labels = scores[keep], labels[keep]
     positives = int(labels.sum())
+    n_min = min_emitted(policy)
+    need = max(0, max(n_min, policy.min_support) - positives)
     if positives == 0:
-        return Threshold(None, None, None, 0, 0, 0, None, False, "no verified positives")
+        return Threshold(None, None, None, 0, 0, 0, None, False, "no verified positives", need)
     cut, tp, n = _cuts(scores, labels)
     precision = tp / n
     lb = lower_bounds(tp, n, policy)
     supported = tp >= policy.min_support
-    eligible = supported & (lb >= policy.target_precision)
+    passing = lb >= policy.target_precision
+    if policy.scan == "fixed-sequence":
+        start = int(np.searchsorted(n, n_min))  # n grows down the cuts: the first cut emitting n_min
+        certified = np.zeros(len(cut), bool)
+        for i in range(start, len(cut)):
+            if not passing[i]:
+                break
+            certified[i] = True
+    else:
+        certified = passing
+    eligible = supported & certified
     if not eligible.any():
-        if not supported.any():
-            reason = f"only {positives} verified positive(s) with a score (< {policy.min_support} needed)"
-        else:
-            j = int(np.argmax(np.where(supported, lb, -1.0)))
+        if positives < max(n_min, policy.min_support):
             reason = (
-                f"{policy.bound} bound never reaches {policy.target_precision:.0%} with >= {policy.min_support} "
-                f"positives (best {lb[j]:.2f} at precision {precision[j]:.2f}, {int(n[j])} emitted)"
+                f"{positives} verified positive(s) with a score: a cut needs {n_min} verified videos above it "
+                f"and {policy.min_support} positives to be certified ({need} more verified positives)"
             )
-        return Threshold(None, None, None, 0, 0, positives, None, False, reason)
+        else:
+            j = int(np.argmax(np.where(n >= n_min, lb, -1.0)))
+            reason = (
+                f"no cut certified: the {policy.bound} bound at {policy.confidence:.0%} never reaches "
+                f"{policy.target_precision:.0%} from the top down (best {lb[j]:.2f} at precision {precision[j]:.2f}, "
+                f"{int(n[j])} emitted)"
+            )
+            need = 0
+        return Threshold(None, None, None, 0, 0, positives, None, False, reason, need)
     idx = np.flatnonzero(eligible)
     if policy.objective == "recall":
         i = int(idx[-1])  # the lowest eligible cut: the largest emitted set that keeps the promise

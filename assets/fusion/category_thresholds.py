@@ -1,4 +1,4 @@
-"""`category_thresholds`: per category and source, the score that holds 80% precision on gold labels."""
+"""`category_thresholds`: per category and source, the score whose precision on gold is certified (the promise)."""
 
 import dagster as dg
 
@@ -75,6 +75,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
     yield dg.MaterializeResult(
         metadata={
             "version": fitted.version,
+            "promise": settings.threshold_policy().promise(),
             "rule": fitted.rule,
             "gold_videos": dg.MetadataValue.int(fitted.gold_videos),
             "categories": dg.MetadataValue.int(len(fitted.categories)),
@@ -121,7 +122,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "rule": fitted.rule,
-            "promise": dg.MetadataValue.float(settings.target_precision),
+            "promise": settings.threshold_policy().promise(),
             "failing_categories": dg.MetadataValue.md(
                 md_table(failing_rows, ["id", "category", "emitted out of fold", "precision"])
                 if failing_rows
@@ -134,5 +135,5 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
 
 def _cell(t) -> str:
     if t.enabled:
-        return f"{t.threshold:.3f} (P {t.precision:.2f}, R {t.recall:.2f})"
+        return f"{t.threshold:.3f} (P {t.precision:.2f}, certified >= {t.lower_bound:.2f}, R {t.recall:.2f})"
     return f"off: {t.reason}"[:60]

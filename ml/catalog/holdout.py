@@ -10,10 +10,15 @@ thresholds, the visual student, its self-training):
   --test-share``); on the demo catalog it is the videos nobody labelled, scored against the
   synthetic ground truth (their labels never enter the catalog).
 
-Training code never filters by convention: it asks ``held_out_ids`` for the set, builds its training
-ids with ``trainable`` and checks them with ``assert_trainable``, which raises ``HeldOutLeak`` naming
-the offending videos. ``tests/ml/catalog/test_holdout.py`` and the exclusion test of the student and
-teacher prove that removing the held-out videos' labels and embeddings leaves trained models unchanged.
+Training code never filters by convention: it asks ``held_out_ids`` for the set and builds its training
+ids with ``trainable``. Then, independently of the code that built the set, a ``HoldoutGuard`` reads
+the held-out ids from the catalog again at the moment of training and raises ``HeldOutLeak`` naming
+the offending videos: a bug in the filter (or a set built before a video was locked) cannot pass it.
+Every training path takes one (the teacher, the student's rounds and calibration folds, the
+label-budget teachers and students, both baselines); ``tests/ml/catalog/test_guard_paths.py`` feeds a
+held-out video into each and sees it refused. ``tests/ml/catalog/test_holdout.py`` and the exclusion
+tests of the student and teacher prove that removing the held-out videos' labels and embeddings leaves
+trained models unchanged.
 """
 
 from __future__ import annotations
@@ -64,6 +69,16 @@ def assert_trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[st
             f"{what} would train on {len(leaked)} held-out video(s) ({shown}): gold and locked-test "
             "videos certify and report, they never train"
         )
+
+
+class HoldoutGuard:
+    """Refuses held-out videos, reading them from the catalog when called (not when the set was built)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def __call__(self, video_ids: Iterable[str], what: str) -> None:
+        assert_trainable(video_ids, held_out_ids(self.catalog), what)
 
 
 def lock_test(catalog: Catalog, video_ids: Iterable[str], source: str) -> int:

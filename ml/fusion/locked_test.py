@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.catalog.holdout import held_out_ids
+from ml.catalog.holdout import HoldoutGuard, held_out_ids
 from ml.catalog.store import Catalog
 from ml.fusion.rules import per_category_precision, rule_metrics
 from ml.fusion.score_matrix import load_scores, text_lengths, visual_scores
@@ -132,7 +132,8 @@ def evaluate_locked_test(
         from ml.visual.baseline import baseline_scores
 
         train = _baseline_training_labels(catalog, cats)
-        probs, n_train = baseline_scores(list(shards), train, cats, ids)
+        guard = HoldoutGuard(catalog)
+        probs, n_train = baseline_scores(list(shards), train, cats, ids, guard=guard)
         if probs:
             b = np.stack([probs.get(vid, np.zeros(len(cats))) for vid in ids])
             emitted["baseline"] = _pad((b >= 0.5) & served, len(cols))
@@ -141,7 +142,7 @@ def evaluate_locked_test(
             pool = _student_pool_targets(catalog, fusion.visual_version, cats)
             if pool:
                 both = {**{v: t for v, t in pool.items() if v not in train}, **train}
-                probs, n_both = baseline_scores(list(shards), both, cats, ids)
+                probs, n_both = baseline_scores(list(shards), both, cats, ids, guard=guard)
                 b = np.stack([probs.get(vid, np.zeros(len(cats))) for vid in ids])
                 emitted["baseline + pseudo-labels"] = _pad((b >= 0.5) & served, len(cols))
                 scores["baseline + pseudo-labels"] = b
@@ -163,6 +164,15 @@ def evaluate_locked_test(
         systems[name] = entry
     report["systems"] = systems
 
+    report["audit"] = promise_audit(
+        {
+            "text": (emitted["text only"], [t.enabled for t in fusion.model.text_thresholds]),
+            "visual": (emitted["visual only"], [t.enabled for t in fusion.model.visual_thresholds]),
+        },
+        y,
+        cols,
+        promise,
+    )
     n, tp, prec = per_category_precision(emitted["chosen rule"], y)
     report["per_category"] = [
         {
@@ -177,6 +187,64 @@ def evaluate_locked_test(
         for j, c in enumerate(cols)
     ]
     return report
+
+
+def promise_audit(
+    sources: dict[str, tuple[np.ndarray, list[bool]]],
+    y: np.ndarray,
+    categories: list[str],
+    promise: float,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The promise checked on videos it never saw: per source and certified category, the precision
+    with its one-sided Clopper-Pearson bounds, and how many certified categories fell below ``promise``
+    against how many ``confidence`` allows.
+
+    Each certified (category, source) holds with probability at least ``confidence``; so among K of
+    them, up to the ``confidence`` quantile of Binomial(K, 1 - confidence) may truly miss. A miss is
+    counted two ways: the precision measured here below the promise (noisy on a few emissions), and
+    the upper bound below it (evidence of a miss).
+    """
+    from scipy.stats import binom
+
+    from ml.thresholds import clopper_pearson_lower
+
+    rows, certified, below, evidence = [], 0, 0, 0
+    for source, (emitted, enabled) in sources.items():
+        n, tp, prec = per_category_precision(emitted, y)
+        for j, ok in enumerate(enabled):
+            if not ok:
+                continue
+            certified += 1
+            if n[j] == 0:
+                rows.append({"source": source, "category_id": categories[j], "emitted": 0})
+                continue
+            low = clopper_pearson_lower(int(tp[j]), int(n[j]), confidence)
+            high = 1.0 - clopper_pearson_lower(int(n[j] - tp[j]), int(n[j]), confidence)
+            below += int(prec[j] < promise)
+            evidence += int(high < promise)
+            rows.append(
+                {
+                    "source": source,
+                    "category_id": categories[j],
+                    "emitted": int(n[j]),
+                    "true_positives": int(tp[j]),
+                    "precision": float(prec[j]),
+                    "lower_bound": float(low),
+                    "upper_bound": float(high),
+                }
+            )
+    allowed = int(binom.ppf(confidence, certified, 1 - confidence)) if certified else 0
+    return {
+        "promise": promise,
+        "confidence": confidence,
+        "certified": certified,
+        "below_promise": below,
+        "evidence_below_promise": evidence,
+        "allowed": allowed,
+        "holds": evidence <= allowed,
+        "rows": rows,
+    }
 
 
 def _student_pool_targets(catalog: Catalog, visual_version: str, categories: list[str]) -> dict[str, np.ndarray]:
@@ -245,8 +313,13 @@ def format_report(report: dict[str, Any], names: dict[str, str] | None = None) -
         lines.append(f"baseline: one-vs-rest logistic regression on mean+max pooled frames, {report['baseline']}")
     if report.get("baseline_pseudo"):
         lines.append(f"baseline + pseudo-labels: {report['baseline_pseudo']}")
+    audit = report.get("audit")
+    if audit:
+        lines += ["", format_audit(audit, names)]
     cat_rows = []
     for r in report["per_category"]:
+        if not (r["positives"] or r["emitted"]):  # a working-set category the test has nothing about
+            continue
         name = (names or {}).get(r["category_id"], r["category_id"])
         interval = r["interval_95"]
         cat_rows.append(
@@ -262,7 +335,34 @@ def format_report(report: dict[str, Any], names: dict[str, str] | None = None) -
         )
     lines += [
         "",
-        "Chosen rule per category on the locked test (precision with its 95% Wilson interval):",
+        "Chosen rule per category on the locked test, categories it has or emits (precision with its 95% "
+        "Wilson interval):",
         md_table(cat_rows, ["id", "category", "positives", "emitted", "precision", "95% interval", "recall"]),
     ]
     return "\n".join(lines)
+
+
+def format_audit(audit: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """The promise audit as text: the verdict line, then one row per certified (category, source)."""
+    from ml.catalog.summary import md_table
+
+    names = names or {}
+    head = (
+        f"Promise audit on the locked test: {audit['certified']} certified (category, source) pairs; "
+        f"{audit['below_promise']} measured below {audit['promise']:.0%}, {audit['evidence_below_promise']} "
+        f"with their {audit['confidence']:.0%} upper bound below it; {audit['confidence']:.0%} confidence "
+        f"allows {audit['allowed']}: {'holds' if audit['holds'] else 'DOES NOT HOLD'}"
+    )
+    rows = [
+        (
+            r["source"],
+            r["category_id"],
+            names.get(r["category_id"], ""),
+            r["emitted"],
+            "n/a" if "precision" not in r else f"{r['precision']:.3f}",
+            "" if "precision" not in r else f"[{r['lower_bound']:.2f}, {r['upper_bound']:.2f}]",
+        )
+        for r in audit["rows"]
+    ]
+    table = md_table(rows, ["source", "id", "category", "emitted", "precision", "95% one-sided bounds"])
+    return head + "\n" + table

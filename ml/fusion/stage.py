@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,6 +272,30 @@ def load_current_fusion(catalog: Catalog) -> LoadedFusion:
         text,
         visual,
     )
+
+
+def certification_gaps(fusion: LoadedFusion) -> list[dict[str, Any]]:
+    """Categories that gold has positives of but no source may emit, with the verified positives they lack.
+
+    ``more_positives``: how many more gold videos of the category a perfect ranking would need before a
+    cut could be certified (0 when the count is not the limit: the ranking is, for that source).
+    """
+    out = []
+    for j, c in enumerate(fusion.categories):
+        t, v = fusion.model.text_thresholds[j], fusion.model.visual_thresholds[j]
+        if t.enabled or v.enabled or not (t.positives or v.positives):
+            continue
+        need = [x.more_positives for x in (t, v) if x.positives]
+        out.append(
+            {
+                "category_id": c,
+                "gold_positives": max(t.positives, v.positives),
+                "more_positives": min(need) if need else 0,
+                "text": t.reason,
+                "visual": v.reason,
+            }
+        )
+    return out
 
 
 def ensure_source_scores(

@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.catalog.holdout import held_out_ids
+from ml.catalog.holdout import HeldOutLeak, HoldoutGuard, held_out_ids
 from ml.catalog.labels import certification_matrix, label_matrix
 from ml.catalog.store import Catalog
 from ml.fusion.locked_test import LockedTest
@@ -55,6 +55,9 @@ class EvalContext:
     settings: Any
     policy: ThresholdPolicy
     text_probs: dict[str, np.ndarray] = field(default_factory=dict)  # the current teacher's, pool videos
+    # Reads the held-out videos from the catalog at each training (ml/catalog/holdout.py); None: refuse
+    # to train at all rather than train unguarded.
+    guard: Callable[[Iterable[str], str], None] | None = None
 
 
 def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]) -> EvalContext:
@@ -87,7 +90,14 @@ def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]
         settings,
         settings.threshold_policy(),
         teacher_text_probs(catalog, latest_model(catalog, "text_model", required=False), categories, held_out),
+        HoldoutGuard(catalog),
     )
+
+
+def guard_of(ctx: EvalContext) -> Callable[[Iterable[str], str], None]:
+    if ctx.guard is None:
+        raise ValueError("an evaluation context without a held-out guard trains nothing (eval_context builds one)")
+    return ctx.guard
 
 
 def score_student(ctx: EvalContext, model_dir: Path, categories: list[str]) -> dict[str, Any]:
@@ -131,7 +141,7 @@ def score_baseline(ctx: EvalContext, editor: dict[str, np.ndarray]) -> dict[str,
     from ml.metrics import gap_at_k
     from ml.visual.baseline import baseline_scores
 
-    probs, n_train = baseline_scores(ctx.shards, editor, ctx.categories, ctx.test.video_ids)
+    probs, n_train = baseline_scores(ctx.shards, editor, ctx.categories, ctx.test.video_ids, guard=guard_of(ctx))
     t = np.stack([probs.get(v, np.full(len(ctx.categories), np.nan)) for v in ctx.test.video_ids])
     with np.errstate(invalid="ignore"):
         emitted = np.where(np.isfinite(t), t >= 0.5, False)
@@ -163,6 +173,7 @@ def train_and_score(
                 policy,
                 config,
                 Path(tmp),
+                guard=guard_of(ctx),
                 meta=ctx.meta,
                 min_positives=settings.visual_min_positives,
                 self_precision=settings.pseudo_label_precision,
@@ -235,6 +246,12 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
         f1 = np.array([r["f1"] for r in ok])
         first.update({k: float(np.mean([r[k] for r in ok])) for k in ("coverage", "precision", "recall", "f1")})
         first["f1_sd"] = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
+        if all("no_text" in r for r in ok):
+            first["no_text"] = {
+                k: float(np.mean([r["no_text"][k] for r in ok]))
+                for k in ("coverage", "f1")
+                if all(r["no_text"].get(k) is not None for r in ok)
+            }
         first["seeds"] = len(ok)
     return first
 
@@ -318,6 +335,7 @@ def label_budget(
         text_probs: dict[str, np.ndarray] = {}
         text_min = max(2, round(settings.text_min_positives * b))
         try:
+            guard_of(ctx)(text_ids, f"the label-budget teacher at {b:g}")
             teacher = train_text_model(
                 [text_of[v] for v in text_ids],
                 np.stack([kept[v] for v in text_ids]),
@@ -380,6 +398,8 @@ def label_budget(
                     )
                 except ValueError as exc:
                     entry["teacher without prior on pool"] = {"error": str(exc)}
+        except HeldOutLeak:
+            raise
         except ValueError as exc:  # too few labels for any text head at this budget
             entry["teacher_error"] = str(exc)
         # The guards scale with the budget: a catalog with a tenth of the labels is studied, not refused.
@@ -392,6 +412,15 @@ def label_budget(
             ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds, text_probs
         )
         entry["baseline"] = score_baseline(ctx, kept)
+        if pool_truth:  # what perfect pseudo-labels would give the same regression: the ceiling
+            index = {c: j for j, c in enumerate(ctx.categories)}
+            oracle = dict(kept)
+            for v, labels in pool_truth.items():
+                if v not in ctx.held_out and v not in oracle:
+                    y = np.zeros(len(ctx.categories), np.float32)
+                    y[[index[c] for c in labels if c in index]] = 1.0
+                    oracle[v] = y
+            entry["baseline, pool's true labels"] = score_baseline(ctx, oracle)
         out["budgets"][f"{b:g}"] = entry
     return out
 

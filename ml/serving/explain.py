@@ -112,6 +112,7 @@ def explain_video(
         "abstained": {"text": result[0][5], "visual": result[0][6]},
         "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
+        "promise": settings.threshold_policy().promise(),
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}
     v_index = {c: j for j, c in enumerate(student.categories)} if student else {}
@@ -127,6 +128,8 @@ def explain_video(
             "score": None if not p else round(float(p[1]), 4),
             "text_threshold": _thr(fusion.model.text_thresholds[j]),
             "visual_threshold": _thr(fusion.model.visual_thresholds[j]),
+            "text_certified": _certified(fusion.model.text_thresholds[j]),
+            "visual_certified": _certified(fusion.model.visual_thresholds[j]),
         }
         if prepared.has_text and c in t_index:
             entry["text_score"] = round(float(teacher.predict_proba([prepared.text])[0, t_index[c]]), 4)
@@ -165,6 +168,13 @@ def _ood(catalog: Catalog, visual_version: str, video_id: str, student) -> dict[
     }
 
 
+def _certified(t) -> dict[str, Any]:
+    """What gold says of a source's threshold: its precision there and the certified lower bound."""
+    if not t.enabled or t.threshold is None:
+        return {"reason": t.reason}
+    return {"precision": round(float(t.precision), 4), "lower_bound": round(float(t.lower_bound), 4)}
+
+
 def _thr(t) -> float | None:
     return round(float(t.threshold), 4) if t.enabled and t.threshold is not None else None
 
@@ -180,6 +190,8 @@ def explanation_html(exp: dict[str, Any]) -> str:
         f"<p>fusion {e(exp['fusion_version'])} (rule {e(exp['rule'])}), text model {e(exp['text_model_version'])}, "
         f"visual model {e(exp['visual_model_version'])}, batch {e(exp['batch_id'])}</p>",
     ]
+    if exp.get("promise"):
+        parts.append(f"<p>Promise: {e(exp['promise'])}.</p>")
     ood = exp.get("out_of_distribution")
     if ood:
         parts.append(

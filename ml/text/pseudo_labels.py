@@ -11,7 +11,10 @@ of, so the teacher's other scores for it are evidence too. A video without one (
 gets no row at all: its low scores reflect the prior, not evidence, and would teach the student that
 its frames belong to no category. Pairs without a row are unknown and are masked out of the
 student's loss, never read as negatives. (``informative_min_score`` also admits videos on an
-uncertified belief; measured on the demo's label budgets it only hurt: docs/visual-model.md.)
+uncertified belief; off.) Since the student learns from the posterior of the teacher's probabilities
+and its own first reading (ml/visual/cotrain.py), this table no longer selects its training videos:
+it is the teacher's own certified calls, reported per batch and counted when the student decides
+which categories it can learn.
 
 Rows of an informative video, every one carrying the calibrated score ``p`` as ``target`` (the soft
 target) and its confidence ``|2p - 1|`` as ``weight``:
@@ -35,6 +38,7 @@ DEFAULT_TARGET_PRECISION = 0.9
 DEFAULT_MIN_SUPPORT = 20
 DEFAULT_NEGATIVE_MAX_SCORE = 0.05
 DEFAULT_INFORMATIVE_MIN_SCORE = None  # off: only certified positives make a video informative
+PSEUDO_LABEL_BOUND = {"bound": "wilson", "confidence": 0.80, "scan": "none"}
 COLUMNS = ["video_id", "category_id", "target", "weight", "kind"]
 KINDS = ("positive", "negative", "soft")
 
@@ -59,8 +63,16 @@ class CategoryThreshold:
 def default_policy(
     target_precision: float = DEFAULT_TARGET_PRECISION, min_support: int = DEFAULT_MIN_SUPPORT
 ) -> ThresholdPolicy:
-    """The pseudo-label policy: the shared one, at 90%, keeping the most labels the promise allows."""
-    return ThresholdPolicy(target_precision=target_precision, min_support=min_support, objective="recall")
+    """The pseudo-label gate: at 90%, keeping the most labels it allows.
+
+    An internal quality gate on training data, not the promise to advertisers: a one-sided Wilson bound
+    at 80% over the scanned cuts (``PSEUDO_LABEL_BOUND``), where the promise certifies at 95% with the
+    scan accounted for (ml/thresholds.py). A pseudo-label a little less sure than promised costs the
+    student a little noise; a promise a little less sure than stated costs an advertiser.
+    """
+    return ThresholdPolicy(
+        target_precision=target_precision, min_support=min_support, objective="recall", **PSEUDO_LABEL_BOUND
+    )
 
 
 def threshold_for_category(

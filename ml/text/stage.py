@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.failures import Failure, record_stage_outcome
-from ml.catalog.holdout import assert_trainable, held_out_ids
+from ml.catalog.holdout import HoldoutGuard, held_out_ids
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 
@@ -54,7 +54,7 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
     prepared = prepare_records(rows, max_chars=settings.text_max_chars)
     keep = [i for i, p in enumerate(prepared) if p.has_text]
     ids = [rows[i]["video_id"] for i in keep]
-    assert_trainable(ids, held_out, "the text teacher")
+    HoldoutGuard(catalog)(ids, "the text teacher")
     labels = catalog.query("SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'editor'")
     exhaustive = [
         r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'editor' AND exhaustive")

@@ -8,7 +8,7 @@ student, the student is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,14 @@ def baseline_scores(
     train_labels: Mapping[str, np.ndarray],
     categories: Sequence[str],
     score_ids: Sequence[str],
+    *,
+    guard: Callable[[Iterable[str], str], None],
 ) -> tuple[dict[str, np.ndarray], int]:
-    """Fit on ``train_labels`` (video -> 0/1 over ``categories``); probabilities for ``score_ids``."""
+    """Fit on ``train_labels`` (video -> 0/1 over ``categories``); probabilities for ``score_ids``.
+
+    ``guard`` (ml.catalog.holdout.HoldoutGuard) refuses held-out videos among the training ones.
+    """
+    guard(train_labels, "the baseline")
     train_ids, x = pooled_matrix(shards, sorted(train_labels))
     if not train_ids:
         return {}, 0

@@ -7,13 +7,14 @@ import datetime as dt
 import functools
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.catalog.holdout import assert_trainable
+from ml.catalog.holdout import HoldoutGuard
 from ml.catalog.labels import label_matrix
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
@@ -159,6 +160,7 @@ def fit_student(
     config: Any,  # ml.visual.network.VisualTrainConfig
     out_dir: Path,
     *,
+    guard: Callable[[Iterable[str], str], None],
     meta: dict[str, np.ndarray] | None = None,
     min_positives: int = 5,
     self_precision: float = 0.9,
@@ -208,30 +210,47 @@ def fit_student(
         everything.add(v, t[keep], all_targets.weights[v][keep], all_targets.source[v])
     editor_only = everything.restricted(v for v, src in everything.source.items() if src == "editor")
     targets = editor_only if editor_only.targets else everything
-    assert_trainable(targets.targets, inputs.held_out, "the student's round one")
+    guard(targets.targets, "the student's round one")
+    try:
+        first = train_visual_model(shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights)
+    except ValueError:
+        # Too few editor videos to train and validate on (a young catalog): round one also learns the
+        # teacher's calibrated beliefs as soft targets, as the pool's pseudo-labels would teach it.
+        targets = everything
+        if policy.pseudo_labels:
+            for v, p in inputs.text_probs.items():
+                if v not in inputs.held_out and v not in targets.targets:
+                    t = p[keep].astype(np.float32)
+                    targets.add(v, t, (policy.pseudo_weight * np.abs(2 * np.nan_to_num(t, nan=0.5) - 1)), "pseudo")
+        guard(targets.targets, "the student's round one")
+        first = train_visual_model(shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights)
 
-    first = train_visual_model(shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights)
-    train_ids, val_ids = split_ids(targets.targets, config.val_fraction, config.split_salt)
+    def fit_ood(training: StudentTargets, model_dir: Path):
+        """Out-of-distribution reference: the training videos; calibration: validation + leave-one-out."""
+        from ml.visual.ood import MAX_REFERENCE
 
-    # Out-of-distribution reference: the training videos; calibration: validation + leave-one-out.
-    from ml.visual.ood import MAX_REFERENCE
+        train_ids, val_ids = split_ids(training.targets, config.val_fraction, config.split_salt)
+        rng = np.random.default_rng(config.seed)
+        ref_ids = (
+            train_ids
+            if len(train_ids) <= MAX_REFERENCE
+            else sorted(map(str, rng.choice(train_ids, MAX_REFERENCE, replace=False)))
+        )
+        cal_ids = val_ids if len(val_ids) <= 2000 else sorted(map(str, rng.choice(val_ids, 2000, replace=False)))
+        pooled = pooled_by_video(iter_videos(shards, video_ids=set(ref_ids) | set(cal_ids)))
+        fitted = fit_detector(
+            {v: pooled[v] for v in ref_ids if v in pooled},
+            {v: pooled[v] for v in cal_ids if v in pooled},
+            k=ood_k,
+            flag_share=ood_flag_share,
+            seed=config.seed,
+        )
+        fitted.save(model_dir)
+        return fitted
 
-    rng = np.random.default_rng(config.seed)
-    ref_ids = (
-        train_ids
-        if len(train_ids) <= MAX_REFERENCE
-        else sorted(map(str, rng.choice(train_ids, MAX_REFERENCE, replace=False)))
-    )
-    cal_ids = val_ids if len(val_ids) <= 2000 else sorted(map(str, rng.choice(val_ids, 2000, replace=False)))
-    pooled = pooled_by_video(iter_videos(shards, video_ids=set(ref_ids) | set(cal_ids)))
-    detector = fit_detector(
-        {v: pooled[v] for v in ref_ids if v in pooled},
-        {v: pooled[v] for v in cal_ids if v in pooled},
-        k=ood_k,
-        flag_share=ood_flag_share,
-        seed=config.seed,
-    )
-    detector.save(first.model_dir)
+    # Round one's detector keeps videos unlike anything labelled out of the pool's pseudo-labels; the
+    # deployed model's detector is refitted on everything round two learnt from (below).
+    detector = fit_ood(targets, first.model_dir)
 
     report: dict[str, Any] = {"enabled": policy.pseudo_labels or policy.self_training, "accepted_videos": 0}
     result = first
@@ -286,11 +305,11 @@ def fit_student(
         if pool_t:
             for v, t in pool_t.items():
                 targets.add(v, t, pool_w[v], pool_src[v])
-            assert_trainable(targets.targets, inputs.held_out, "the student's round two")
+            guard(targets.targets, "the student's round two (pseudo-labels and self-training)")
             result = train_visual_model(
                 shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights
             )
-            detector.save(result.model_dir)
+            detector = fit_ood(targets, result.model_dir)
             shutil.rmtree(first.model_dir, ignore_errors=True)
     return StudentFit(result, targets, categories, report, dict(detector.calibration, threshold=detector.threshold))
 
@@ -342,6 +361,7 @@ def train_student(
         policy,
         config,
         settings.models_dir / MODEL_NAME,
+        guard=HoldoutGuard(catalog),
         meta=meta,
         min_positives=settings.visual_min_positives,
         self_precision=settings.pseudo_label_precision,

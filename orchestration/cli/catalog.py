@@ -238,7 +238,7 @@ def cmd_take_down(args) -> int:
 def cmd_status(args) -> int:
     from orchestration.backfill import unfinished_report
 
-    settings, catalog, _ = open_context(args)
+    settings, catalog, ws = open_context(args)
     stats = registry_stats(catalog)
     batches = batch_table(catalog)
     unfinished = unfinished_report(settings, catalog)
@@ -250,11 +250,30 @@ def cmd_status(args) -> int:
                 "models": model_states(settings, catalog),
                 "batch_table": [dict(zip(BATCH_COLUMNS, b, strict=True)) for b in batches],
                 "unfinished_batches": unfinished,
+                "certification_gaps": _certification_gaps(catalog),
             },
             True,
         )
         return 0
     print(summary_text(settings, catalog))
+    gaps = _certification_gaps(catalog)
+    if gaps:
+        from ml.thresholds import PROMISE
+
+        names = {c.id: c.full_name for c in ws.categories} if ws is not None else {}
+        need = [g for g in gaps if g["more_positives"]]
+        print(
+            f"\nnot emitted: {len(gaps)} categories with gold positives have no certified threshold (the promise: "
+            + PROMISE.format(target=settings.target_precision, confidence=settings.threshold_confidence)
+            + ")"
+        )
+        for g in need:
+            print(
+                f"  {g['category_id']} {names.get(g['category_id'], '')}: {g['gold_positives']} verified gold "
+                f"positives; verify {g['more_positives']} more (`vidcat spot-check --category {g['category_id']}`)"
+            )
+        if len(need) < len(gaps):
+            print(f"  {len(gaps) - len(need)} more: enough positives, but no cut holds the bound (`vidcat report`)")
     if unfinished:
         print("\nbatches with videos that have no result yet:")
         print(md_table([list(u.values()) for u in unfinished[:20]], list(unfinished[0])))
@@ -282,6 +301,15 @@ def model_states(settings, catalog) -> dict[str, str]:
         else:
             out[name] = "not trained yet"
     return out
+
+
+def _certification_gaps(catalog) -> list[dict]:
+    from ml.catalog.model_registry import latest_model
+    from ml.fusion.stage import certification_gaps, load_current_fusion
+
+    if latest_model(catalog, "fusion", required=False) is None:
+        return []
+    return certification_gaps(load_current_fusion(catalog))
 
 
 def summary_text(settings, catalog) -> str:

@@ -191,7 +191,7 @@ def cmd_eval_visual(args) -> int:
             pool_truth=pool_truth,
         )
         for b, entry in result["label_budget"]["budgets"].items():
-            systems = ("editor only", "editor + pseudo-labels", "baseline")
+            systems = ("editor only", "editor + pseudo-labels", "baseline", "baseline, pool's true labels")
             rows, head = format_rows({k: entry[k] for k in systems if k in entry}, f"budget {b}")
             sections += [
                 "",

@@ -132,6 +132,8 @@ def cmd_explain(args) -> int:
         emit(exp, True)
         return 0
     print(f"{exp['video_id']}: {exp.get('title') or '(no title)'} [fusion {exp['fusion_version']}, {exp['rule']}]")
+    if exp.get("promise"):
+        print(f"  promise: {exp['promise']}")
     ood = exp.get("out_of_distribution")
     if ood:
         print(f"  out-of-distribution score {ood['score']} (threshold {ood['threshold']}): {ood['decision']}")
@@ -143,8 +145,14 @@ def cmd_explain(args) -> int:
     for c in exp["categories"]:
         state = f"emitted via {c['source']} ({c['score']})" if c["emitted"] else "not emitted"
         print(f"  {c['id']} {c['name']}: {state}")
-        print(f"    text   {c.get('text_score', '-')} vs threshold {c['text_threshold']}")
-        print(f"    visual {c.get('visual_score', '-')} vs threshold {c['visual_threshold']}")
+        for source in ("text", "visual"):
+            cert = c.get(f"{source}_certified") or {}
+            held = (
+                f" (gold precision {cert['precision']:.2f}, certified lower bound {cert['lower_bound']:.2f})"
+                if cert.get("lower_bound") is not None
+                else f" (not certified: {cert.get('reason', 'no threshold')})"
+            )
+            print(f"    {source:<6} {c.get(f'{source}_score', '-')} vs threshold {c[f'{source}_threshold']}{held}")
         if c.get("text_words"):
             print("    words: " + ", ".join(f"{w['word']} (-{w['drop']})" for w in c["text_words"]))
         if c.get("top_frames"):

@@ -1,4 +1,5 @@
-"""Thresholds holding 80% precision by a confidence bound: the rule, its guards, and a brute-force check."""
+"""Thresholds certified at 80% precision by a confidence bound covering the scan: the rule, its guards,
+a brute-force reference written from the definition, and the promise checked by simulation."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from ml.thresholds import (
     wilson_lower,
 )
 
-LOOSE = ThresholdPolicy(min_support=1, confidence=0.5)  # a 50% one-sided bound is the point estimate
+# A 50% one-sided Wilson bound is the point estimate; without the scan correction: the rule's mechanics alone.
+LOOSE = ThresholdPolicy(min_support=1, confidence=0.5, bound="wilson", scan="none")
+OLD = ThresholdPolicy(bound="wilson", confidence=0.8, scan="none")  # every passing cut eligible
 
 
 def independent_lower(k: int, n: int, confidence: float, bound: str) -> float:
@@ -30,17 +33,30 @@ def independent_lower(k: int, n: int, confidence: float, bound: str) -> float:
 
 
 def brute_force(scores, labels, policy):
-    """Emitted set of the rule, written from its definition: every cut, its bound, the objective."""
+    """Emitted set of the rule, written from its definition: every cut from the top, its bound, the objective.
+
+    Fixed-sequence: cuts emitting fewer than the fewest videos whose bound could pass are skipped; the
+    first cut after them that fails ends the sequence.
+    """
     keep = np.isfinite(scores)
     s, y = scores[keep], labels[keep].astype(bool)
     positives = int(y.sum())
+    n_min = next(
+        m
+        for m in range(1, 10_000)
+        if independent_lower(m, m, policy.confidence, policy.bound) >= policy.target_precision
+    )
     best = None
     for cut in sorted(set(s.tolist()), reverse=True):
         emitted = s >= cut
         tp, n = int((emitted & y).sum()), int(emitted.sum())
-        if tp < policy.min_support or independent_lower(tp, n, policy.confidence, policy.bound) < (
-            policy.target_precision - 1e-9
-        ):
+        passes = independent_lower(tp, n, policy.confidence, policy.bound) >= policy.target_precision - 1e-9
+        if policy.scan == "fixed-sequence":
+            if n < n_min:
+                continue
+            if not passes:
+                break
+        if tp < policy.min_support or not passes:
             continue
         f1 = 2 * tp / (n + positives)
         if best is None or policy.objective == "recall" or f1 >= best[0] - 1e-12:
@@ -62,17 +78,63 @@ def test_simple_case_and_the_threshold_sits_in_the_gap():
     assert emitted_by(r.threshold, scores).tolist() == [True, True, True, False, False]
 
 
-@pytest.mark.parametrize("rank", [1, 3, 6])
-def test_one_negative_near_the_top_does_not_wipe_out_a_category(rank):
-    """60 positives and a single negative at rank 1, 3 or 6: the category keeps full recall at 60/61."""
+def _sixty_positives_and_one_negative_at(rank: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.linspace(0.99, 0.40, 61)
     labels = np.ones(61, dtype=int)
     labels[rank - 1] = 0
     scores = np.r_[scores, np.linspace(0.30, 0.01, 200)]  # a clean gap, then 200 negatives
-    labels = np.r_[labels, np.zeros(200, dtype=int)]
-    r = select_threshold(scores, labels, ThresholdPolicy())
+    return scores, np.r_[labels, np.zeros(200, dtype=int)]
+
+
+@pytest.mark.parametrize("rank", [1, 3, 6])
+def test_without_the_scan_one_negative_near_the_top_does_not_wipe_out_a_category(rank):
+    """The old rule (no correction for the scan): the category keeps full recall at 60/61."""
+    r = select_threshold(*_sixty_positives_and_one_negative_at(rank), OLD)
     assert r.enabled and r.recall == 1.0 and r.true_positives == 60 and r.predicted == 61
     assert r.precision == pytest.approx(60 / 61) and r.lower_bound >= 0.8
+
+
+@pytest.mark.parametrize(("rank", "certified_recall"), [(1, None), (14, None), (20, 19 / 60), (40, 1.0)])
+def test_fixed_sequence_stops_at_the_first_cut_that_fails(rank, certified_recall):
+    """The price of certifying every cut at once: the sequence ends at the first cut whose bound fails.
+
+    A negative among the top 14 (the fewest whose 95% bound can reach 80%) certifies nothing; at rank 20,
+    19 right out of 20 fails (bound 0.78) and the cuts above it stay certified; at rank 40, 39 of 40
+    passes (0.89) and the sequence runs on to full recall.
+    """
+    r = select_threshold(*_sixty_positives_and_one_negative_at(rank), ThresholdPolicy())
+    if certified_recall is None:
+        assert not r.enabled and "never reaches 80% from the top down" in r.reason and r.more_positives == 0
+    else:
+        assert r.enabled and r.recall == pytest.approx(certified_recall) and r.lower_bound >= 0.8
+
+
+def test_min_emitted_is_where_a_clean_cut_can_first_pass():
+    from ml.thresholds import min_emitted
+
+    assert min_emitted(ThresholdPolicy()) == 14  # 0.8**14 = 0.044 < 0.05 <= 0.8**13
+    assert clopper_pearson_lower(14, 14, 0.95) >= 0.8 > clopper_pearson_lower(13, 13, 0.95)
+    few = select_threshold(np.linspace(1, 0, 30), np.array([1] * 12 + [0] * 18), ThresholdPolicy())
+    assert not few.enabled and few.more_positives == 2 and "2 more verified positives" in few.reason
+
+
+@pytest.mark.parametrize("true_precision", [0.6, 0.7, 0.75])
+def test_the_promise_holds_by_simulation(true_precision):
+    """Categories whose precision is truly below 80% at every cut: fixed-sequence certifies at most 5% of
+    them (the promise), while keeping the best of all passing cuts without the correction does not."""
+    rng = np.random.default_rng(int(true_precision * 100))
+    trials, certified, uncorrected = 400, 0, 0
+    for _ in range(trials):
+        n = 60
+        labels = rng.random(n) < true_precision  # the ranking carries no information: precision p everywhere
+        scores = np.linspace(1, 0.01, n)
+        certified += select_threshold(scores, labels, ThresholdPolicy(min_support=1)).enabled
+        uncorrected += select_threshold(
+            scores, labels, ThresholdPolicy(min_support=1, scan="none", objective="recall")
+        ).enabled
+    assert certified / trials <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / trials)
+    if true_precision >= 0.7:
+        assert uncorrected > certified  # the winner's curse the scan correction removes
 
 
 def test_a_lower_cut_holding_the_bound_is_not_missed():
@@ -80,27 +142,31 @@ def test_a_lower_cut_holding_the_bound_is_not_missed():
     scores = np.linspace(1.0, 0.3, 70)
     labels = np.ones(70, dtype=int)
     labels[[4, 20, 30, 40, 50, 55, 60, 65, 66, 69]] = 0
-    r = select_threshold(scores, labels, ThresholdPolicy(objective="recall", confidence=0.6))
+    r = select_threshold(scores, labels, ThresholdPolicy(objective="recall", confidence=0.6, scan="none"))
     assert r.enabled and r.recall == 1.0
 
 
 def test_unreachable_category_is_not_emitted():
-    r = select_threshold(np.linspace(1, 0, 20), np.array([0, 1] * 10), ThresholdPolicy())
-    assert not r.enabled and r.threshold is None and "bound never reaches 80%" in r.reason
+    r = select_threshold(np.linspace(1, 0, 40), np.array([0, 1] * 20), ThresholdPolicy())
+    assert not r.enabled and r.threshold is None and "never reaches 80%" in r.reason
     assert threshold_vector([r])[0] == np.inf
 
 
 def test_minimum_support_and_confidence_bound():
     r = select_threshold(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0]), ThresholdPolicy(min_support=4))
-    assert not r.enabled and "only 2 verified positive" in r.reason
+    assert not r.enabled and "2 verified positive(s)" in r.reason and r.more_positives == 12
     # 9 right out of 11 is a point precision of 0.82: enough for the point estimate, not for a 95% bound
     # (Wilson 0.57), and no smaller cut has the support for one either (5 of 5 bounds at 0.65).
     s = np.linspace(1, 0.01, 20)
     y = np.array([1] * 5 + [0] + [1] * 4 + [0] * 10)
-    point = select_threshold(s, y, ThresholdPolicy(min_support=3, confidence=0.5, objective="recall"))
+    point = select_threshold(
+        s, y, ThresholdPolicy(min_support=3, confidence=0.5, objective="recall", bound="wilson", scan="none")
+    )
     assert point.enabled and point.predicted == 11 and point.precision == pytest.approx(9 / 11)
-    strict = select_threshold(s, y, ThresholdPolicy(min_support=3, confidence=0.95, objective="recall"))
-    assert not strict.enabled and "bound never reaches 80%" in strict.reason
+    strict = select_threshold(
+        s, y, ThresholdPolicy(min_support=3, confidence=0.95, objective="recall", bound="wilson", scan="none")
+    )
+    assert not strict.enabled and "2 more verified positives" in strict.reason  # Wilson needs 11 clean
     assert wilson_lower(9, 11, 0.95) < 0.8 and wilson_lower(5, 5, 0.95) < 0.8
 
 
@@ -118,7 +184,11 @@ def test_bounds_against_independent_formulas():
 def test_ties_enter_together_and_nan_is_unscored():
     scores = np.array([0.9, 0.5, 0.5, 0.5, np.nan, np.nan])
     labels = np.array([1, 1, 0, 1, 0, 0])
-    r = select_threshold(scores, labels, ThresholdPolicy(target_precision=0.7, min_support=1, confidence=0.5))
+    r = select_threshold(
+        scores,
+        labels,
+        ThresholdPolicy(target_precision=0.7, min_support=1, confidence=0.5, bound="wilson", scan="none"),
+    )
     assert r.predicted == 4 and r.positives == 3  # the NaN rows are not judged
     assert r.threshold == 0.5  # nothing below the tie: the threshold is the tie itself
 
@@ -126,13 +196,14 @@ def test_ties_enter_together_and_nan_is_unscored():
 @pytest.mark.parametrize("seed", range(30))
 @pytest.mark.parametrize("objective", ["f1", "recall"])
 @pytest.mark.parametrize("bound", ["wilson", "clopper-pearson"])
-def test_matches_brute_force(seed, objective, bound):
+@pytest.mark.parametrize("scan", ["fixed-sequence", "none"])
+def test_matches_brute_force(seed, objective, bound, scan):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(10, 90))
     labels = rng.random(n) < 0.4
     scores = np.round(np.clip(labels * rng.normal(0.35, 0.25, n) + rng.random(n) * 0.6, 0.001, 0.999), 2)
     policy = ThresholdPolicy(
-        min_support=2, confidence=float(rng.choice([0.5, 0.8, 0.9])), bound=bound, objective=objective
+        min_support=2, confidence=float(rng.choice([0.5, 0.8, 0.9])), bound=bound, objective=objective, scan=scan
     )
     r = select_threshold(scores, labels, policy)
     expected = brute_force(scores, labels, policy)
@@ -150,6 +221,7 @@ def test_policy_refuses_bad_values():
         {"confidence": 0.3},
         {"objective": "precision"},
         {"min_support": 0},
+        {"scan": "bonferroni"},
     ):
         with pytest.raises(ValueError):
             ThresholdPolicy(**bad)

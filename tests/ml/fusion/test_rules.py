@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml.fusion.rules import RULES, FusionModel, choose_rule, compare_rules, fit_rule, rule_metrics
-from ml.thresholds import ThresholdPolicy
+from ml.thresholds import ThresholdPolicy, clopper_pearson_lower
 
 POLICY = ThresholdPolicy(min_support=3)
 
@@ -118,13 +118,16 @@ def test_rule_metrics_per_category_promise():
     assert m["worst_category_precision"] == pytest.approx(0.5)
     assert m["macro_precision"] == pytest.approx(0.75)
     assert [f["category_id"] for f in m["failing_categories"]] == ["b"]
-    rare = rule_metrics(emitted, emitted.astype(float), y, promise=0.8, min_emitted=25, categories=["a", "b"])
-    assert rare["failing_categories"] == [] and rare["categories_counted"] == 0
-    # 10 right of 13 (0.77) is within the noise of 13 emissions: not evidence that the promise is broken.
-    close = np.zeros((13, 1), bool)
-    close[:10] = True
-    m = rule_metrics(np.ones((13, 1), bool), np.ones((13, 1)), close, promise=0.8, min_emitted=10)
-    assert m["worst_category_precision"] == pytest.approx(10 / 13) and m["failing_categories"] == []
+    assert m["failing_categories"][0]["lower_bound"] == pytest.approx(clopper_pearson_lower(10, 20, 0.95))
+    # However rarely a category is emitted, measuring below the promise fails it: 7 right out of 10 does,
+    # and so does 10 of 13; the pooled precision must reach the promise by its 95% lower bound.
+    for right, n in ((7, 10), (10, 13)):
+        y1 = np.zeros((n, 1), bool)
+        y1[:right] = True
+        m = rule_metrics(np.ones((n, 1), bool), np.ones((n, 1)), y1, promise=0.8, min_emitted=25)
+        assert [f["emitted"] for f in m["failing_categories"]] == [n] and m["categories_counted"] == 0
+    assert m["pooled_lower_bound"] == pytest.approx(clopper_pearson_lower(10, 13, 0.95))
+    assert choose_rule({"only": {**m, "failing_categories": []}}, 0.8).holds is False  # pooled bound 0.51
 
 
 def test_stacker_does_not_emit_on_a_source_missing_only_at_prediction():

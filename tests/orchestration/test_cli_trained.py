@@ -182,10 +182,25 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     labelled = {r[0] for r in catalog.query("SELECT DISTINCT video_id FROM human_labels")}
     assert labelled and {split[v] for v in labelled} <= {"editor", "gold"}  # nothing from locked or pool
     assert {"all", "none"} <= set(test["systems"]["chosen rule"])
-    for row in test["per_category"]:
-        if row["emitted"]:
-            low, high = row["interval_95"]
-            assert low <= row["precision"] <= high
+    # Per category: the chosen rule's counts on the locked videos against their ground truth, and the
+    # interval of those counts; together they are the chosen rule's overall figures.
+    from collections import Counter
+
+    from ml.thresholds import precision_interval
+
+    positives = Counter(c for r in truth if r.get("split") == "locked" for c in r["labels"])
+    rows = {r["category_id"]: r for r in test["per_category"]}
+    assert {c: r["positives"] for c, r in rows.items() if r["positives"]} == dict(positives)
+    emitted = [r for r in rows.values() if r["emitted"]]
+    assert emitted
+    for r in emitted:
+        assert r["true_positives"] <= min(r["emitted"], r["positives"]), r
+        assert r["precision"] == pytest.approx(r["true_positives"] / r["emitted"]), r
+        assert r["interval_95"] == pytest.approx(list(precision_interval(r["true_positives"], r["emitted"], 0.95))), r
+    assert all(r["precision"] is None and r["interval_95"] is None for r in rows.values() if not r["emitted"])
+    chosen = test["systems"]["chosen rule"]["all"]
+    assert sum(r["emitted"] for r in emitted) == chosen["emitted"]
+    assert sum(r["true_positives"] for r in emitted) / chosen["emitted"] == pytest.approx(chosen["precision"])
 
 
 def test_inspect_generated_video(pipeline_env, capsys, tmp_path):

@@ -16,6 +16,16 @@ from pathlib import Path
 
 from ml.demo.catalog import SMALL_CATALOG_SETTINGS
 
+# What scoring one batch materializes, in order: the per-batch assets but the report and the export.
+SCORING_ASSETS = (
+    "video_probe",
+    "frame_embeddings",
+    "text_predictions",
+    "pseudo_labels",
+    "visual_predictions",
+    "fused_predictions",
+)
+
 STAGES: list[tuple[str, ...]] = [
     ("video_registry",),
     ("text_model",),

@@ -96,7 +96,7 @@ def test_drift_report_written_and_linked(pipeline):
 def test_rerunning_a_batch_replaces_rows(pipeline):
     from orchestration.definitions import all_assets, all_checks
     from orchestration.resources import VidcatResource
-    from tests.pipeline import patched_env
+    from tests.pipeline import SCORING_ASSETS, patched_env
 
     c = _catalog(pipeline)
     batch = pipeline.batches[0]
@@ -114,17 +114,7 @@ def test_rerunning_a_batch_replaces_rows(pipeline):
     with patched_env(pipeline.env):
         result = dg.materialize(
             [*all_assets, *all_checks],
-            selection=[
-                dg.AssetKey(n)
-                for n in (
-                    "video_probe",
-                    "frame_embeddings",
-                    "text_predictions",
-                    "pseudo_labels",
-                    "visual_predictions",
-                    "fused_predictions",
-                )
-            ],
+            selection=[dg.AssetKey(n) for n in SCORING_ASSETS],
             partition_key=batch,
             instance=dg.DagsterInstance.get(),
             resources={"vidcat": VidcatResource()},

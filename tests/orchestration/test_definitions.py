@@ -26,6 +26,7 @@ def test_definitions_load_with_every_asset_and_the_batch_job():
 
     from orchestration.definitions import BATCH_ASSET_KEYS, defs
     from orchestration.partitions import video_batches
+    from tests.pipeline import SCORING_ASSETS
 
     graph = defs.resolve_asset_graph()
     by_batch = {k.to_user_string(): graph.get(k).partitions_def == video_batches for k in graph.get_all_asset_keys()}
@@ -36,16 +37,7 @@ def test_definitions_load_with_every_asset_and_the_batch_job():
         "category_thresholds",
     }
     per_batch = {k for k, partitioned in by_batch.items() if partitioned}
-    assert per_batch == {
-        "video_probe",
-        "frame_embeddings",
-        "text_predictions",
-        "pseudo_labels",
-        "visual_predictions",
-        "fused_predictions",
-        "drift_report",
-        "serving_export",
-    }
+    assert per_batch == {*SCORING_ASSETS, "drift_report", "serving_export"}
     assert {k.to_user_string() for k in BATCH_ASSET_KEYS} == per_batch
     job = defs.resolve_job_def("score_batch")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == per_batch

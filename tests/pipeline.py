@@ -7,13 +7,24 @@ materialized in dependency order on a persistent instance under the data root, a
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml.demo.catalog import SMALL_CATALOG_SETTINGS
+
+# What scoring one batch materializes, in order: the per-batch assets but the report and the export.
+SCORING_ASSETS = (
+    "video_probe",
+    "frame_embeddings",
+    "text_predictions",
+    "pseudo_labels",
+    "visual_predictions",
+    "fused_predictions",
+)
 
 STAGES: list[tuple[str, ...]] = [
     ("video_registry",),
@@ -110,3 +121,19 @@ def build(
                 pipeline.results[(stage[0], pk)] = result
             pipeline.seconds["+".join(stage)] = time.monotonic() - started
     return pipeline
+
+
+def in_distribution_flag_limit(calibration: Mapping[str, float], n: int, tail: float = 1e-3) -> int:
+    """The most of ``n`` new videos like the out-of-distribution detector's calibration videos that it
+    flags, but with probability ``tail``.
+
+    The threshold is the ``1 - flag_share`` quantile of ``m`` calibration scores (ml/visual/ood.py,
+    interpolated between order statistics), so a new video like them scores above it with probability
+    at most ``(m - floor((1 - flag_share) * (m - 1))) / (m + 1)``: the flag share for large ``m``, more
+    with few calibration videos (1 in 5 of 9). The flagged count is at most binomial at that rate.
+    """
+    from scipy.stats import binom
+
+    m = int(calibration["calibration_videos"])
+    rate = (m - math.floor((1 - calibration["flag_share"]) * (m - 1))) / (m + 1)
+    return int(binom.ppf(1 - tail, n, rate))

@@ -17,9 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_CLIPS = REPO_ROOT.parent / "shared" / "data" / "real_clips"
-
 PALETTE = np.array([(r, g, b) for r, g, b in itertools.product((0, 109, 219), (0, 109, 219), (0, 170))], dtype=np.uint8)
 
 

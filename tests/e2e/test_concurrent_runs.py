@@ -7,16 +7,9 @@ import multiprocessing as mp
 import pytest
 
 from ml.catalog.store import Catalog
+from tests.pipeline import SCORING_ASSETS
 
 pytestmark = pytest.mark.slow
-STAGES = (
-    "video_probe",
-    "frame_embeddings",
-    "text_predictions",
-    "pseudo_labels",
-    "visual_predictions",
-    "fused_predictions",
-)
 
 
 def _run_batch(env: dict[str, str], batch_id: str, queue) -> None:
@@ -30,7 +23,7 @@ def _run_batch(env: dict[str, str], batch_id: str, queue) -> None:
 
     result = dg.materialize(
         [*all_assets, *all_checks],
-        selection=[dg.AssetKey(s) for s in STAGES],
+        selection=[dg.AssetKey(s) for s in SCORING_ASSETS],
         partition_key=batch_id,
         instance=dg.DagsterInstance.get(),
         resources={"vidcat": VidcatResource()},

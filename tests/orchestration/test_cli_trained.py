@@ -30,6 +30,46 @@ def test_classify_a_real_clip(pipeline_env, capsys):
         assert c["source"] in ("text", "visual", "both", "fused")
 
 
+@needs_real_clips
+def test_real_clips_are_flagged_out_of_distribution(pipeline_env):
+    """The evidence for the out-of-distribution score (docs/fusion.md): the shared real clips, unlike the
+    demo's drawn scenes the student learnt from, are flagged through the serving path, while held-out
+    demo videos are flagged no more often than the detector's calibration on training videos allows.
+    The clips are read here only: nothing in the score or its threshold is fitted on them."""
+    from ml.catalog.holdout import held_out_ids
+    from ml.catalog.store import Catalog
+    from ml.config import load_settings
+    from ml.serving.classify import classify_file, load_models
+    from ml.taxonomy import default_working_set
+    from tests.pipeline import in_distribution_flag_limit, patched_env
+
+    catalog = Catalog(pipeline_env.data_root / "catalog.duckdb")
+    clips = sorted(p for p in REAL_CLIPS.iterdir() if p.suffix != ".tsv")
+    with patched_env(pipeline_env.env):
+        settings = load_settings()
+        models = load_models(catalog, settings)
+        ws = default_working_set()
+        real = {p.name: classify_file(p, settings, catalog, ws, models=models)["out_of_distribution"] for p in clips}
+    detector = models.student.ood
+    assert len(real) == 30 and all(r["threshold"] == pytest.approx(detector.threshold, abs=1e-4) for r in real.values())
+    flagged_real = sorted(name for name, r in real.items() if r["flagged"])
+    held = set(held_out_ids(catalog))
+    rows = catalog.query(
+        "SELECT video_id, out_of_distribution FROM visual_predictions WHERE model_version = ?",
+        [models.fusion.visual_version],
+    )
+    held_flags = [bool(out) for v, out in rows if v in held]
+    assert len(held_flags) == len(held) > 0 and not held & set(detector.reference_ids)
+    limit = in_distribution_flag_limit(detector.calibration, len(held_flags))
+    figures = (
+        f"real clips flagged {len(flagged_real)}/{len(real)}, held-out demo videos flagged "
+        f"{sum(held_flags)}/{len(held_flags)} (at most {limit} allowed); calibration {detector.calibration}; "
+        f"not flagged: {sorted(set(real) - set(flagged_real))}"
+    )
+    assert sum(held_flags) <= limit, figures
+    assert len(flagged_real) >= 0.9 * len(real), figures
+
+
 def test_classify_matches_the_batch_path(pipeline_env):
     """The real-time path gives the batch stages' scores, for every source and category, and their decision."""
     import numpy as np
@@ -182,10 +222,25 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     labelled = {r[0] for r in catalog.query("SELECT DISTINCT video_id FROM human_labels")}
     assert labelled and {split[v] for v in labelled} <= {"editor", "gold"}  # nothing from locked or pool
     assert {"all", "none"} <= set(test["systems"]["chosen rule"])
-    for row in test["per_category"]:
-        if row["emitted"]:
-            low, high = row["interval_95"]
-            assert low <= row["precision"] <= high
+    # Per category: the chosen rule's counts on the locked videos against their ground truth, and the
+    # interval of those counts; together they are the chosen rule's overall figures.
+    from collections import Counter
+
+    from ml.thresholds import precision_interval
+
+    positives = Counter(c for r in truth if r.get("split") == "locked" for c in r["labels"])
+    rows = {r["category_id"]: r for r in test["per_category"]}
+    assert {c: r["positives"] for c, r in rows.items() if r["positives"]} == dict(positives)
+    emitted = [r for r in rows.values() if r["emitted"]]
+    assert emitted
+    for r in emitted:
+        assert r["true_positives"] <= min(r["emitted"], r["positives"]), r
+        assert r["precision"] == pytest.approx(r["true_positives"] / r["emitted"]), r
+        assert r["interval_95"] == pytest.approx(list(precision_interval(r["true_positives"], r["emitted"], 0.95))), r
+    assert all(r["precision"] is None and r["interval_95"] is None for r in rows.values() if not r["emitted"])
+    chosen = test["systems"]["chosen rule"]["all"]
+    assert sum(r["emitted"] for r in emitted) == chosen["emitted"]
+    assert sum(r["true_positives"] for r in emitted) / chosen["emitted"] == pytest.approx(chosen["precision"])
 
 
 def test_inspect_generated_video(pipeline_env, capsys, tmp_path):

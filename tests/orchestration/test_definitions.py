@@ -20,14 +20,31 @@ BIN = Path(sys.executable).parent
 
 
 def test_definitions_load_with_every_asset_and_the_batch_job():
-    from orchestration.definitions import BATCH_ASSET_KEYS, defs
+    """An upload's run is every per-batch asset and nothing else: it scores with the current models and
+    never retrains them; the sensor that starts it is on by default and launches that job."""
+    import dagster as dg
 
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"video_registry", "video_probe"} <= keys
-    assert "video_probe" in {k.to_user_string() for k in BATCH_ASSET_KEYS}
-    assert "video_registry" not in {k.to_user_string() for k in BATCH_ASSET_KEYS}
-    assert defs.resolve_job_def("score_batch") is not None
-    assert defs.resolve_sensor_def("upload_sensor") is not None
+    from orchestration.definitions import BATCH_ASSET_KEYS, defs
+    from orchestration.partitions import video_batches
+    from tests.pipeline import SCORING_ASSETS
+
+    graph = defs.resolve_asset_graph()
+    by_batch = {k.to_user_string(): graph.get(k).partitions_def == video_batches for k in graph.get_all_asset_keys()}
+    assert {k for k, partitioned in by_batch.items() if not partitioned} == {
+        "video_registry",
+        "text_model",
+        "visual_model",
+        "category_thresholds",
+    }
+    per_batch = {k for k, partitioned in by_batch.items() if partitioned}
+    assert per_batch == {*SCORING_ASSETS, "drift_report", "serving_export"}
+    assert {k.to_user_string() for k in BATCH_ASSET_KEYS} == per_batch
+    job = defs.resolve_job_def("score_batch")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == per_batch
+    assert job.partitions_def == video_batches and job.executor_def.name == "in_process"
+    sensor = defs.resolve_sensor_def("upload_sensor")
+    assert [t.job_name for t in sensor.targets] == ["score_batch"]
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_dagster_definitions_validate(settings):

@@ -17,9 +17,8 @@ from ml.frames.embedding_store import (
     shard_path,
     write_shard,
 )
-from tests.videogen import REAL_CLIPS, shared_encoder
-
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/data/real_clips is absent")
+from tests.conftest import REAL_CLIPS, needs_real_clips
+from tests.videogen import shared_encoder
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

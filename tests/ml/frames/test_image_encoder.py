@@ -13,9 +13,8 @@ from ml.frames.image_encoder import (
     load_encoder,
     onnx_path,
 )
-from tests.videogen import REAL_CLIPS, shared_data_root, shared_encoder
-
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/data/real_clips is absent")
+from tests.conftest import REAL_CLIPS, needs_real_clips
+from tests.videogen import shared_data_root, shared_encoder
 
 # |onnx - torch| on features of magnitude up to ~6: float32 reassociation in fused convolutions gives
 # ~1e-5; an export that lost a layer or the normalisation is off by 1e-1 or more.

@@ -6,9 +6,9 @@ import pytest
 
 from ml.frames.inspect_video import inspect_video
 from ml.frames.sampler import NoVideoStream
-from tests.videogen import REAL_CLIPS, shared_encoder, write_audio_only, write_video
+from tests.conftest import REAL_CLIPS, needs_real_clips
+from tests.videogen import shared_encoder, write_audio_only, write_video
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/data/real_clips is absent")
 DOGS = range(151, 269)  # ImageNet-1k ids 151..268 are dog breeds
 
 

@@ -22,9 +22,8 @@ from ml.frames.sampler import (
     _plan,
     sample_frames,
 )
-from tests.videogen import PALETTE, REAL_CLIPS, second_of_colour, write_audio_only, write_video
-
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/data/real_clips is absent")
+from tests.conftest import REAL_CLIPS, needs_real_clips
+from tests.videogen import PALETTE, second_of_colour, write_audio_only, write_video
 
 
 def assert_on_grid(result, fps: float = 1.0) -> None:

@@ -197,9 +197,14 @@ class Settings:
 
     def pseudo_label_policy(self):  # -> ml.thresholds.ThresholdPolicy
         """The pseudo-label gate on the teacher's held-out editor scores (ml/text/pseudo_labels.py)."""
-        from ml.text.pseudo_labels import default_policy
+        from ml.thresholds import PSEUDO_LABEL_BOUND, ThresholdPolicy
 
-        return default_policy(self.pseudo_label_precision, self.pseudo_label_min_support)
+        return ThresholdPolicy(
+            target_precision=self.pseudo_label_precision,
+            min_support=self.pseudo_label_min_support,
+            objective="recall",
+            **PSEUDO_LABEL_BOUND,
+        )
 
     def with_overrides(self, **kwargs: Any) -> Settings:
         sources = {k: "an override in the code" for k in kwargs}

@@ -39,6 +39,9 @@ import numpy as np
 BOUNDS = ("wilson", "clopper-pearson")
 OBJECTIVES = ("f1", "recall")
 SCANS = ("fixed-sequence", "none")
+# The teacher's pseudo-label gate (ml/text/pseudo_labels.py): an internal quality gate on training data,
+# not the promise, so a Wilson bound at 80% over the scanned cuts.
+PSEUDO_LABEL_BOUND = {"bound": "wilson", "confidence": 0.80, "scan": "none"}
 PROMISE = (
     "for each emitted category and source, precision on videos like the certification set is at least "
     "{target:.0%} with {confidence:.0%} confidence (one-sided Clopper-Pearson, fixed-sequence testing over the cuts)"

@@ -32,13 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from ml.thresholds import ThresholdPolicy, select_threshold
+from ml.thresholds import PSEUDO_LABEL_BOUND, ThresholdPolicy, select_threshold
 
 DEFAULT_TARGET_PRECISION = 0.9
 DEFAULT_MIN_SUPPORT = 20
 DEFAULT_NEGATIVE_MAX_SCORE = 0.05
 DEFAULT_INFORMATIVE_MIN_SCORE = None  # off: only certified positives make a video informative
-PSEUDO_LABEL_BOUND = {"bound": "wilson", "confidence": 0.80, "scan": "none"}
 COLUMNS = ["video_id", "category_id", "target", "weight", "kind"]
 KINDS = ("positive", "negative", "soft")
 

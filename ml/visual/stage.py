@@ -216,12 +216,23 @@ def fit_student(
     except ValueError:
         # Too few editor videos to train and validate on (a young catalog): round one also learns the
         # teacher's calibrated beliefs as soft targets, as the pool's pseudo-labels would teach it.
+        # Its best guess counts as a positive on the more confident half of the texts: a teacher
+        # calibrated on a handful of labels rarely reaches 0.5, and a student needs positives to validate.
         targets = everything
         if policy.pseudo_labels:
-            for v, p in inputs.text_probs.items():
-                if v not in inputs.held_out and v not in targets.targets:
-                    t = p[keep].astype(np.float32)
-                    targets.add(v, t, (policy.pseudo_weight * np.abs(2 * np.nan_to_num(t, nan=0.5) - 1)), "pseudo")
+            pool = {
+                v: p[keep].astype(np.float32)
+                for v, p in inputs.text_probs.items()
+                if v not in inputs.held_out and v not in targets.targets and np.isfinite(p[keep]).any()
+            }
+            confident = np.median([np.nanmax(t) for t in pool.values()]) if pool else np.inf
+            for v, t in pool.items():
+                w = policy.pseudo_weight * np.abs(2 * np.nan_to_num(t, nan=0.5) - 1)
+                if np.nanmax(t) >= confident:
+                    j = int(np.nanargmax(t))
+                    t, w = t.copy(), w.copy()
+                    t[j], w[j] = 1.0, policy.pseudo_weight
+                targets.add(v, t, w, "pseudo")
         guard(targets.targets, "the student's round one")
         first = train_visual_model(shards, targets.targets, meta, categories, config, out_dir, weights=targets.weights)
 

@@ -50,11 +50,13 @@ batch_max_wait_s = 2
 sensor_interval_s = 2
 text_min_positives = 4
 pseudo_label_precision = 0.6
-pseudo_label_min_support = 3
+pseudo_label_min_support = 1
 visual_min_positives = 3
 visual_max_epochs = 4
 threshold_min_support = 2
 threshold_confidence = 0.5
+threshold_bound = "wilson"
+threshold_scan = "none"
 """
 
 # Categories that co-occur in one video (a cooking video with baking, a concert with dancing).

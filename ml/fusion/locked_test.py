@@ -83,6 +83,7 @@ def evaluate_locked_test(
     shards: Sequence[Any] = (),
     min_emitted: int = 10,
     promise: float = 0.8,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
     """Every system on the locked test: overall, per kind of text, and the chosen rule per category."""
     ids = list(test.video_ids)
@@ -172,6 +173,7 @@ def evaluate_locked_test(
         y,
         cols,
         promise,
+        confidence,
     )
     n, tp, prec = per_category_precision(emitted["chosen rule"], y)
     report["per_category"] = [

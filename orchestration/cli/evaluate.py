@@ -86,7 +86,9 @@ def locked_test_report(settings, catalog, ws=None) -> tuple[dict | None, str]:
         test = gold_locked_test(catalog)
     fusion = load_current_fusion(catalog)
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
-    report = evaluate_locked_test(catalog, fusion, test, shards, promise=settings.target_precision)
+    report = evaluate_locked_test(
+        catalog, fusion, test, shards, promise=settings.target_precision, confidence=settings.threshold_confidence
+    )
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else None
     return report, format_report(report, names)
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_too_few_labels_for_the_student_is_a_state_not_a_failure(tmp_path, capsys):
     # Every stage must succeed (build asserts it) although no category reaches the student's minimum.
-    p = build(tmp_path, videos=30, seed=11, extra_roots=[], overrides={"visual_min_positives": 1000})
+    p = build(tmp_path, videos=45, seed=11, extra_roots=[], overrides={"visual_min_positives": 1000})
     (mat,) = p.results[("visual_model", None)].asset_materializations_for_node("visual_model")
     assert mat.metadata["status"].value == "not trained" and "1000 positive targets" in mat.metadata["reason"].value
     c = Catalog(p.data_root / "catalog.duckdb")

@@ -215,6 +215,18 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     test = out["locked_test"]
     assert test["videos"] == len(unlabelled) > 0 and "ground truth" in test["labels"]
     assert {"text only", "visual only", "chosen rule", "baseline"} <= set(test["systems"])
+    audit = test["audit"]  # the promise, checked on videos no threshold saw
+    from ml.thresholds import clopper_pearson_lower
+
+    assert audit["certified"] == len(audit["rows"]) > 0
+    for row in audit["rows"]:
+        if row["emitted"]:
+            tp, n = row["true_positives"], row["emitted"]
+            assert row["lower_bound"] == pytest.approx(clopper_pearson_lower(tp, n, audit["confidence"]))
+            assert row["upper_bound"] == pytest.approx(1 - clopper_pearson_lower(n - tp, n, audit["confidence"]))
+    evidence = sum(r["emitted"] > 0 and r["upper_bound"] < audit["promise"] for r in audit["rows"])
+    assert audit["evidence_below_promise"] == evidence and audit["holds"] == (evidence <= audit["allowed"])
+    assert audit["holds"], audit
     split = {r["video_id"]: r.get("split") for r in truth}
     from ml.catalog.store import Catalog
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ml.catalog.holdout import assert_trainable
 from ml.visual.ood import fit_detector, load_detector, mean_pool
 
 
@@ -82,6 +83,7 @@ def test_a_student_flags_videos_of_another_kind_and_gives_them_no_visual_categor
         TargetPolicy(pseudo_labels=False, self_training=False),
         config,
         tmp_path / "m",
+        guard=lambda ids, what: assert_trainable(ids, frozenset(), what),  # no catalog: nothing is held out
         min_positives=3,
         ood_flag_share=0.03,
     )

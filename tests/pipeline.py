@@ -100,7 +100,7 @@ def build(
         settings = load_settings().ensure_dirs()
         catalog = open_catalog(settings.catalog_path)
         ws = default_working_set()
-        summary = build_demo_catalog(videos, seed, settings.media_dir / "demo", settings.demo_dir)
+        summary = build_demo_catalog(videos, seed, settings.media_dir / "demo", settings.demo_dir, editor_share=0.3)
         register_manifest(catalog, summary["manifest"], settings.allowed_roots, ws, origin="demo")
         import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold")
         lock_demo_test(catalog, settings.demo_dir)  # as `vidcat demo` does: before anything trains

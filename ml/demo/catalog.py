@@ -440,7 +440,7 @@ CONTAINERS = (
 )
 
 
-def plan_catalog(n_videos: int, seed: int) -> list[DemoVideo]:
+def plan_catalog(n_videos: int, seed: int, editor_share: float = EDITOR_SHARE) -> list[DemoVideo]:
     """Decide every video's categories, timeline, language, text and file format (no pixels yet)."""
     rng = random.Random(seed)
     cats = list(DEMO_CATEGORIES)
@@ -484,7 +484,7 @@ def plan_catalog(n_videos: int, seed: int) -> list[DemoVideo]:
                 rotation=90 if portrait else 0,
             )
         )
-    _assign_splits(videos, rng)
+    _assign_splits(videos, rng, editor_share)
     return videos
 
 
@@ -535,7 +535,7 @@ def _text(categories: list[str], lang: str, rng: random.Random, n: int) -> tuple
     return title, description, kind
 
 
-def split_sizes(n_videos: int) -> dict[str, int]:
+def split_sizes(n_videos: int, editor_share: float = EDITOR_SHARE) -> dict[str, int]:
     """How many videos each labelled split gets (the pool takes the rest): the seed's regime in miniature.
 
     Editors label at most 5% (English and French only), gold is about 20% (every language), the locked
@@ -545,16 +545,18 @@ def split_sizes(n_videos: int) -> dict[str, int]:
     locked = min(LOCKED_VIDEOS, n_videos // 6)
     gold = round(GOLD_SHARE * n_videos)
     editor = min(int(EDITOR_SHARE * n_videos), EDITOR_PER_CATEGORY * len(DEMO_CATEGORIES))
+    if editor_share != EDITOR_SHARE:  # test catalogs of a couple of hundred videos (tests/pipeline.py)
+        editor = int(editor_share * n_videos)
     return {"locked": locked, "gold": gold, "editor": editor}
 
 
-def _assign_splits(videos: list[DemoVideo], rng: random.Random) -> None:
+def _assign_splits(videos: list[DemoVideo], rng: random.Random, editor_share: float = EDITOR_SHARE) -> None:
     """Locked test and gold drawn from every video; a few editor videos per category (EN/FR); the rest is pool.
 
     Editors pick by a video's main category, a few per category, as a labelling team seeding a
     taxonomy would; the locked test and gold are uniform samples, so they look like the catalog.
     """
-    sizes = split_sizes(len(videos))
+    sizes = split_sizes(len(videos), editor_share)
     order = list(videos)
     for v in rng.sample(order, k=sizes["locked"]):
         v.split = "locked"
@@ -563,7 +565,7 @@ def _assign_splits(videos: list[DemoVideo], rng: random.Random) -> None:
         v.split = "gold"
     candidates = [v for v in order if v.split == "pool" and v.language in EDITOR_LANGUAGES]
     rng.shuffle(candidates)
-    per_category = max(1, min(EDITOR_PER_CATEGORY, sizes["editor"] // len(DEMO_CATEGORIES)))
+    per_category = max(1, sizes["editor"] // len(DEMO_CATEGORIES))
     taken = 0
     for c in DEMO_CATEGORIES:
         for v in [v for v in candidates if v.categories[0] == c][:per_category]:
@@ -703,9 +705,17 @@ def _write_bad_files(media: Path, rng: random.Random) -> list[dict]:
 
 
 def build_demo_catalog(
-    n_videos: int, seed: int, media_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
+    n_videos: int,
+    seed: int,
+    media_dir: Path,
+    out_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+    editor_share: float = EDITOR_SHARE,
 ) -> dict:
     """Render the catalog and write manifest.jsonl, gold.jsonl, ground_truth.jsonl and README.txt.
+
+    ``editor_share``: the demo's 5% by default; the test catalog of 180 videos takes 30% (54 editor
+    videos, as many as the demo's), since 9 could train no student a test could read.
 
     Deterministic for (n_videos, seed): same plans, same pixels. Existing identical files are kept,
     so re-running is cheap and idempotent.
@@ -713,7 +723,7 @@ def build_demo_catalog(
     media_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    videos = plan_catalog(n_videos, seed)
+    videos = plan_catalog(n_videos, seed, editor_share)
     base_time = dt.datetime(2026, 1, 1) + dt.timedelta(days=seed % 300)
     for v in videos:
         v.file = f"{v.video_id}{v.container}"

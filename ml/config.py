@@ -102,6 +102,9 @@ class Settings:
     drift_warn_share: float = 0.30
     # Fusion rule (ml/fusion/rules.py): "auto" takes the best rule on held-out gold data.
     fusion_rule: str = "auto"
+    # Back-off to parent categories (ml/fusion/hierarchy.py): "auto" chooses the node score's combiner
+    # on held-out gold; "max" or "noisy-or" fix it; "off" emits leaves only.
+    fusion_backoff: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # Derived locations: one rule, so nothing else builds these paths by hand.
@@ -296,6 +299,7 @@ RULES: dict[str, Rule] = {
     "threshold_scan": Rule(choices=("fixed-sequence", "none")),
     "drift_warn_share": Rule(min=0, min_open=True, max=1),
     "fusion_rule": Rule(choices=("auto", "text", "visual", "union", "max", "stacked")),
+    "fusion_backoff": Rule(choices=("auto", "max", "noisy-or", "off")),
 }
 
 

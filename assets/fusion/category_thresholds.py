@@ -36,6 +36,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
         settings.threshold_policy(),
         rule=settings.fusion_rule,
         promised_precision=settings.target_precision,
+        backoff=settings.fusion_backoff,
     )
     m = fitted.model
     enabled = {
@@ -105,6 +106,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
             "visual_model_version": fitted.visual_version,
             "path": dg.MetadataValue.path(str(fitted.path)),
             "rule_choice": choice.reason,
+            **_backoff_metadata(m.backoff),
         }
     )
     failing_rows = [
@@ -137,3 +139,29 @@ def _cell(t) -> str:
     if t.enabled:
         return f"{t.threshold:.3f} (P {t.precision:.2f}, certified >= {t.lower_bound:.2f}, R {t.recall:.2f})"
     return f"off: {t.reason}"[:60]
+
+
+def _backoff_metadata(backoff) -> dict:
+    """The parents that may be said where their children cannot be told apart, and how the combiner was chosen."""
+    if backoff is None:
+        return {"backoff": "off"}
+    tree = backoff.tree
+    rows = [
+        (node, tree.paths[col], _cell(th))
+        for node, col, th in zip(tree.nodes, tree.node_columns, backoff.thresholds, strict=True)
+        if th.positives
+    ]
+    comparison = [
+        (name, f"{r['coverage']:.3f}", f"{r['node_precision']:.3f}", f"{r['mean_tier']:.2f}")
+        for name, r in backoff.comparison.items()
+    ]
+    return {
+        "backoff_combiner": backoff.combiner,
+        "backoff_certified": dg.MetadataValue.int(sum(t.enabled for t in backoff.thresholds)),
+        "backoff_nodes": dg.MetadataValue.md(
+            md_table(rows, ["id", "parent", "cut on gold its children leave unsaid"]) if rows else "none"
+        ),
+        "backoff_comparison_held_out_gold": dg.MetadataValue.md(
+            md_table(comparison, ["node score", "coverage", "node precision", "mean tier"])
+        ),
+    }

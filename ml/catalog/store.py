@@ -167,7 +167,7 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE TABLE thresholds (
             version      VARCHAR NOT NULL,
             category_id  VARCHAR NOT NULL,
-            source       VARCHAR NOT NULL,           -- text, visual, fused
+            source       VARCHAR NOT NULL,           -- text, visual, fused, backoff
             threshold    DOUBLE,                     -- NULL when the source cannot reach the target
             precision    DOUBLE,
             recall       DOUBLE,
@@ -183,7 +183,7 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
             category_id           VARCHAR NOT NULL,
             model_version         VARCHAR NOT NULL,  -- text+visual+thresholds versions, one key
             score                 DOUBLE NOT NULL,
-            source                VARCHAR NOT NULL,  -- text, visual or both
+            source                VARCHAR NOT NULL,  -- text, visual, both, fused or backoff
             text_score            DOUBLE,
             visual_score          DOUBLE,
             text_threshold        DOUBLE,
@@ -257,6 +257,24 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE VIEW current_predictions AS
         SELECT p.video_id, p.category_id, p.score, p.source, p.text_score, p.visual_score,
                p.model_version, p.batch_id, p.predicted_at
+        FROM predictions p
+        JOIN (SELECT video_id, arg_max(model_version, classified_at) AS model_version
+              FROM video_results GROUP BY video_id) latest
+          ON p.video_id = latest.video_id AND p.model_version = latest.model_version
+        JOIN videos v ON v.video_id = p.video_id
+        WHERE v.taken_down_at IS NULL;
+        """,
+    ),
+    (
+        5,
+        "categories carry their level: tier and path, for leaves and back-off parents (source 'backoff')",
+        """
+        ALTER TABLE predictions ADD COLUMN tier INTEGER;
+        ALTER TABLE predictions ADD COLUMN path VARCHAR;
+        DROP VIEW current_predictions;
+        CREATE VIEW current_predictions AS
+        SELECT p.video_id, p.category_id, p.score, p.source, p.text_score, p.visual_score,
+               p.model_version, p.batch_id, p.predicted_at, p.tier, p.path
         FROM predictions p
         JOIN (SELECT video_id, arg_max(model_version, classified_at) AS model_version
               FROM video_results GROUP BY video_id) latest

@@ -25,6 +25,7 @@ import numpy as np
 
 from ml.catalog.holdout import HoldoutGuard, held_out_ids
 from ml.catalog.store import Catalog
+from ml.fusion.hierarchy import closure, information
 from ml.fusion.rules import per_category_precision, rule_metrics
 from ml.fusion.score_matrix import load_scores, text_lengths, visual_scores
 from ml.fusion.stage import LoadedFusion
@@ -165,16 +166,34 @@ def evaluate_locked_test(
         systems[name] = entry
     report["systems"] = systems
 
-    report["audit"] = promise_audit(
-        {
-            "text": (emitted["text only"], [t.enabled for t in fusion.model.text_thresholds]),
-            "visual": (emitted["visual only"], [t.enabled for t in fusion.model.visual_thresholds]),
-        },
-        y,
-        cols,
-        promise,
-        confidence,
-    )
+    audited: dict[str, tuple] = {
+        "text": (emitted["text only"], [t.enabled for t in fusion.model.text_thresholds]),
+        "visual": (emitted["visual only"], [t.enabled for t in fusion.model.visual_thresholds]),
+    }
+    backoff = fusion.model.backoff
+    if backoff is not None and d.nodes is not None:
+        tree = backoff.tree
+        truth = _pad(closure(y[:, : len(cats)], tree), len(cols)) | y
+        nodes = np.zeros((len(ids), len(cols)), bool)
+        enabled = [False] * len(cols)
+        for k, col in enumerate(tree.node_columns):
+            nodes[:, col] = d.nodes[:, k] & served[:, 0]
+            enabled[col] = backoff.thresholds[k].enabled
+        audited["backoff"] = (nodes, enabled, truth)
+        no_text = np.array([kk == "none" for kk in kinds])
+        leaves, said = d.emitted & served, d.said() & served
+        report["hierarchy"] = {
+            "combiner": backoff.combiner,
+            "certified_nodes": int(sum(enabled)),
+            "rows": {
+                name: {
+                    "all": information(m, y[:, : len(cats)], tree),
+                    "no text": information(m[no_text], y[no_text, : len(cats)], tree),
+                }
+                for name, m in (("leaves only", leaves), ("leaves + back-off", said))
+            },
+        }
+    report["audit"] = promise_audit(audited, y, cols, promise, confidence)
     n, tp, prec = per_category_precision(emitted["chosen rule"], y)
     report["per_category"] = [
         {
@@ -192,7 +211,7 @@ def evaluate_locked_test(
 
 
 def promise_audit(
-    sources: dict[str, tuple[np.ndarray, list[bool]]],
+    sources: dict[str, tuple[np.ndarray, list[bool]] | tuple[np.ndarray, list[bool], np.ndarray]],
     y: np.ndarray,
     categories: list[str],
     promise: float,
@@ -200,7 +219,8 @@ def promise_audit(
 ) -> dict[str, Any]:
     """The promise checked on videos it never saw: per source and certified category, the precision
     with its one-sided Clopper-Pearson bounds, and how many certified categories fell below ``promise``
-    against how many ``confidence`` allows.
+    against how many ``confidence`` allows. A source may bring its own truth as a third item (back-off
+    parents are right when the truth holds them or a descendant).
 
     Each certified (category, source) holds with probability at least ``confidence``; so among K of
     them, up to the ``confidence`` quantile of Binomial(K, 1 - confidence) may truly miss. A miss is
@@ -212,8 +232,9 @@ def promise_audit(
     from ml.thresholds import clopper_pearson_lower
 
     rows, certified, below, evidence = [], 0, 0, 0
-    for source, (emitted, enabled) in sources.items():
-        n, tp, prec = per_category_precision(emitted, y)
+    for source, item in sources.items():
+        emitted, enabled = item[0], item[1]
+        n, tp, prec = per_category_precision(emitted, item[2] if len(item) > 2 else y)
         for j, ok in enumerate(enabled):
             if not ok:
                 continue
@@ -315,6 +336,9 @@ def format_report(report: dict[str, Any], names: dict[str, str] | None = None) -
         lines.append(f"baseline: one-vs-rest logistic regression on mean+max pooled frames, {report['baseline']}")
     if report.get("baseline_pseudo"):
         lines.append(f"baseline + pseudo-labels: {report['baseline_pseudo']}")
+    hierarchy = report.get("hierarchy")
+    if hierarchy:
+        lines += ["", format_hierarchy(hierarchy)]
     audit = report.get("audit")
     if audit:
         lines += ["", format_audit(audit, names)]
@@ -342,6 +366,30 @@ def format_report(report: dict[str, Any], names: dict[str, str] | None = None) -
         md_table(cat_rows, ["id", "category", "positives", "emitted", "precision", "95% interval", "recall"]),
     ]
     return "\n".join(lines)
+
+
+def format_hierarchy(hierarchy: dict[str, Any]) -> str:
+    """Leaves only against leaves plus back-off: information at held precision, side by side."""
+    from ml.catalog.summary import md_table
+
+    rows = [
+        (
+            name if kind == "all" else "",
+            kind,
+            m["videos"],
+            "n/a" if m["coverage"] != m["coverage"] else f"{m['coverage']:.3f}",
+            "n/a" if m["node_precision"] != m["node_precision"] else f"{m['node_precision']:.3f}",
+            m["said"],
+            "n/a" if m["mean_tier"] != m["mean_tier"] else f"{m['mean_tier']:.2f}",
+        )
+        for name, entry in hierarchy["rows"].items()
+        for kind, m in entry.items()
+    ]
+    head = (
+        f"Back-off to parent categories ({hierarchy['certified_nodes']} parents certified on gold, node score "
+        f"{hierarchy['combiner']}); a category said is right when the truth holds it or a descendant:"
+    )
+    return head + "\n" + md_table(rows, ["system", "text", "videos", "coverage", "node precision", "said", "mean tier"])
 
 
 def format_audit(audit: dict[str, Any], names: dict[str, str] | None = None) -> str:

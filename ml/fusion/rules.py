@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.fusion.hierarchy import Backoff
 from ml.thresholds import DEFAULT_POLICY, Threshold, ThresholdPolicy, select_thresholds, threshold_vector
 
 RULES = ("text", "visual", "union", "max", "stacked")
@@ -48,10 +49,24 @@ class Decisions:
     score: np.ndarray  # float (n, C), NaN where no source scored
     text_fired: np.ndarray  # bool (n, C): text alone passes its own threshold
     visual_fired: np.ndarray  # bool (n, C)
+    # Back-off (ml/fusion/hierarchy.py), when the model has one: nodes said (n, nodes) and their scores.
+    nodes: np.ndarray | None = None
+    node_score: np.ndarray | None = None
+    backoff_columns: list[int] | None = None  # the column of each node among the categories
+
+    def said(self) -> np.ndarray:
+        """(n, C) leaves and back-off nodes together; the leaves alone when there is no back-off."""
+        if self.nodes is None or self.backoff_columns is None:
+            return self.emitted
+        out = self.emitted.copy()
+        for k, col in enumerate(self.backoff_columns):
+            out[:, col] |= self.nodes[:, k]
+        return out
 
     def source(self) -> np.ndarray:
-        """Provenance of each emitted category: text, visual, both, or fused (only together)."""
+        """Provenance of each category said: text, visual, both, fused (only together), or backoff (a parent)."""
         out = np.full(self.emitted.shape, "", dtype=object)
+        out[self.said() & ~self.emitted] = "backoff"
         out[self.emitted & self.text_fired & self.visual_fired] = "both"
         out[self.emitted & self.text_fired & ~self.visual_fired] = "text"
         out[self.emitted & ~self.text_fired & self.visual_fired] = "visual"
@@ -70,6 +85,7 @@ class FusionModel:
     impute: list[list[float]] = field(default_factory=list)  # per category: typical (text, visual) logit
     # Per category: may frames alone give it (decided from gold by the thresholds stage)? Empty: all may.
     is_visual: list[bool] = field(default_factory=list)
+    backoff: Backoff | None = None  # parent categories certified where the leaves say nothing
 
     def calibrate_visual(self, visual: np.ndarray) -> np.ndarray:
         a, b = self.visual_calibration
@@ -110,7 +126,10 @@ class FusionModel:
             fused_fired = _ge(score, threshold_vector(self.fused_thresholds))
             emitted = np.where(both, fused_fired, np.where(has_t[:, None], text_fired, visual_fired))
             score = np.where(both, score, np.where(has_t[:, None], text, v))
-        return Decisions(emitted, score, text_fired, visual_fired)
+        if self.backoff is None:
+            return Decisions(emitted, score, text_fired, visual_fired)
+        leaves, fired, node_score = self.backoff.decide(score, emitted)
+        return Decisions(leaves, score, text_fired, visual_fired, fired, node_score, self.backoff.tree.node_columns)
 
     def to_json(self) -> dict:
         return {
@@ -122,6 +141,7 @@ class FusionModel:
             "text_thresholds": [t.as_dict() for t in self.text_thresholds],
             "visual_thresholds": [t.as_dict() for t in self.visual_thresholds],
             "fused_thresholds": None if self.fused_thresholds is None else [t.as_dict() for t in self.fused_thresholds],
+            "backoff": None if self.backoff is None else self.backoff.to_json(),
         }
 
     @classmethod
@@ -138,6 +158,7 @@ class FusionModel:
             stackers=data["stackers"],
             impute=data["impute"],
             is_visual=data["is_visual"],
+            backoff=Backoff.from_json(data["backoff"]) if data.get("backoff") else None,
         )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from ml.catalog.labels import certification_matrix
 from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model_in
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.fusion.hierarchy import build_tree, fit_backoff_model
 from ml.fusion.rules import RULES, FusionModel, RuleChoice, choose_rule, compare_rules, fit_rule
 from ml.fusion.score_matrix import category_union, load_scores, text_lengths, visual_scores
 from ml.taxonomy import WorkingSet
@@ -75,11 +76,13 @@ def fit_fusion_on_gold(
     folds: int = 5,
     seed: int = 0,
     promised_precision: float | None = None,
+    backoff: str = "auto",
 ) -> FittedFusion:
     """Compare the rules out of fold, fit the chosen one on all gold, write thresholds and the fusion model.
 
     ``promised_precision``: the held-out precision a rule must reach to be chosen (default: the
-    policy's own target, which may include a safety margin above the promise).
+    policy's own target, which may include a safety margin above the promise). ``backoff``: the
+    parent-category back-off's combiner ("auto": chosen on held-out gold), or "off".
     """
     text = latest_model(catalog, "text_model")
     assert text is not None
@@ -122,6 +125,11 @@ def fit_fusion_on_gold(
         )
         for th, vis in zip(model.visual_thresholds, is_visual, strict=True)
     ]
+    if backoff != "off":
+        d = model.decide(t, v, chars)
+        model.backoff = fit_backoff_model(
+            d.score, d.emitted, y, build_tree(categories, ws.taxonomy), policy, combiner=backoff, seed=seed
+        )
     visual_version = visual.version if visual else None
     version = new_version(chosen, text.version, visual_version, len(ids))
     path = models_dir / "fusion" / f"{version}.json"
@@ -206,21 +214,11 @@ def _write_thresholds(con, version: str, categories: list[str], model: FusionMod
     }
     for source, ths in per_source.items():
         for c, th, vis in zip(categories, ths, is_visual, strict=False):
-            rows.append(
-                (
-                    version,
-                    c,
-                    source,
-                    th.threshold,
-                    th.precision,
-                    th.recall,
-                    th.positives,
-                    th.lower_bound,
-                    th.enabled,
-                    vis,
-                    now,
-                )
-            )
+            rows.append(_threshold_row(version, c, source, th, vis, now))
+    if model.backoff is not None:
+        index = {c: j for j, c in enumerate(categories)}
+        for node, th in zip(model.backoff.tree.nodes, model.backoff.thresholds, strict=True):
+            rows.append(_threshold_row(version, node, "backoff", th, is_visual[index[node]], now))
     delete_where_in(con, "thresholds", "version", [version])
     insert_rows(
         con,
@@ -239,6 +237,22 @@ def _write_thresholds(con, version: str, categories: list[str], model: FusionMod
             "created_at",
         ],
         rows,
+    )
+
+
+def _threshold_row(version: str, category: str, source: str, th: Threshold, vis: bool, now) -> tuple:
+    return (
+        version,
+        category,
+        source,
+        th.threshold,
+        th.precision,
+        th.recall,
+        th.positives,
+        th.lower_bound,
+        th.enabled,
+        vis,
+        now,
     )
 
 
@@ -363,10 +377,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     v, ood = visual_scores(catalog, fusion.visual_version, fusion.visual_categories, video_ids, cats)
     chars = text_lengths(catalog, fusion.text_version, video_ids)
     d = fusion.model.decide(t, v, chars)
-    sources = d.source()
-    # A disabled source has no threshold in force; the row must not show one that was never applied.
-    t_thr = [th.threshold if th.enabled else None for th in fusion.model.text_thresholds]
-    v_thr = [th.threshold if th.enabled else None for th in fusion.model.visual_thresholds]
+    levels = category_levels(fusion)
     v_cal = fusion.model.calibrate_visual(v)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pred_rows, result_rows = [], []
@@ -410,25 +421,27 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                 )
             )
             continue
-        js = np.nonzero(d.emitted[i])[0]
-        for j in js:
+        said_i = said_categories(fusion.model, cats, levels, d, t, v_cal, i)
+        for c in said_i:
             pred_rows.append(
                 (
                     vid,
-                    cats[j],
+                    c.category_id,
                     fusion.version,
-                    float(d.score[i, j]),
-                    sources[i, j],
-                    _f(t[i, j]),
-                    _f(v_cal[i, j]),
-                    t_thr[j],
-                    v_thr[j],
+                    c.score,
+                    c.text_score,
+                    c.visual_score,
+                    c.text_threshold,
+                    c.visual_threshold,
+                    c.source,
                     fusion.model.rule,
                     fusion.text_version,
                     fusion.visual_version,
                     fusion.version,
                     batch_id,
                     now,
+                    c.tier,
+                    c.path,
                 )
             )
         result_rows.append(
@@ -437,7 +450,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                 fusion.version,
                 batch_id,
                 "classified",
-                len(js),
+                len(said_i),
                 bool(has_text[i]),
                 bool(has_visual[i]),
                 text_why[i],
@@ -456,17 +469,19 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
                 "category_id",
                 "model_version",
                 "score",
-                "source",
                 "text_score",
                 "visual_score",
                 "text_threshold",
                 "visual_threshold",
+                "source",
                 "fusion",
                 "text_model_version",
                 "visual_model_version",
                 "thresholds_version",
                 "batch_id",
                 "predicted_at",
+                "tier",
+                "path",
             ],
             pred_rows,
         )
@@ -489,7 +504,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         )
     by_source: dict[str, int] = {}
     for row in pred_rows:
-        by_source[row[4]] = by_source.get(row[4], 0) + 1
+        by_source[row[8]] = by_source.get(row[8], 0) + 1
     return BatchFusion(
         len(video_ids),
         sum(r[3] == "classified" for r in result_rows),
@@ -503,8 +518,101 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     )
 
 
+@dataclass(frozen=True)
+class SaidCategory:
+    """One category said about a video, as predictions store it and `vidcat classify` shows it."""
+
+    column: int
+    category_id: str
+    score: float
+    source: str  # text, visual, both, fused, or backoff (a parent said for its subtree)
+    text_score: float | None
+    visual_score: float | None  # calibrated
+    text_threshold: float | None  # None where the source has no threshold in force
+    visual_threshold: float | None
+    backoff_threshold: float | None
+    tier: int
+    path: str
+
+
+def said_categories(
+    model: FusionModel,
+    categories: list[str],
+    levels: tuple[list[int], list[str]],
+    d,
+    t: np.ndarray,
+    v_cal: np.ndarray,
+    i: int,
+) -> list[SaidCategory]:
+    """Video ``i``'s categories from its decisions, best score first: the one reading of a decision that the
+    batch (`fuse_batch`) and real-time (`vidcat classify`) paths share."""
+    tiers, paths = levels
+    said, sources = d.said(), d.source()
+    backoff = model.backoff
+    node_of = {col: k for k, col in enumerate(backoff.tree.node_columns)} if backoff is not None else {}
+    out = []
+    for j in np.nonzero(said[i])[0]:
+        if sources[i, j] == "backoff":
+            assert backoff is not None and d.node_score is not None
+            k = node_of[int(j)]
+            cols = backoff.tree.subtree[k]
+            th = backoff.thresholds[k]
+            out.append(
+                SaidCategory(
+                    int(j),
+                    categories[j],
+                    float(d.node_score[i, k]),
+                    "backoff",
+                    _fmax(t[i, cols]),
+                    _fmax(v_cal[i, cols]),
+                    None,
+                    None,
+                    th.threshold if th.enabled else None,
+                    tiers[j],
+                    paths[j],
+                )
+            )
+            continue
+        tt, vt = model.text_thresholds[j], model.visual_thresholds[j]
+        out.append(
+            SaidCategory(
+                int(j),
+                categories[j],
+                float(d.score[i, j]),
+                str(sources[i, j]),
+                _f(t[i, j]),
+                _f(v_cal[i, j]),
+                tt.threshold if tt.enabled else None,
+                vt.threshold if vt.enabled else None,
+                None,
+                tiers[j],
+                paths[j],
+            )
+        )
+    return sorted(out, key=lambda c: -c.score)
+
+
 def _f(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
+
+
+def _fmax(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(x.max()) if len(x) else None
+
+
+def category_levels(fusion: LoadedFusion) -> tuple[list[int], list[str]]:
+    """Tier and path ("Entertainment > Movies") of every category column, as predictions store them."""
+    if fusion.model.backoff is not None:
+        return fusion.model.backoff.tree.tiers, fusion.model.backoff.tree.paths
+    from ml.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    cats = fusion.categories
+    return (
+        [taxonomy[c].tier if c in taxonomy else 1 for c in cats],
+        [taxonomy[c].full_name if c in taxonomy else c for c in cats],
+    )
 
 
 __all__ = ["RULES", "SOURCES", "fit_fusion_on_gold", "fuse_batch", "load_current_fusion"]

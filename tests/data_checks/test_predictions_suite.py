@@ -96,3 +96,46 @@ def test_fused_source_needs_the_fused_threshold():
     df.loc[0, "score"] = 0.4
     outcome = validate_predictions(df, category_ids=CATEGORIES)
     assert failed(outcome) == {("expect_column_values_to_be_in_set", "decision_consistent"): "critical"}
+
+
+def _with_parent(parent_score: float, child_too: bool) -> pd.DataFrame:
+    """Video d gets parent 9 (Root) by back-off; with ``child_too`` also its child 1 (Root > One)."""
+    df = clean()
+    df["path"] = ["Root > One", "Two", "Root > One", "Three"]
+    extra = {
+        "video_id": "d",
+        "category_id": "9",
+        "model_version": "m1",
+        "score": parent_score,
+        "source": "backoff",
+        "text_score": 0.4,
+        "visual_score": 0.45,
+        "text_threshold": float("nan"),
+        "visual_threshold": float("nan"),
+        "thresholds_version": "t1",
+        "predicted_at": df["predicted_at"][0],
+        "path": "Root",
+    }
+    rows = [extra]
+    if child_too:
+        rows.append({**df.iloc[0].to_dict(), "video_id": "d"})
+    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+
+
+def _table_with_node(cut: float) -> pd.DataFrame:
+    return pd.concat(
+        [thresholds_table(), pd.DataFrame([("t1", "9", "backoff", cut, True)], columns=thresholds_table().columns)]
+    )
+
+
+def test_a_backoff_parent_is_checked_against_its_own_certified_cut():
+    ids = [*CATEGORIES, "9"]
+    assert validate_predictions(_with_parent(0.7, False), category_ids=ids, thresholds=_table_with_node(0.6)).passed
+    outcome = validate_predictions(_with_parent(0.5, False), category_ids=ids, thresholds=_table_with_node(0.6))
+    assert failed(outcome) == {("expect_column_values_to_be_in_set", "decision_consistent"): "critical"}
+
+
+def test_a_video_never_carries_a_category_and_its_parent():
+    ids = [*CATEGORIES, "9"]
+    outcome = validate_predictions(_with_parent(0.7, True), category_ids=ids, thresholds=_table_with_node(0.6))
+    assert failed(outcome) == {("expect_column_values_to_be_in_set", "with_its_descendant"): "critical"}

@@ -28,7 +28,10 @@ def _payload(version: str, at: dt.datetime, shift: int):
                 f"v{i:07d}",
                 version,
                 at,
-                [(str(100 + (i + shift) % 200), 0.9, "visual"), (str(300 + (i + shift) % 100), 0.8, "text")],
+                [
+                    (str(100 + (i + shift) % 200), 0.9, "visual", 2, "Parent > Leaf"),
+                    (str(300 + (i + shift) % 100), 0.8, "text", 1, "Parent"),
+                ],
             )
             for i in range(VIDEOS)
         ],

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.store import Catalog
-from ml.fusion.stage import LoadedFusion, load_current_fusion
+from ml.fusion.stage import LoadedFusion, category_levels, load_current_fusion, said_categories
 from ml.taxonomy import WorkingSet
 
 
@@ -145,24 +145,23 @@ def classify_file(
     }
 
     d = fusion.model.decide(text[None, :], visual[None, :], np.array([float(pred.text_chars)]))
-    sources = d.source()[0]
-    v_cal = fusion.model.calibrate_visual(visual[None, :])[0]
-    categories = []
-    for j in np.argsort(-np.nan_to_num(d.score[0], nan=-1.0)):
-        if not d.emitted[0, j]:
-            continue
-        categories.append(
-            {
-                "id": cats[j],
-                "name": ws.by_id(cats[j]).full_name if cats[j] in ws else cats[j],
-                "score": _round(d.score[0, j]),
-                "source": sources[j],
-                "text_score": _round(text[j]),
-                "text_threshold": _threshold(fusion.model.text_thresholds[j]),
-                "visual_score": _round(v_cal[j]),
-                "visual_threshold": _threshold(fusion.model.visual_thresholds[j]),
-            }
-        )
+    v_cal = fusion.model.calibrate_visual(visual[None, :])
+    levels = category_levels(fusion)
+    categories = [
+        {
+            "id": c.category_id,
+            "name": c.path,
+            "tier": c.tier,
+            "score": _round(c.score),
+            "source": c.source,
+            "text_score": _round(c.text_score),
+            "text_threshold": _round(c.text_threshold),
+            "visual_score": _round(c.visual_score),
+            "visual_threshold": _round(c.visual_threshold),
+            **({"backoff_threshold": _round(c.backoff_threshold)} if c.source == "backoff" else {}),
+        }
+        for c in said_categories(fusion.model, cats, levels, d, text[None, :], v_cal, 0)
+    ]
     out["categories"] = categories
     # Every score behind the decision, per category (NaN: the source did not judge it): what a service
     # logs, and what the test comparing this path with the batch stages reads.

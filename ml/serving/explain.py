@@ -79,7 +79,7 @@ def explain_video(
     preds = {
         r[0]: r
         for r in catalog.query(
-            "SELECT category_id, score, source, text_score, visual_score, text_threshold, visual_threshold "
+            "SELECT category_id, score, source, text_score, visual_score, text_threshold, visual_threshold, tier, path "
             "FROM predictions WHERE video_id = ? AND model_version = ?",
             [video_id, fusion.version],
         )
@@ -130,7 +130,18 @@ def explain_video(
             "visual_threshold": _thr(fusion.model.visual_thresholds[j]),
             "text_certified": _certified(fusion.model.text_thresholds[j]),
             "visual_certified": _certified(fusion.model.visual_thresholds[j]),
+            "tier": p[7] if p and p[7] is not None else (ws.by_id(c).tier if c in ws else None),
         }
+        backoff = fusion.model.backoff
+        if backoff is not None and c in backoff.tree.nodes:
+            k = backoff.tree.nodes.index(c)
+            entry["backoff_threshold"] = _thr(backoff.thresholds[k])
+            entry["backoff_certified"] = _certified(backoff.thresholds[k])
+            entry["backoff_over"] = [backoff.tree.paths[m] for m in backoff.tree.subtree[k] if m != j]
+            if p and p[2] == "backoff":
+                entry["text_score"], entry["visual_score"] = p[3], p[4]  # the subtree's best, as stored
+                out["categories"].append(entry)
+                continue  # a parent said for its subtree: the evidence is its children's, shown with them
         if prepared.has_text and c in t_index:
             entry["text_score"] = round(float(teacher.predict_proba([prepared.text])[0, t_index[c]]), 4)
             entry["text_words"] = _word_influence(teacher, prepared.text, t_index[c])
@@ -199,13 +210,26 @@ def explanation_html(exp: dict[str, Any]) -> str:
         )
     for c in exp["categories"]:
         verdict = f"emitted by <b>{e(c['source'])}</b>" if c["emitted"] else "<b>not emitted</b>"
-        parts.append(f"<h2>{e(c['id'])} {e(c['name'])}: {verdict}</h2><table>")
+        tier = f" (tier {c['tier']})" if c.get("tier") else ""
+        parts.append(f"<h2>{e(c['id'])} {e(c['name'])}{tier}: {verdict}</h2><table>")
         parts.append(
             f"<tr><th>source</th><th>score</th><th>threshold</th></tr>"
             f"<tr><td>text</td><td>{c.get('text_score', '-')}</td><td>{c['text_threshold']}</td></tr>"
             f"<tr><td>visual</td><td>{c.get('visual_score', '-')}</td><td>{c['visual_threshold']}</td></tr>"
-            "</table>"
+            + (
+                f"<tr><td>back-off (parent)</td><td>{c['score'] if c['source'] == 'backoff' else '-'}</td>"
+                f"<td>{c['backoff_threshold']}</td></tr>"
+                if "backoff_threshold" in c
+                else ""
+            )
+            + "</table>"
         )
+        if c.get("backoff_over"):
+            parts.append(
+                "<p>back-off parent: said when none of these is, from their scores: "
+                + e(", ".join(c["backoff_over"]))
+                + "</p>"
+            )
         if c.get("text_words"):
             words = ", ".join(f"<span class=w>{e(w['word'])}</span> (-{w['drop']})" for w in c["text_words"])
             parts.append(f"<p>words that carried the text score: {words}</p>")

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS video_category (
     source       text NOT NULL,
     PRIMARY KEY (video_id, category_id)
 );
+-- The category's level (1 = top of IAB) and path; a back-off parent has source 'backoff'.
+ALTER TABLE video_category ADD COLUMN IF NOT EXISTS tier int;
+ALTER TABLE video_category ADD COLUMN IF NOT EXISTS path text;
 """
 
 
@@ -48,7 +51,7 @@ class VideoRecord:
     video_id: str
     model_version: str
     classified_at: dt.datetime
-    categories: list[tuple[str, float, str]]  # (category_id, score, source)
+    categories: list[tuple[str, float, str, int | None, str | None]]  # (category_id, score, source, tier, path)
 
 
 @dataclass
@@ -79,13 +82,13 @@ def batch_payload(catalog: Catalog, batch_id: str) -> BatchPayload:
         "FROM latest l JOIN videos v USING (video_id) ORDER BY l.video_id",
         [batch_id],
     )
-    cats: dict[str, list[tuple[str, float, str]]] = {}
-    for vid, cat, score, source in catalog.query(
-        "SELECT video_id, category_id, score, source FROM current_predictions "
+    cats: dict[str, list[tuple[str, float, str, int | None, str | None]]] = {}
+    for vid, cat, score, source, tier, path in catalog.query(
+        "SELECT video_id, category_id, score, source, tier, path FROM current_predictions "
         "WHERE video_id IN (SELECT video_id FROM batch_members WHERE batch_id = ?) ORDER BY video_id, category_id",
         [batch_id],
     ):
-        cats.setdefault(vid, []).append((cat, float(score), source))
+        cats.setdefault(vid, []).append((cat, float(score), source, tier, path))
     payload = BatchPayload(batch_id)
     taken = {
         r[0]
@@ -150,11 +153,13 @@ def export_batch(conn, payload: BatchPayload, between: Callable[[], None] | None
             if updated:
                 cur.execute("DELETE FROM video_category WHERE video_id = ANY(%s)", [updated])
                 changed = set(updated)
-                with cur.copy("COPY video_category (video_id, category_id, score, source) FROM STDIN") as copy:
+                with cur.copy(
+                    "COPY video_category (video_id, category_id, score, source, tier, path) FROM STDIN"
+                ) as copy:
                     for r in payload.serve:
                         if r.video_id in changed:
-                            for cat, score, source in r.categories:
-                                copy.write_row((r.video_id, cat, score, source))
+                            for cat, score, source, tier, path in r.categories:
+                                copy.write_row((r.video_id, cat, score, source, tier, path))
                                 n_categories += 1
         withdrawn = 0
         if payload.withdraw:
@@ -182,7 +187,8 @@ def read_video(conn, video_id: str) -> dict[str, Any] | None:
     """What an ad server reads: one video by id, its classification and categories in one snapshot."""
     row = conn.execute(
         "SELECT c.model_version, c.classified_at, c.n_categories, "
-        "coalesce(json_agg(json_build_object('category_id', k.category_id, 'score', k.score, 'source', k.source) "
+        "coalesce(json_agg(json_build_object('category_id', k.category_id, 'score', k.score, 'source', k.source, "
+        "'tier', k.tier, 'path', k.path) "
         "ORDER BY k.score DESC) FILTER (WHERE k.category_id IS NOT NULL), '[]') "
         "FROM video_classification c LEFT JOIN video_category k USING (video_id) WHERE c.video_id = %s "
         "GROUP BY c.video_id, c.model_version, c.classified_at, c.n_categories",

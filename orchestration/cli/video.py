@@ -105,11 +105,14 @@ def cmd_classify(args) -> int:
     if not result["categories"]:
         print("  no category reaches its threshold")
     for c in result["categories"]:
-        print(
-            f"  {c['id']:>8}  {c['name']:<45} {c['score']:.3f}  via {c['source']:<6} "
-            f"(text {c['text_score']} / thr {c['text_threshold']}, visual {c['visual_score']} / thr "
-            f"{c['visual_threshold']})"
-        )
+        if c["source"] == "backoff":
+            detail = f"parent of what the sources could not tell apart; certified cut {c['backoff_threshold']}"
+        else:
+            detail = (
+                f"text {c['text_score']} / thr {c['text_threshold']}, visual {c['visual_score']} / thr "
+                f"{c['visual_threshold']}"
+            )
+        print(f"  {c['id']:>8}  {c['name']:<45} tier {c['tier']}  {c['score']:.3f}  via {c['source']:<7} ({detail})")
     print(f"  took {result['timings_s']['total_s']}s")
     return 0
 
@@ -144,7 +147,21 @@ def cmd_explain(args) -> int:
         print("  no category was emitted; name one to see why not: vidcat explain VIDEO_ID CATEGORY")
     for c in exp["categories"]:
         state = f"emitted via {c['source']} ({c['score']})" if c["emitted"] else "not emitted"
-        print(f"  {c['id']} {c['name']}: {state}")
+        print(f"  {c['id']} {c['name']} (tier {c.get('tier')}): {state}")
+        if "backoff_threshold" in c:
+            cert = c.get("backoff_certified") or {}
+            held = (
+                f"gold precision {cert['precision']:.2f}, certified lower bound {cert['lower_bound']:.2f}"
+                if cert.get("lower_bound") is not None
+                else f"not certified: {cert.get('reason', 'no threshold')}"
+            )
+            print(
+                f"    back-off parent of {', '.join(c['backoff_over'])}: cut {c['backoff_threshold']} ({held}); "
+                "said only where none of them is"
+            )
+        if c["source"] == "backoff":
+            print(f"    best of its subtree: text {c.get('text_score')}, visual {c.get('visual_score')}")
+            continue
         for source in ("text", "visual"):
             cert = c.get(f"{source}_certified") or {}
             held = (

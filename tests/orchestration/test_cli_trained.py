@@ -27,7 +27,7 @@ def test_classify_a_real_clip(pipeline_env, capsys):
     assert out["text"]["has_text"] and out["text"]["language"] == "en"
     assert out["fusion_version"] and isinstance(out["categories"], list)
     for c in out["categories"]:
-        assert c["source"] in ("text", "visual", "both", "fused")
+        assert c["source"] in ("text", "visual", "both", "fused", "backoff") and c["tier"] in (1, 2, 3, 4)
 
 
 @needs_real_clips
@@ -156,7 +156,7 @@ def test_explain_shows_sources_scores_and_evidence(pipeline_env, capsys, tmp_pat
     assert main(["explain", vid, "--json", "--html", str(html)]) == 0
     out = _json(capsys)
     entry = next(c for c in out["categories"] if c["id"] == cat)
-    assert entry["emitted"] and entry["source"] in ("text", "visual", "both", "fused")
+    assert entry["emitted"] and entry["source"] in ("text", "visual", "both", "fused", "backoff")
     assert "text_threshold" in entry and "visual_threshold" in entry
     assert entry.get("text_words") or entry.get("top_frames")
     assert "<h2>" in html.read_text() and "frames that weighed most" in html.read_text()
@@ -257,6 +257,20 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     chosen = test["systems"]["chosen rule"]["all"]
     assert sum(r["emitted"] for r in emitted) == chosen["emitted"]
     assert sum(r["true_positives"] for r in emitted) / chosen["emitted"] == pytest.approx(chosen["precision"])
+    # Leaves only against leaves plus back-off, same run: the leaves are the chosen rule's, back-off only adds.
+    rows = test["hierarchy"]["rows"]
+    leaves, backoff = rows["leaves only"]["all"], rows["leaves + back-off"]["all"]
+    assert leaves["coverage"] == pytest.approx(chosen["coverage"]) and leaves["said"] == chosen["emitted"]
+    assert backoff["coverage"] >= leaves["coverage"] and backoff["said"] >= leaves["said"]
+    assert rows["leaves only"]["no text"]["videos"] == test["systems"]["chosen rule"]["none"]["videos"]
+    # What is served: never a category together with one of its ancestors, every row with its level.
+    served = catalog.query(
+        "SELECT video_id, list(path), count(*) FILTER (WHERE tier IS NULL) FROM current_predictions GROUP BY 1"
+    )
+    assert served
+    for vid, paths, no_tier in served:
+        assert no_tier == 0, vid
+        assert not any(o.startswith(f"{p} > ") for p in paths for o in paths), (vid, paths)
 
 
 def test_inspect_generated_video(pipeline_env, capsys, tmp_path):

@@ -48,8 +48,13 @@ def _fuse(catalog, version: str, at: dt.datetime, cats: dict[str, list[str]], fa
         insert_rows(
             con,
             "predictions",
-            ["video_id", "category_id", "model_version", "score", "source", "predicted_at"],
-            [(v, c, version, 0.9, "visual", at) for v, cs in cats.items() if v not in failed for c in cs],
+            ["video_id", "category_id", "model_version", "score", "source", "predicted_at", "tier", "path"],
+            [
+                (v, c, version, 0.9, "visual", at, 2, f"Parent > {c}")
+                for v, cs in cats.items()
+                if v not in failed
+                for c in cs
+            ],
         )
 
 
@@ -89,6 +94,10 @@ def test_a_batch_exported_twice_gives_the_same_rows(catalog, store):
     with connect(store) as conn:
         assert read_video(conn, "v3")["categories"] == []  # classified with no category: still served
         assert {c["category_id"] for c in read_video(conn, "v1")["categories"]} == {"533", "547"}
+        assert {(c["tier"], c["path"]) for c in read_video(conn, "v1")["categories"]} == {
+            (2, "Parent > 533"),
+            (2, "Parent > 547"),
+        }
 
 
 def test_a_rescore_wins_and_an_old_batch_rerun_changes_nothing(catalog, store):
@@ -135,7 +144,10 @@ def test_a_connection_killed_between_the_two_statements_leaves_the_old_state(cat
 
 def test_a_reader_sees_old_or_new_categories_never_a_mix(store):
     """While batches are exported, an ad server reads the same video: each read is one consistent version."""
-    sets = {0: [("533", 0.9, "visual"), ("547", 0.8, "text")], 1: [("216", 0.7, "both")]}
+    sets = {
+        0: [("533", 0.9, "visual", 2, "Sports > Soccer"), ("547", 0.8, "text", 2, "Sports > Basketball")],
+        1: [("216", 0.7, "both", 2, "Food & Drink > Cooking")],
+    }
     with connect(store) as conn:
         export_batch(conn, BatchPayload("b", [VideoRecord("v1", "m0", T0.replace(tzinfo=dt.UTC), sets[0])]))
     seen: list[tuple[str, frozenset]] = []
@@ -157,7 +169,7 @@ def test_a_reader_sees_old_or_new_categories_never_a_mix(store):
     finally:
         stop.set()
         thread.join(timeout=30)
-    expected = {k: frozenset(c for c, _, _ in v) for k, v in sets.items()}
+    expected = {k: frozenset(c[0] for c in v) for k, v in sets.items()}
     assert len(seen) > 20
     for version, cats in seen:
         assert cats == expected[int(version[1:]) % 2], (version, cats)

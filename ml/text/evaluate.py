@@ -391,11 +391,7 @@ def evaluate(
                     seed=seed,
                     max_chars=max_chars,
                 )
-                pred = {}
-                for cc in test_cc:
-                    x = emb[[vindex[r.video_id] for r in test_sets[cc]]]
-                    labs = _argmax_labels(model.predict_proba(x), model.categories, train_y[0])
-                    pred.update({(cc, r.video_id): lab for r, lab in zip(test_sets[cc], labs, strict=True)})
+                pred = _top_category(model, emb, vindex, test_sets, test_cc, train_y[0])
                 score_system(base, f"{enc.name} + {head} heads, calibrated, trained on {','.join(train_cc)}", pred)
                 report["systems"][base]["uncovered"] = sorted(model.uncovered)
                 report["systems"][base]["heldout_train_languages"] = {
@@ -420,6 +416,16 @@ def evaluate(
     report["timing_s"]["total"] = round(time.perf_counter() - t0, 1)
     report["table_markdown"] = format_table(report)
     return report
+
+
+def _top_category(model, emb, vindex, test_sets, test_cc, fallback: str) -> dict[tuple[str, str], str]:
+    """Each test video's most probable category, keyed by (country, video id)."""
+    pred = {}
+    for cc in test_cc:
+        x = emb[[vindex[r.video_id] for r in test_sets[cc]]]
+        labs = _argmax_labels(model.predict_proba(x), model.categories, fallback)
+        pred.update({(cc, r.video_id): lab for r, lab in zip(test_sets[cc], labs, strict=True)})
+    return pred
 
 
 def _budget_systems(
@@ -450,12 +456,7 @@ def _budget_systems(
     report["budgets"] = {"sample": len(order), "shares": [float(b) for b in budgets]}
 
     def predict(model) -> dict[tuple[str, str], str]:
-        pred = {}
-        for cc in test_cc:
-            x = emb[[vindex[r.video_id] for r in test_sets[cc]]]
-            labs = _argmax_labels(model.predict_proba(x), model.categories, classes[0])
-            pred.update({(cc, r.video_id): lab for r, lab in zip(test_sets[cc], labs, strict=True)})
-        return pred
+        return _top_category(model, emb, vindex, test_sets, test_cc, classes[0])
 
     zero = train_text_model(
         np.zeros((0, emb.shape[1]), np.float32),

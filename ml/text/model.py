@@ -613,7 +613,7 @@ def _train_prior(
 ) -> tuple[dict[str, np.ndarray], list[Calibrator], np.ndarray, dict[str, Any], dict[str, Any]]:
     """The prior head: shrinkage chosen by cross-validation, one pooled calibrator, cross-fitted."""
     from ml.text.calibration import PlattCalibrator
-    from ml.text.prior import category_phrases, choose_lambda, fit_prior_head, initial_weights, max_over_segments
+    from ml.text.prior import category_phrases, choose_lambda, cross_fit, fit_prior_head, initial_weights
     from ml.text.prior import prototypes as make_prototypes
 
     if phrases is None:
@@ -630,17 +630,8 @@ def _train_prior(
     raw_oof = np.full_like(y, np.nan, dtype=np.float32)
     labelled = bool((~np.isnan(y)).any()) and len(x) >= folds
     if labelled:
-        for k in range(folds):
-            progress("cross-fit", k + 1, folds + 1)
-            tr = fold != k
-            if not (~tr).any():
-                continue
-            seg_tr = seg_own_tr = None
-            if seg is not None:
-                keep = tr[seg_owner]
-                seg_tr, seg_own_tr = seg[keep], (np.cumsum(tr) - 1)[seg_owner[keep]]
-            w_k = fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, seg_own_tr)
-            raw_oof[~tr] = max_over_segments(w_k, x, seg, seg_owner)[~tr]
+        owner = seg_owner if seg is not None else None
+        raw_oof = cross_fit(x, y, protos, lam, fold, seg, owner, lambda i: progress("cross-fit", i + 1, folds + 1))
     known = ~np.isnan(y) & ~np.isnan(raw_oof)
     heldout = np.full_like(y, np.nan, dtype=np.float32)
     pooled = PlattCalibrator()  # a = 1, b = 0: the head's own probabilities when nothing is known

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -170,19 +170,46 @@ def choose_lambda(
         return DEFAULT_LAMBDA, {}
     table: dict[str, float] = {}
     for lam in grid:
-        oof = np.zeros_like(y, dtype=np.float32)
-        for k in folds:
-            tr = fold != k
-            seg_tr = seg_own_tr = None
-            if seg_emb is not None and len(seg_emb):
-                keep = tr[seg_owner]
-                remap = np.cumsum(tr) - 1
-                seg_tr, seg_own_tr = seg_emb[keep], remap[seg_owner[keep]]
-            w = fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, seg_own_tr)
-            oof[~tr] = max_over_segments(w, x, seg_emb, seg_owner)[~tr]
+        oof = cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner)
         table[f"{lam:g}"] = round(gap_known(oof, y), 4)
     best = max(grid, key=lambda lam: (table[f"{lam:g}"], lam))
     return float(best), table
+
+
+def train_segments(
+    train: np.ndarray, seg_emb: np.ndarray | None, seg_owner: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The segments of the training videos, their owners renumbered as rows of ``x[train]``."""
+    if seg_emb is None or seg_owner is None or not len(seg_emb):
+        return None, None
+    keep = train[seg_owner]
+    return seg_emb[keep], (np.cumsum(train) - 1)[seg_owner[keep]]
+
+
+def cross_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    protos: np.ndarray,
+    lam: float,
+    fold: np.ndarray,
+    seg_emb: np.ndarray | None = None,
+    seg_owner: np.ndarray | None = None,
+    on_fold: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Held-out logits of the prior head: each fold scored by a head fitted on the other folds.
+
+    One loop for the shrinkage choice and for the calibration that follows it, so both see the same
+    held-out scores. NaN where a video was never held out.
+    """
+    oof = np.full_like(y, np.nan, dtype=np.float32)
+    for i, k in enumerate(sorted(set(fold.tolist()))):
+        if on_fold is not None:
+            on_fold(i)
+        tr = fold != k
+        seg_tr, own_tr = train_segments(tr, seg_emb, seg_owner)
+        w = fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, own_tr)
+        oof[~tr] = max_over_segments(w, x, seg_emb, seg_owner)[~tr]
+    return oof
 
 
 def max_over_segments(

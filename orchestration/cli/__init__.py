@@ -52,6 +52,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def shares(text: str) -> list[float]:
+    """An argparse type: comma-separated shares in (0, 1], e.g. 1.0,0.5,0.25 (a label budget)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be shares such as 1.0,0.5,0.25, got {text!r}") from None
+    if not values or any(not (math.isfinite(v) and 0 < v <= 1) for v in values):
+        raise argparse.ArgumentTypeError(f"shares must lie in (0, 1], got {text!r}")
+    return values
+
+
 def open_context(args):
     """Settings (from --config), the catalog with its schema in place, and the working set."""
     from ml.catalog.store import open_catalog

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestration.cli import CommandError, emit, open_context
+from orchestration.cli import CommandError, emit, open_context, shares
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--label-budget",
         default=None,
+        type=shares,
         help="comma-separated shares of the editor labels, e.g. 1.0,0.3,0.1: student with and without pseudo-labels",
     )
     p.add_argument("--ablation", action="store_true", help="switch each ingredient of the recipe off alone")
@@ -143,14 +144,7 @@ def cmd_eval_visual(args) -> int:
     from ml.visual.targets import TargetPolicy, pseudo_targets
 
     settings, catalog, ws = open_context(args)
-    budgets = None
-    if args.label_budget:
-        try:
-            budgets = [float(x) for x in args.label_budget.split(",") if x.strip()]
-        except ValueError as exc:
-            raise CommandError(f"--label-budget takes shares like 1.0,0.3,0.1: {exc}") from exc
-        if not budgets or any(not 0 < b <= 1 for b in budgets):
-            raise CommandError("--label-budget shares must lie in (0, 1]")
+    budgets = args.label_budget
     test = demo_locked_test(catalog, settings.demo_dir) if has_demo_test(catalog, settings.demo_dir) else None
     if test is None or not test.video_ids:
         test = gold_locked_test(catalog)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestration.cli import CommandError, emit, open_context
+from orchestration.cli import CommandError, emit, open_context, shares
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="embedding cache (default: <data root>/cache/text_eval)")
     p.add_argument(
         "--budget",
+        type=shares,
         help="few-label regime: shares of a 300-title training sample, e.g. 1.0,0.5,0.25; trains the teacher "
         "with and without the taxonomy prior at each",
     )
@@ -54,13 +55,9 @@ def cmd_eval_text(args) -> int:
         bar.update(done - bar.n)
 
     cache = Path(args.cache_dir) if args.cache_dir else settings.data_root / "cache" / "text_eval"
-    budgets = None
-    if args.budget:
-        try:
-            budgets = [float(b) for b in args.budget.split(",") if b.strip()]
-        except ValueError as exc:
-            raise CommandError(f"--budget takes shares such as 1.0,0.5,0.25 (got {args.budget!r})") from exc
-    result = evaluate(data, train, test, max_chars=args.max_chars, cache_dir=cache, progress=progress, budgets=budgets)
+    result = evaluate(
+        data, train, test, max_chars=args.max_chars, cache_dir=cache, progress=progress, budgets=args.budget
+    )
     for bar in bars.values():
         bar.close()
     emit(result, args.json)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from orchestration.cli import main
 
 
@@ -78,3 +80,19 @@ def test_register_a_folder_says_to_give_the_manifest_inside(capsys, settings, tm
     assert main(["register", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "is a folder, not a manifest (it holds videos.jsonl)" in err and "Traceback" not in err
+
+
+def test_budget_shares_are_checked_before_any_work(capsys, settings):
+    """Both budget options take the same shares, and a bad one exits 2 naming the option and the fix."""
+    from orchestration.cli import shares
+
+    assert shares("1.0, 0.5,0.25") == [1.0, 0.5, 0.25]
+    for bad in ("", "a,b", "0", "1.5", "0.5,nan"):
+        with pytest.raises(SystemExit) as exc:
+            main(["eval-visual", "--label-budget", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--label-budget" in err and ("shares" in err), (bad, err)
+    with pytest.raises(SystemExit):
+        main(["eval-text", "--data", ".", "--train", "GB", "--test", "DE", "--budget", "2"])
+    assert "--budget" in capsys.readouterr().err

@@ -134,18 +134,58 @@ def test_no_import_circle_between_ml_modules():
             visit(node)
 
 
-def test_orchestration_floor_does_not_import_assets_back():
-    """assets/ may import orchestration.resources and .partitions; those must never import assets."""
-    floor = {"orchestration.resources", "orchestration.partitions"}
-    for name, path in modules(REPO_ROOT / "orchestration"):
-        if name in floor:
-            bad = {i for i in imports_of(path, name) if i.split(".")[0] == "assets"}
-            assert not bad, f"{name} imports {sorted(bad)}"
+# The Dagster glue assets share (resource, partitions, metering, check results): below every asset group.
+ASSET_GLUE = "assets.core"
+# The one module that assembles the asset groups into a code location.
+ASSEMBLER = "orchestration.definitions"
+# The one module allowed to import Dagster's private modules (tests/orchestration/test_dagster_private.py
+# checks its names after an upgrade).
+DAGSTER_PRIVATE = "orchestration.dagster_private"
+CODE_FOLDERS = ["ml", "data_checks", "assets", "orchestration", "bench", "tests"]
+
+
+def is_asset_group(name: str) -> bool:
+    """An import of an asset module (or of the `assets` package as a whole), as opposed to the glue."""
+    parts = name.split(".")
+    return parts[0] == "assets" and not (len(parts) > 1 and parts[1] == ASSET_GLUE.split(".")[1])
+
+
+def test_assets_never_import_the_orchestration():
+    """Imports point one way: orchestration -> assets -> (ml, data_checks)."""
+    for name, path in modules(REPO_ROOT / "assets"):
+        bad = {i for i in imports_of(path, name) if i.split(".")[0] == "orchestration"}
+        assert not bad, f"{name} imports {sorted(bad)}: assets/ must not import orchestration/"
+
+
+def test_asset_glue_imports_no_asset_group():
+    for name, path in modules(REPO_ROOT / "assets" / "core"):
+        bad = {i for i in imports_of(path, name) if is_asset_group(i) and i != "assets"}
+        assert not bad, f"{name} imports {sorted(bad)}: {ASSET_GLUE} sits below every asset group"
+
+
+@pytest.mark.parametrize("folder", ["orchestration", "bench"])
+def test_only_the_definitions_assemble_the_assets(folder):
+    """Sensors, backfill and CLI may use the glue (downward), never an asset module: those reach the
+    rest of the code only through the code location `orchestration/definitions.py` builds."""
+    for name, path in modules(REPO_ROOT / folder):
+        if name == ASSEMBLER:
+            continue
+        bad = {i for i in imports_of(path, name) if is_asset_group(i)}
+        assert not bad, f"{name} imports {sorted(bad)}: only {ASSEMBLER} imports asset modules"
+
+
+@pytest.mark.parametrize("folder", CODE_FOLDERS)
+def test_no_private_dagster_import_outside_one_module(folder):
+    for name, path in modules(REPO_ROOT / folder):
+        if name == DAGSTER_PRIVATE:
+            continue
+        bad = {i for i in imports_of(path, name) if i.startswith("dagster._")}
+        assert not bad, f"{name} imports {sorted(bad)}: take private Dagster names from {DAGSTER_PRIVATE}"
 
 
 def test_assets_mirror_the_stage_packages():
     groups = {p.name for p in (REPO_ROOT / "assets").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert groups, "assets/ has no group folders"
-    for g in groups:
+    for g in groups - {ASSET_GLUE.split(".")[1]}:
         assert g in LAYERS, f"assets/{g}/ has no ml/{g}/ counterpart"
         assert (REPO_ROOT / "tests" / "ml" / g).is_dir() or g == "monitoring", f"tests/ml/{g}/ is missing"

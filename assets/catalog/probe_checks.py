@@ -11,11 +11,11 @@ them together: one result, and an ERROR holds back every batch of that run.
 import dagster as dg
 
 from assets.catalog.video_probe import video_probe
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from data_checks.probe_suite import validate_probe
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 
 _IN_KEYS = "IN (SELECT unnest(?::VARCHAR[]))"
 

@@ -3,10 +3,10 @@
 import dagster as dg
 
 from assets.catalog.video_registry import video_registry
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from data_checks.registry_suite import validate_registry
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
 
 # The newest rows by registration order. Older rows were checked when they were new, and id and seq
 # uniqueness are also primary/unique keys in DuckDB, so a full scan of millions of rows each time the

@@ -6,13 +6,13 @@ dimension would poison training or every prediction of the batch.
 
 import dagster as dg
 
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from assets.frames.frame_embeddings import frame_embeddings
 from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
 from ml.frames.embedding_store import iter_videos, shard_path
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=frame_embeddings, partitions_def=video_batches, blocking=True)

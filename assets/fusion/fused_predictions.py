@@ -4,12 +4,12 @@ import time
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.summary import md_table
 from ml.fusion.stage import ensure_source_scores, fuse_batch, load_current_fusion
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 OOD_CHECK = "out_of_distribution_share"
 

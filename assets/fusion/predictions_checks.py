@@ -8,13 +8,13 @@ must not serve an unchecked batch read the check status (see docs/data-checks.md
 
 import dagster as dg
 
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from assets.fusion.fused_predictions import fused_predictions
 from data_checks.predictions_suite import validate_predictions
 from ml.catalog.model_registry import latest_model
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=fused_predictions, partitions_def=video_batches, blocking=True)

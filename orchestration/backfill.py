@@ -442,7 +442,7 @@ def launch_backfill(
     if rescore or train:
         partitions = all_batches(catalog)
     else:
-        stranded = set(missing) & set(backfill_batches(catalog))
+        stranded = set(missing) & set(all_batches(catalog, origin="backfill"))
         partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()) | {u.batch_id for u in owed})
     removed = remove_stale_temporaries(settings, busy)
     if missing:
@@ -487,10 +487,6 @@ def launch_backfill(
         busy,
         removed,
     )
-
-
-def backfill_batches(catalog: Catalog) -> list[str]:
-    return [r[0] for r in catalog.query("SELECT batch_id FROM batches WHERE origin = 'backfill' ORDER BY batch_id")]
 
 
 def local_daemon_pids(dagster_home: Path) -> list[int]:

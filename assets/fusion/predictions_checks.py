@@ -14,6 +14,7 @@ from assets.core.partitions import video_batches
 from assets.core.resources import VidcatResource
 from assets.fusion.fused_predictions import fused_predictions
 from data_checks.predictions_suite import validate_predictions
+from ml.catalog.check_inputs import prediction_rows, threshold_rows
 from ml.catalog.model_registry import latest_model
 
 
@@ -24,11 +25,8 @@ def prediction_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidc
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
     fusion = latest_model(catalog, "fusion")
-    df = catalog.query_df(
-        "SELECT * FROM predictions WHERE batch_id IN (SELECT unnest(?::VARCHAR[])) AND model_version = ?",
-        [batch_ids, fusion.version],
-    )
+    df = prediction_rows(catalog, batch_ids, fusion.version)
     versions = sorted(set(df["thresholds_version"])) if len(df) else []
-    thresholds = catalog.query_df("SELECT * FROM thresholds WHERE version IN (SELECT unnest(?::VARCHAR[]))", [versions])
+    thresholds = threshold_rows(catalog, versions)
     outcome = validate_predictions(df, category_ids=vidcat.working_set().ids, thresholds=thresholds)
     return outcome_check_result(outcome, batches=dg.MetadataValue.text(",".join(batch_ids)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from orchestration.cli import main
+from tests.conftest import registry_rows
 
 
 def test_taxonomy_json(capsys, settings):
@@ -78,3 +79,14 @@ def test_register_a_folder_says_to_give_the_manifest_inside(capsys, settings, tm
     assert main(["register", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "is a folder, not a manifest (it holds videos.jsonl)" in err and "Traceback" not in err
+
+
+def test_take_down_refuses_unknown_ids_and_marks_known_ones(capsys, settings, catalog):
+    registry_rows(catalog, 2)
+    assert main(["take-down", "v1", "ghost"]) == 2
+    assert "not registered: ghost" in capsys.readouterr().err
+    assert catalog.scalar("SELECT count(*) FROM videos WHERE taken_down_at IS NOT NULL") == 0
+    assert main(["take-down", "v2", "v1", "v2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"taken_down": ["v1", "v2"], "serving_store": "off"}
+    assert catalog.scalar("SELECT count(*) FROM videos WHERE taken_down_reason = 'taken down'") == 2

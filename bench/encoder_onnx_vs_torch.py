@@ -23,13 +23,14 @@ ENCODER = "efficientnet-lite0"
 def bench_frames(n: int = N_FRAMES) -> tuple[np.ndarray, str]:
     folder = clips_dir()
     if folder.is_dir():
-        from ml.frames.sampler import FrameSamplingError, sample_frames
+        from ml.frames.errors import VideoError
+        from ml.frames.sampler import sample_frames
 
         chunks, total = [], 0
         for path in video_files(folder):
             try:
                 chunk = sample_frames(path).frames
-            except FrameSamplingError:
+            except VideoError:
                 continue
             chunks.append(chunk)
             total += len(chunk)

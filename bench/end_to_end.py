@@ -16,7 +16,7 @@ What a backfill of millions of videos costs is this figure, not any one stage's.
    new uploads and times ``vidcat backfill --wait`` on them: the backfill policy, the daemon's
    launches, every batch asset and every check. The process tree's CPU (command, daemon, code server,
    runs) is sampled from ``/proc`` every 0.1 s; each step's own CPU is its ``cpu_s`` metadata
-   (orchestration/metering.py);
+   (assets/core/metering.py);
 4. runs the **floor** over the last size's uploads: decode (``SamplerPool``, one worker per core),
    encode (the ONNX encoder beside the decoders, as in the frame stage) and the text encoder on each
    title, in one process with no orchestration.
@@ -330,7 +330,7 @@ def step_costs(dagster_home: Path, backfill_id: str) -> dict[str, Any]:
     wall span from the first start to the last end; and when its first run was created (the daemon's
     loop picked the backfill up) and its last run ended (epoch seconds)."""
     import dagster as dg
-    from dagster._core.storage.dagster_run import RunsFilter
+    from dagster import RunsFilter
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.get()

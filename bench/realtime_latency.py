@@ -94,7 +94,7 @@ def wait_classified(catalog_path: Path, video_id: str, timeout_s: float) -> floa
 def run_timeline(dagster_home: Path, video_id: str) -> dict[str, float]:
     """Seconds from run creation to start, per step, and to success, for the run that scored ``video_id``."""
     import dagster as dg
-    from dagster._core.storage.dagster_run import RunsFilter
+    from dagster import RunsFilter
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.get()

@@ -117,7 +117,8 @@ def _rss_mb() -> float:
 def run_ours(files: list[Path], warm: bool = False, **overrides: Any) -> dict[str, Any]:
     """Our sampler over ``files``; ``warm``: the pool's workers have started before the clock does,
     as in a pipeline run where one pool serves a whole batch of thousands of videos."""
-    from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
+    from ml.frames.errors import VideoError
+    from ml.frames.sampler import SampleOptions, SamplerPool
 
     rss_before = _rss_mb()
     frames, video_s, grid_err, failures, worker_rss, parent_rss = 0, 0.0, 0.0, [], 0.0, 0.0
@@ -129,7 +130,7 @@ def run_ours(files: list[Path], warm: bool = False, **overrides: Any) -> dict[st
     started = time.perf_counter()
     with pool:
         for path, res in pool.imap((p, p) for p in files):
-            if isinstance(res, FrameSamplingError):
+            if isinstance(res, VideoError):
                 failures.append(f"{path.name}: {type(res).__name__}: {res}")
                 continue
             frames += len(res)
@@ -159,8 +160,9 @@ def shortcut_cosines(files: list[Path]) -> dict[str, float]:
     import numpy as np
 
     from ml.config import load_settings
+    from ml.frames.errors import VideoError
     from ml.frames.image_encoder import load_encoder
-    from ml.frames.sampler import FrameSamplingError, SampleOptions, sample_frames
+    from ml.frames.sampler import SampleOptions, sample_frames
 
     encoder = load_encoder("efficientnet-lite0", load_settings().models_dir)
     exact = SampleOptions(skip_nonref=False, skip_loop_filter=False)
@@ -178,7 +180,7 @@ def shortcut_cosines(files: list[Path]) -> dict[str, float]:
     for path in files:
         try:
             ref = sample_frames(path, exact)
-        except FrameSamplingError:
+        except VideoError:
             continue
         reference[path] = (ref.timestamps, encoder.encode(ref.frames))
     for label, opts in variants.items():

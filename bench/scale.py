@@ -89,8 +89,8 @@ def run() -> dict[str, Any]:
         from ml.catalog.model_registry import register_model
 
         register_model(catalog, "fusion", "bench", settings.models_dir / "fusion" / "bench.json", [])
+        from assets.core.resources import VidcatResource
         from orchestration.definitions import defs
-        from orchestration.resources import VidcatResource
 
         sensor = defs.resolve_sensor_def("upload_sensor")
         with dg.build_sensor_context(

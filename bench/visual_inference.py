@@ -39,9 +39,11 @@ def run() -> dict[str, Any]:
     import torch
 
     from ml.frames.embedding_store import iter_videos
-    from ml.visual.data import synthetic_catalog
     from ml.visual.meta import meta_vector
-    from ml.visual.model import VisualPredictor, VisualTrainConfig, train_visual_model
+    from ml.visual.network import VisualTrainConfig
+    from ml.visual.predictor import VisualPredictor
+    from ml.visual.synthetic import synthetic_catalog
+    from ml.visual.training import train_visual_model
 
     rounds = int(os.environ.get("VIDCAT_BENCH_REPEATS", "3"))
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "torch_default_threads": torch.get_num_threads()}
@@ -104,15 +106,16 @@ def compare_synthetic(
     seed: int = 0,
     max_epochs: int = 15,
 ) -> dict[str, Any]:
-    """NeXtVLAD against mean pooling on a synthetic catalog (``ml.visual.data.synthetic_catalog``).
+    """NeXtVLAD against mean pooling on a synthetic catalog (``ml.visual.synthetic.synthetic_catalog``).
 
     Both train on the noisy pseudo-labels of all but ``held_out`` videos and are scored on the held-out
     videos' true labels; ``truth_distinct`` / ``truth_blend`` keep only the columns of one kind of
     category, so their mAP is the mean AP over that kind (their GAP is not meaningful: the other
     kind's scores still take top-20 places). ``pseudo`` scores against the noisy labels instead.
     """
-    from ml.visual.data import synthetic_catalog
-    from ml.visual.model import VisualTrainConfig, compare_architectures
+    from ml.visual.comparison import compare_architectures
+    from ml.visual.network import VisualTrainConfig
+    from ml.visual.synthetic import synthetic_catalog
 
     with tempfile.TemporaryDirectory() as tmp:
         catalog = synthetic_catalog(

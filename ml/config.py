@@ -68,7 +68,7 @@ class Settings:
     pseudo_label_precision: float = 0.90
     pseudo_label_min_support: int = 20
     pseudo_label_negative_max_score: float = 0.05
-    # Visual student (ml/visual/model.py): architecture, epochs, and the positive targets a category needs.
+    # Visual student (ml/visual/training.py): architecture, epochs, and the positive targets a category needs.
     visual_arch: str = "nextvlad"
     visual_max_epochs: int = 15
     visual_min_positives: int = 5

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.core.partitions import BATCHES_PARTITION_NAME
 from ml.catalog.batching import BatchInfo, UnfinishedBatch, all_batches, create_batches, unfinished_batches
 from ml.catalog.store import Catalog
 from ml.config import Settings
-from orchestration.partitions import BATCHES_PARTITION_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -103,22 +103,20 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
     into the new backfill. A new daemon would otherwise resume them beside the new backfill and score
     the same batches twice, and wait forever on runs nobody runs.
     """
-    from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-    from dagster._core.storage.tags import WILL_RETRY_TAG
+    from orchestration.dagster_private import WILL_RETRY_TAG, BulkActionStatus
 
     say = log or (lambda m: None)
     for pid in stop_orphaned_workers(Path(instance.root_directory)):
         say(f"stopped process {pid}: a code server or run worker whose daemon is gone")
     abandoned = inflight_backfills(instance)
     ids = {b.backfill_id for b in abandoned}
-    running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-    waiting = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
-    stuck = list(instance.get_runs(filters=RunsFilter(statuses=running)))
+    running = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    waiting = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+    stuck = list(instance.get_runs(filters=dg.RunsFilter(statuses=running)))
     # Queued runs of the abandoned backfills would run beside the new one; a queued sensor run is left
     # to the new daemon (nothing else asks for its batch).
     stuck += [
-        r for r in instance.get_runs(filters=RunsFilter(statuses=waiting)) if r.tags.get("dagster/backfill") in ids
+        r for r in instance.get_runs(filters=dg.RunsFilter(statuses=waiting)) if r.tags.get("dagster/backfill") in ids
     ]
     found = Recovery()
     for run in stuck:
@@ -126,7 +124,7 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
         instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
         found.batches |= set(run_batches(run, all_partitions(instance)))
         say(f"marked run {run.run_id} failed: nothing is running it any more")
-    failed = RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"})
+    failed = dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"})
     for run in instance.get_runs(filters=failed):
         if run.is_complete_and_waiting_to_retry:
             instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
@@ -221,9 +219,7 @@ def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_
     (``dagster/asset_partition_range_start`` .. ``_end``): batch ids sort in creation order, so the
     range is read lexically, which errs on the side of "held".
     """
-    from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-    from dagster._core.storage.tags import WILL_RETRY_TAG
+    from orchestration.dagster_private import WILL_RETRY_TAG, BulkActionStatus
 
     wanted = sorted(set(batch_ids))
     if not wanted:
@@ -235,11 +231,13 @@ def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_
                 held.setdefault(p, f"backfill {b.backfill_id}")
     runs = [
         (r, "run")
-        for r in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus(s) for s in IN_FLIGHT_STATUSES]))
+        for r in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus(s) for s in IN_FLIGHT_STATUSES]))
     ]
     if daemon_alive:
         since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=RETRY_GRACE_S)
-        failed = RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}, updated_after=since)
+        failed = dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}, updated_after=since
+        )
         runs += [(r, "retry of run") for r in instance.get_runs(filters=failed) if r.is_complete_and_waiting_to_retry]
     for run, what in runs:
         for p in run_batches(run, wanted):
@@ -249,7 +247,7 @@ def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_
 
 def run_batches(run, ordered: Sequence[str]) -> list[str]:
     """The batches of ``ordered`` a run covers: its partition, or its range of partitions."""
-    from dagster._core.storage.tags import (
+    from orchestration.dagster_private import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
         PARTITION_NAME_TAG,
@@ -363,7 +361,7 @@ def resume_after_crash(
 
 def inflight_backfills(instance: dg.DagsterInstance) -> list:
     """vidcat backfills the daemon has not finished: abandoned by a crash, or still running."""
-    from dagster._core.execution.backfill import BulkActionStatus
+    from orchestration.dagster_private import BulkActionStatus
 
     return [b for b in instance.get_backfills(status=BulkActionStatus.REQUESTED) if b.tags.get("vidcat/origin")]
 
@@ -408,12 +406,14 @@ def launch_backfill(
     to the sensor; ``rerun_unfinished`` false: only ``include`` and stranded batches (`vidcat up` resuming
     what a crash interrupted).
     """
-    from dagster._core.definitions.partitions.context import partition_loading_context
-    from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._core.utils import make_new_backfill_id
-    from dagster._time import get_current_timestamp
-
+    from orchestration.dagster_private import (
+        BulkActionStatus,
+        PartitionBackfill,
+        PartitionRangeSelector,
+        PartitionsByAssetSelector,
+        PartitionsSelector,
+        make_new_backfill_id,
+    )
     from orchestration.definitions import defs
 
     new = create_batches(catalog, settings.batch_size, origin="backfill", close_partial=True) if batch_new else []
@@ -442,7 +442,7 @@ def launch_backfill(
     if rescore or train:
         partitions = all_batches(catalog)
     else:
-        stranded = set(missing) & set(backfill_batches(catalog))
+        stranded = set(missing) & set(all_batches(catalog, origin="backfill"))
         partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()) | {u.batch_id for u in owed})
     removed = remove_stale_temporaries(settings, busy)
     if missing:
@@ -463,11 +463,11 @@ def launch_backfill(
             ranges = [PartitionRangeSelector(start=p, end=p) for p in partitions]
             selectors.append(PartitionsByAssetSelector(asset_key=key, partitions=PartitionsSelector(ranges=ranges)))
     backfill_id = make_new_backfill_id()
-    with partition_loading_context(dynamic_partitions_store=instance):
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
         backfill = PartitionBackfill.from_partitions_by_assets(
             backfill_id=backfill_id,
             asset_graph=graph,
-            backfill_timestamp=get_current_timestamp(),
+            backfill_timestamp=time.time(),
             tags={"vidcat/origin": "backfill", "vidcat/train": str(train).lower()},
             dynamic_partitions_store=instance,
             partitions_by_assets=selectors,
@@ -487,10 +487,6 @@ def launch_backfill(
         busy,
         removed,
     )
-
-
-def backfill_batches(catalog: Catalog) -> list[str]:
-    return [r[0] for r in catalog.query("SELECT batch_id FROM batches WHERE origin = 'backfill' ORDER BY batch_id")]
 
 
 def local_daemon_pids(dagster_home: Path) -> list[int]:
@@ -550,7 +546,7 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
 
 def _local_storage(instance: dg.DagsterInstance, dagster_home: Path) -> bool:
     """The instance keeps its runs in SQLite under DAGSTER_HOME: only processes of this machine use it."""
-    from dagster._core.storage.runs import SqliteRunStorage
+    from orchestration.dagster_private import SqliteRunStorage
 
     return isinstance(instance.run_storage, SqliteRunStorage) or "sqlite" in type(instance.run_storage).__name__.lower()
 
@@ -605,14 +601,12 @@ def wait_for_backfill(
     poll_s: float = 2.0,
 ) -> str:
     """Block until the backfill ends; returns its final status name."""
-    from dagster._core.storage.dagster_run import RunsFilter
-
     deadline = time.monotonic() + timeout_s
     last = ""
     while True:
         backfill = instance.get_backfill(backfill_id)
         status = backfill.status.value if backfill else "MISSING"
-        runs = instance.get_runs(filters=RunsFilter.for_backfill(backfill_id))
+        runs = instance.get_runs(filters=dg.RunsFilter.for_backfill(backfill_id))
         counts: dict[str, int] = {}
         for r in runs:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
@@ -634,26 +628,20 @@ def wait_for_backfill(
 
 def run_failures(instance: dg.DagsterInstance, backfill_id: str) -> Sequence[str]:
     """Failed runs of the backfill that no retry made good (a retry of the same run group succeeded)."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-
     runs = instance.get_runs(
-        filters=RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[DagsterRunStatus.FAILURE])
+        filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[dg.DagsterRunStatus.FAILURE])
     )
     return [r.run_id for r in runs if not _made_good(instance, r.run_id)]
 
 
 def retried_runs(instance: dg.DagsterInstance, backfill_id: str) -> Sequence[str]:
     """Failed runs of the backfill that a retry made good."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-
     runs = instance.get_runs(
-        filters=RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[DagsterRunStatus.FAILURE])
+        filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[dg.DagsterRunStatus.FAILURE])
     )
     return [r.run_id for r in runs if _made_good(instance, r.run_id)]
 
 
 def _made_good(instance: dg.DagsterInstance, run_id: str) -> bool:
-    from dagster._core.storage.dagster_run import DagsterRunStatus
-
     group = instance.get_run_group(run_id)
-    return group is not None and any(r.status == DagsterRunStatus.SUCCESS for r in group[1])
+    return group is not None and any(r.status == dg.DagsterRunStatus.SUCCESS for r in group[1])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 import assets
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from ml.config import load_settings
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 from orchestration.sensors import SCORE_JOB_NAME, build_upload_sensor
 
 all_assets = dg.load_assets_from_package_module(assets)

@@ -4,11 +4,11 @@ import time
 
 import dagster as dg
 
+from assets.core.partitions import BATCHES_PARTITION_NAME
+from assets.core.resources import VidcatResource
 from ml.catalog.inbox import scan_inbox
 from ml.catalog.model_registry import latest_model
 from ml.catalog.upload_batching import plan_tick
-from orchestration.partitions import BATCHES_PARTITION_NAME
-from orchestration.resources import VidcatResource
 
 SCORE_JOB_NAME = "score_batch"
 

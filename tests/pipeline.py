@@ -84,6 +84,7 @@ def build(
 ) -> Pipeline:
     import dagster as dg
 
+    from assets.core.resources import VidcatResource
     from ml.catalog.batching import create_batches
     from ml.catalog.labels import import_labels, read_label_file
     from ml.catalog.registration import register_manifest
@@ -93,7 +94,6 @@ def build(
     from ml.demo.evaluate import lock_demo_test
     from ml.taxonomy import default_working_set
     from orchestration.definitions import all_assets, all_checks
-    from orchestration.resources import VidcatResource
 
     env = pipeline_env(root, extra_roots, overrides)
     with patched_env(env):

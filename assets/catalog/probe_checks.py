@@ -11,13 +11,12 @@ them together: one result, and an ERROR holds back every batch of that run.
 import dagster as dg
 
 from assets.catalog.video_probe import video_probe
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from data_checks.probe_suite import validate_probe
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
-
-_IN_KEYS = "IN (SELECT unnest(?::VARCHAR[]))"
+from ml.catalog.check_inputs import failure_count, member_count, probe_rows
 
 
 @dg.asset_check(asset=video_probe, partitions_def=video_batches, blocking=True)
@@ -26,16 +25,9 @@ def probe_expectations(context: dg.AssetCheckExecutionContext, vidcat: VidcatRes
     """Batch rows complete and well-formed (blocking); plausible duration, fps, size and codec (warn)."""
     batch_ids = list(context.partition_keys)
     catalog = vidcat.catalog()
-    df = catalog.query_df(f"SELECT * FROM video_probe WHERE batch_id {_IN_KEYS} ORDER BY video_id", [batch_ids])
-    members = int(catalog.scalar(f"SELECT count(*) FROM batch_members WHERE batch_id {_IN_KEYS}", [batch_ids]) or 0)
-    failed = int(
-        catalog.scalar(
-            f"SELECT count(*) FROM failures f JOIN batch_members m USING (video_id) "
-            f"WHERE f.stage = 'probe' AND m.batch_id {_IN_KEYS}",
-            [batch_ids],
-        )
-        or 0
-    )
+    df = probe_rows(catalog, batch_ids)
+    members = member_count(catalog, batch_ids)
+    failed = failure_count(catalog, batch_ids, stage="probe")
     outcome = validate_probe(df, batch_ids=batch_ids, expected_rows=members - failed)
     if not outcome.passed:
         context.log.warning(f"{','.join(batch_ids)}: {outcome.summary()}")

@@ -3,10 +3,11 @@
 import dagster as dg
 
 from assets.catalog.video_registry import video_registry
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from data_checks.registry_suite import validate_registry
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
+from ml.catalog.check_inputs import count_videos, newest_videos
 
 # The newest rows by registration order. Older rows were checked when they were new, and id and seq
 # uniqueness are also primary/unique keys in DuckDB, so a full scan of millions of rows each time the
@@ -20,12 +21,8 @@ def registry_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidcat
     """Unique ids and seqs, URIs under the media roots (blocking); language codes and title length (warn)."""
     settings = vidcat.settings()
     catalog = vidcat.catalog()
-    total = int(catalog.scalar("SELECT count(*) FROM videos") or 0)
-    df = catalog.query_df(
-        "SELECT video_id, seq, uri, language, registered_at, length(title) AS title_len "
-        "FROM videos ORDER BY seq DESC LIMIT ?",
-        [REGISTRY_CHECK_MAX_ROWS],
-    )
+    total = count_videos(catalog)
+    df = newest_videos(catalog, REGISTRY_CHECK_MAX_ROWS)
     outcome = validate_registry(df, media_roots=settings.allowed_roots)
     if not outcome.passed:
         context.log.warning(outcome.summary())

@@ -5,11 +5,11 @@ import time
 import dagster as dg
 
 from assets.catalog.video_registry import video_registry
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.summary import md_table
 from ml.frames.stage import probe_batch
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(

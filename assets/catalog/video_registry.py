@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from ml.catalog.inbox import scan_inbox
 from ml.catalog.summary import md_table, registry_stats
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(group_name="catalog", kinds={"duckdb"})

@@ -6,13 +6,14 @@ dimension would poison training or every prediction of the batch.
 
 import dagster as dg
 
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from assets.frames.frame_embeddings import frame_embeddings
 from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
+from ml.catalog.check_inputs import probed_durations
 from ml.frames.embedding_store import iter_videos, shard_path
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=frame_embeddings, partitions_def=video_batches, blocking=True)
@@ -25,13 +26,7 @@ def embedding_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidca
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
     shards = [p for b in batch_ids if (p := shard_path(settings.embeddings_dir, settings.image_encoder, b)).exists()]
-    durations = dict(
-        catalog.query(
-            "SELECT p.video_id, p.duration_s FROM video_probe p JOIN batch_members m USING (video_id) "
-            "WHERE m.batch_id IN (SELECT unnest(?::VARCHAR[]))",
-            [batch_ids],
-        )
-    )
+    durations = probed_durations(catalog, batch_ids)
     df = summarize_embeddings(iter_videos(shards), durations)
     outcome = validate_frame_embeddings(
         df, dim=get_spec(settings.image_encoder).dim, fps=settings.fps, max_frames=settings.max_frames

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from ml.catalog.summary import md_table
 from ml.fusion.stage import fit_fusion_on_gold
 from ml.plots import markdown_image, precision_coverage_png
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
 
 PROMISE_CHECK = "rule_holds_promise"
 

@@ -4,12 +4,12 @@ import time
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import batch_video_ids
-from ml.catalog.summary import md_table
+from ml.catalog.summary import md_table, videos_with_categories
 from ml.fusion.stage import ensure_source_scores, fuse_batch, load_current_fusion
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 OOD_CHECK = "out_of_distribution_share"
 
@@ -52,11 +52,7 @@ def fused_predictions(context: dg.AssetExecutionContext, vidcat: VidcatResource)
     if filled:
         context.log.info(f"scored with the fusion model's own versions first: {', '.join(filled)}")
     videos = max(totals.get("videos", 0), 1)
-    with_category = catalog.scalar(
-        "SELECT count(*) FROM video_results WHERE model_version = ? AND n_categories > 0 "
-        "AND batch_id IN (SELECT unnest(?::VARCHAR[]))",
-        [fusion.version, batch_keys(context)],
-    )
+    with_category = videos_with_categories(catalog, batch_keys(context), fusion.version)
     settings = vidcat.settings()
     ood = totals.get("out_of_distribution", 0)
     ood_share = ood / totals["visual_scored"] if totals.get("visual_scored") else 0.0

@@ -8,13 +8,14 @@ must not serve an unchecked batch read the check status (see docs/data-checks.md
 
 import dagster as dg
 
-from assets.check_results import outcome_check_result
+from assets.core.check_results import outcome_check_result
+from assets.core.metering import metered
+from assets.core.partitions import video_batches
+from assets.core.resources import VidcatResource
 from assets.fusion.fused_predictions import fused_predictions
 from data_checks.predictions_suite import validate_predictions
+from ml.catalog.check_inputs import prediction_rows, threshold_rows
 from ml.catalog.model_registry import latest_model
-from orchestration.metering import metered
-from orchestration.partitions import video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset_check(asset=fused_predictions, partitions_def=video_batches, blocking=True)
@@ -24,11 +25,8 @@ def prediction_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidc
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
     fusion = latest_model(catalog, "fusion")
-    df = catalog.query_df(
-        "SELECT * FROM predictions WHERE batch_id IN (SELECT unnest(?::VARCHAR[])) AND model_version = ?",
-        [batch_ids, fusion.version],
-    )
+    df = prediction_rows(catalog, batch_ids, fusion.version)
     versions = sorted(set(df["thresholds_version"])) if len(df) else []
-    thresholds = catalog.query_df("SELECT * FROM thresholds WHERE version IN (SELECT unnest(?::VARCHAR[]))", [versions])
+    thresholds = threshold_rows(catalog, versions)
     outcome = validate_predictions(df, category_ids=vidcat.working_set().ids, thresholds=thresholds)
     return outcome_check_result(outcome, batches=dg.MetadataValue.text(",".join(batch_ids)))

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.model_registry import latest_model
 from ml.monitoring.drift import batch_drift, build_reference, out_of_distribution_share
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 DRIFT_CHECK = "drift_below_warn_share"
 

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.summary import md_table
 from ml.text.stage import current_teacher, pseudo_label_batch, teacher_thresholds
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(

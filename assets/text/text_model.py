@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from ml.catalog.summary import md_table
 from ml.text.stage import train_teacher
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(deps=["video_registry"], group_name="text", kinds={"sklearn", "onnx"})

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.resources import VidcatResource
 from ml.catalog.summary import md_table
 from ml.plots import curves_png, markdown_image
 from ml.visual.stage import NotEnoughLabels, record_not_trained, train_student
-from orchestration.metering import metered
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(deps=["frame_embeddings", "pseudo_labels"], group_name="visual", kinds={"pytorch", "onnx"})

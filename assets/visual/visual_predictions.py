@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from assets.core.metering import metered
+from assets.core.partitions import batch_backfill_policy, batch_keys, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.model_registry import latest_model
 from ml.visual.stage import score_batch_visual
-from orchestration.metering import metered
-from orchestration.partitions import batch_backfill_policy, batch_keys, video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(

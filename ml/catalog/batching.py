@@ -118,8 +118,11 @@ def batches_after(catalog: Catalog, batch_no: int, origin: str | None = None) ->
     return [r[0] for r in catalog.query(sql + " ORDER BY batch_id", params)]
 
 
-def all_batches(catalog: Catalog) -> list[str]:
-    return [r[0] for r in catalog.query("SELECT batch_id FROM batches ORDER BY batch_id")]
+def all_batches(catalog: Catalog, origin: str | None = None) -> list[str]:
+    """Every batch id (or those of one ``origin``: backfill, sensor), oldest first."""
+    if origin is None:
+        return [r[0] for r in catalog.query("SELECT batch_id FROM batches ORDER BY batch_id")]
+    return [r[0] for r in catalog.query("SELECT batch_id FROM batches WHERE origin = ? ORDER BY batch_id", [origin])]
 
 
 def batch_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:

@@ -134,6 +134,20 @@ def import_labels(
     return report
 
 
+def covered_ids(catalog: Catalog, label_set: str) -> list[str]:
+    """Videos with a coverage row in ``label_set`` (exhaustive or not), sorted: what its imports covered."""
+    rows = catalog.query("SELECT video_id FROM label_coverage WHERE label_set = ?", [label_set])
+    return sorted({r[0] for r in rows})
+
+
+def pseudo_label_rows(catalog: Catalog, teacher_version: str) -> list[tuple]:
+    """(video_id, category_id, target, weight, kind) of the pseudo-labels teacher ``teacher_version`` gave."""
+    return catalog.query(
+        "SELECT video_id, category_id, target, weight, kind FROM pseudo_labels WHERE model_version = ?",
+        [teacher_version],
+    )
+
+
 def editor_labelled(catalog: Catalog, video_ids: list[str] | None = None) -> set[str]:
     """Videos with any editor label (the training labels), optionally among ``video_ids``."""
     sql = (

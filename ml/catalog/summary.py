@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ml.catalog.batching import pending
 from ml.catalog.store import Catalog
 
@@ -27,6 +29,18 @@ def registry_stats(catalog: Catalog) -> dict:
         "languages": [(str(a), int(b)) for a, b in langs],
         "failures": [(str(a), str(b), int(c)) for a, b, c in failures],
     }
+
+
+def videos_with_categories(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> int:
+    """Videos of the batches that fusion ``model_version`` gave at least one category: the numerator of coverage."""
+    return int(
+        catalog.scalar(
+            "SELECT count(*) FROM video_results WHERE model_version = ? AND n_categories > 0 "
+            "AND batch_id IN (SELECT unnest(?::VARCHAR[]))",
+            [model_version, list(batch_ids)],
+        )
+        or 0
+    )
 
 
 def batch_table(catalog: Catalog, limit: int = 50) -> list[tuple]:

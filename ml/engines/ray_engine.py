@@ -64,11 +64,12 @@ def decode_video(
 
     Errors are values, like the local pool's worker messages: the error class name is the failure's.
     """
-    from ml.frames.sampler import FrameSamplingError, sample_frames
+    from ml.frames.errors import VideoError
+    from ml.frames.sampler import sample_frames
 
     try:
         r = (sample_fn or sample_frames)(path, options)
-    except FrameSamplingError as exc:
+    except VideoError as exc:
         return {"error": (type(exc).__name__, str(exc))}, None
     except Exception as exc:  # anything else from FFmpeg or numpy is a decode failure of this file
         return {"error": ("DecodeError", f"{Path(path).name}: {type(exc).__name__}: {exc}")}, None
@@ -442,7 +443,7 @@ class RayEngine:
     def _decoded(ref: Any, d: _Decoding, result: FrameStageResult) -> tuple[Failure | None, dict[str, Any]]:
         import ray
 
-        from ml.frames.sampler import ERROR_CLASSES, DecodeError
+        from ml.frames.errors import error_from_name
 
         try:
             summary = ray.get(ref)
@@ -450,7 +451,7 @@ class RayEngine:
             return _failure_for_lost_worker(d.video_id, d.path, exc), {}
         if "error" in summary:
             name, message = summary["error"]
-            return Failure.from_exception(d.video_id, STAGE, ERROR_CLASSES.get(name, DecodeError)(message)), {}
+            return Failure.from_exception(d.video_id, STAGE, error_from_name(name, message)), {}
         if summary["n"] == 0:
             return Failure(d.video_id, STAGE, "NoFrames", "the video decoded to no frames"), {}
         return None, summary

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ml.frames.sampler import FrameSamplingError, SampledFrames, SampleOptions, SamplerPool, sample_frames
+from ml.frames.errors import VideoError
+from ml.frames.sampler import SampledFrames, SampleOptions, SamplerPool, sample_frames
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,7 +26,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def inspect_video(
     path: str | Path, settings: Any, *, encoder: Any = None, top_k: int = 5, isolated: bool = True
 ) -> dict[str, Any]:
-    """Facts about ``path`` as a JSON-ready dict; raises a ``FrameSamplingError`` subclass if it has no frames.
+    """Facts about ``path`` as a JSON-ready dict; raises a ``VideoError`` subclass if it has no frames.
 
     ``isolated`` decodes in a worker process under the hard time limit (a CLI must not hang on a bad
     file); the in-process path is for tests and notebooks.
@@ -37,7 +38,7 @@ def inspect_video(
     if isolated:
         with SamplerPool(options, workers=1) as pool:
             _, result = next(pool.imap([(0, path)]))
-        if isinstance(result, FrameSamplingError):
+        if isinstance(result, VideoError):
             raise result
     else:
         result = sample_frames(path, options)

@@ -4,7 +4,8 @@ The probe demuxes every packet of the video stream without decoding (cheap: no p
 container's header lies often enough: live-muxed WebM has no duration, VFR files report a nominal
 rate, GIFs have neither. It then decodes the first frame, which is what proves the codec is really
 supported and the bitstream starts clean. Anything that stops a video here raises a `VideoError`
-subclass whose name becomes the `failures.error_class` and whose message says what to do.
+subclass (``ml/frames/errors.py``, shared with the sampler) whose name becomes the
+`failures.error_class` and whose message says what to do.
 """
 
 from __future__ import annotations
@@ -16,39 +17,18 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ml.frames.errors import (
+    CorruptFile,
+    DecodeTimeout,
+    EmptyFile,
+    MissingFile,
+    NoVideoStream,
+    TooLarge,
+    UnsupportedCodec,
+    VideoError,
+)
+
 PROBE_TIMEOUT_S = 30.0
-
-
-class VideoError(Exception):
-    """A video that cannot go through a stage; recorded as a failures row, never raised out of a batch."""
-
-
-class EmptyFile(VideoError):
-    pass
-
-
-class MissingFile(VideoError):
-    pass
-
-
-class CorruptFile(VideoError):
-    pass
-
-
-class NoVideoStream(VideoError):
-    pass
-
-
-class UnsupportedCodec(VideoError):
-    pass
-
-
-class TooLarge(VideoError):
-    pass
-
-
-class DecodeTimeout(VideoError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -227,24 +207,16 @@ def _first_frame(path: Path, timeout_s: float, max_packets: int = 600) -> tuple[
     raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
 
 
-PROBE_ERRORS: dict[str, type[Exception]] = {
-    cls.__name__: cls
-    for cls in (
-        VideoError,
-        EmptyFile,
-        MissingFile,
-        CorruptFile,
-        NoVideoStream,
-        UnsupportedCodec,
-        TooLarge,
-        DecodeTimeout,
-    )
-}
-
-
 def probe_job(path: str, options) -> ProbeResult:
-    """`probe` with the sampler's options: what a worker of the isolated pool runs (module level)."""
-    return probe(path, timeout_s=options.timeout_s, max_pixels=options.max_pixels)
+    """`probe` with the sampler's options: what a worker of the isolated pool runs (module level).
+
+    A failure row from the pool names the file and the class before the probe's message (the probe's
+    messages do not all start with the file's name), as it did when the probe had its own error classes.
+    """
+    try:
+        return probe(path, timeout_s=options.timeout_s, max_pixels=options.max_pixels)
+    except VideoError as exc:
+        raise type(exc)(f"{Path(path).name}: {type(exc).__name__}: {exc}") from exc
 
 
 def probe_many(
@@ -271,7 +243,7 @@ def probe_many(
     options = SampleOptions(timeout_s=timeout_s, max_pixels=max_pixels)
     order = {video_id: i for i, (video_id, _) in enumerate(videos)}
     fn = probe_fn or probe_job  # module level: spawned workers import it by name
-    with SamplerPool(options, workers=workers, sample_fn=fn, error_classes=PROBE_ERRORS) as pool:
+    with SamplerPool(options, workers=workers, sample_fn=fn) as pool:
         for video_id, result in pool.imap(videos):
             if isinstance(result, ProbeResult):
                 ok.append((video_id, result))

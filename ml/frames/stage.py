@@ -154,8 +154,9 @@ def encode_distinct(encoder: Any, frames: np.ndarray, timestamps: np.ndarray) ->
 
 def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=None, pool=None) -> FrameStageResult:
     """Embed ``(video_id, path)`` pairs into the batch's shard (replacing it atomically)."""
+    from ml.frames.errors import VideoError
     from ml.frames.image_encoder import encoder_from_settings
-    from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
+    from ml.frames.sampler import SampleOptions, SamplerPool
 
     encoder = encoder or encoder_from_settings(settings, beside_decoders=True)
     path = shard_path(settings.embeddings_dir, encoder.name, batch_id)
@@ -166,7 +167,7 @@ def embed_batch(batch_id: str, videos: list[tuple[str, str]], settings, encoder=
 
     def records() -> Iterator[VideoEmbeddings]:
         for video_id, sampled in pool.imap(videos):
-            if isinstance(sampled, FrameSamplingError):
+            if isinstance(sampled, VideoError):
                 result.failures.append(Failure.from_exception(video_id, "frames", sampled))
                 continue
             if len(sampled) == 0:

@@ -14,11 +14,12 @@ def sample_for_review(path: str | Path, settings) -> tuple[np.ndarray, np.ndarra
 
     Decoded in a worker under the time limit: a review tool must not hang on the file it is reviewing.
     """
-    from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
+    from ml.frames.errors import VideoError
+    from ml.frames.sampler import SampleOptions, SamplerPool
 
     with SamplerPool(SampleOptions.from_settings(settings), workers=1) as pool:
         _, result = next(pool.imap([(0, str(path))]))
-    if isinstance(result, FrameSamplingError) or len(result) == 0:
+    if isinstance(result, VideoError) or len(result) == 0:
         return None
     return result.timestamps, result.frames
 

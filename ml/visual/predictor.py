@@ -1,7 +1,8 @@
 """Scoring with a trained visual model: onnxruntime over numpy batches, no torch on this path.
 
 The Dagster scoring step, the engines and `vidcat classify` load only this module; training and
-export live in ml/visual/model.py (torch, Lightning); the torch backend needs only ml/visual/network.py.
+export live in ml/visual/training.py and ml/visual/export.py (torch, Lightning); the torch backend
+needs only ml/visual/network.py.
 """
 
 from __future__ import annotations

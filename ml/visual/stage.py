@@ -146,7 +146,7 @@ def teacher_text_probs(
 
 @dataclass
 class StudentFit:
-    result: Any  # ml.visual.model.TrainResult of the kept model
+    result: Any  # ml.visual.training.TrainResult of the kept model
     targets: StudentTargets
     categories: list[str]
     self_training: dict[str, Any]
@@ -184,9 +184,9 @@ def fit_student(
     from ml.frames.embedding_store import iter_videos, stored_video_ids
     from ml.visual.cotrain import base_rates, fit_visual_calibration, logit, pool_targets
     from ml.visual.data import split_ids
-    from ml.visual.model import train_visual_model
     from ml.visual.ood import fit_detector, pooled_by_video
     from ml.visual.predictor import VisualPredictor
+    from ml.visual.training import train_visual_model
 
     all_targets = build_targets(inputs.categories, inputs.editor, inputs.pseudo, inputs.held_out, policy)
     counts = all_targets.positives()
@@ -351,8 +351,8 @@ def train_student(
     progress_bar: bool = False,
 ) -> StudentResult:
     """Train on every honest label (never gold or the locked test); report on gold; register the model."""
-    from ml.visual.model import MODEL_NAME
     from ml.visual.network import VisualTrainConfig
+    from ml.visual.predictor import MODEL_NAME
 
     policy = TargetPolicy.from_settings(settings)
     inputs = student_inputs(catalog, ws_ids, policy)

@@ -120,7 +120,7 @@ def cmd_register(args) -> int:
 
 def cmd_import_gold(args) -> int:
     from ml.catalog.holdout import lock_test, split_gold
-    from ml.catalog.labels import import_labels, read_label_file
+    from ml.catalog.labels import covered_ids, import_labels, read_label_file
 
     if not 0.0 <= args.test_share < 1.0:
         raise CommandError(f"--test-share must be in [0, 1), got {args.test_share}")
@@ -138,7 +138,7 @@ def cmd_import_gold(args) -> int:
             file=sys.stderr,
         )
     if args.test_share:
-        imported = sorted({r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'gold'")})
+        imported = covered_ids(catalog, "gold")
         _, test = split_gold(imported, args.test_share)
         result["locked_test"] = lock_test(catalog, test, "gold-split")
         print(f"locked test: {len(test)} of {len(imported)} gold videos (share {args.test_share})", file=sys.stderr)
@@ -205,21 +205,14 @@ def cmd_serve_check(args) -> int:
 
 def cmd_take_down(args) -> int:
     """Mark videos taken down (never served again) and delete them from the serving store at once."""
+    from ml.catalog.takedown import registered, take_down
+
     settings, catalog, _ = open_context(args)
     ids = sorted(set(args.video_ids))
-    known = {
-        r[0]
-        for r in catalog.query("SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-    }
-    unknown = sorted(set(ids) - known)
+    unknown = sorted(set(ids) - registered(catalog, ids))
     if unknown:
         raise CommandError(f"not registered: {', '.join(unknown)}")
-    with catalog.transaction() as con:
-        con.execute(
-            "UPDATE videos SET taken_down_at = now(), taken_down_reason = ? "
-            "WHERE video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [args.reason, ids],
-        )
+    take_down(catalog, ids, args.reason)
     result = {"taken_down": ids, "serving_store": "off"}
     if settings.serving_dsn:
         from ml.serving.export import connect, withdraw

@@ -136,6 +136,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_eval_visual(args) -> int:
+    from ml.catalog.labels import pseudo_label_rows
     from ml.catalog.model_registry import latest_model
     from ml.catalog.summary import md_table
     from ml.demo.evaluate import demo_locked_test, has_demo_test
@@ -154,11 +155,9 @@ def cmd_eval_visual(args) -> int:
     teacher = latest_model(catalog, "text_model", required=False)
     pseudo: tuple[dict, dict] = ({}, {})
     if teacher is not None:
-        rows = catalog.query(
-            "SELECT video_id, category_id, target, weight, kind FROM pseudo_labels WHERE model_version = ?",
-            [teacher.version],
+        pseudo = pseudo_targets(
+            pseudo_label_rows(catalog, teacher.version), ctx.categories, TargetPolicy.from_settings(settings)
         )
-        pseudo = pseudo_targets(rows, ctx.categories, TargetPolicy.from_settings(settings))
     result: dict = {"locked_test": {"videos": len(test.video_ids), "labels": test.source}}
     sections = [f"Locked test: {len(test.video_ids)} videos, labels from {test.source}; thresholds on gold."]
     if budgets is None:

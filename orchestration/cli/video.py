@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_inspect(args) -> int:
     from ml.config import load_settings
+    from ml.frames.errors import VideoError
     from ml.frames.inspect_video import inspect_video
-    from ml.frames.probe import VideoError, probe
-    from ml.frames.sampler import FrameSamplingError
+    from ml.frames.probe import probe
 
     settings = load_settings(args.config).ensure_dirs()
     path = Path(args.file)
@@ -48,7 +48,7 @@ def cmd_inspect(args) -> int:
         raise CommandError(f"{type(exc).__name__}: {exc}") from exc
     try:
         result = {"probe": facts, **inspect_video(path, settings)}
-    except FrameSamplingError as exc:
+    except VideoError as exc:
         raise CommandError(f"{type(exc).__name__}: {exc}") from exc
     if args.json:
         emit(result, True)

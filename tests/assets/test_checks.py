@@ -16,10 +16,10 @@ from assets.catalog.probe_checks import probe_expectations
 from assets.catalog.registry_checks import registry_expectations
 from assets.catalog.video_probe import video_probe
 from assets.catalog.video_registry import video_registry
+from assets.core.partitions import batch_backfill_policy, video_batches
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import create_batches
 from ml.catalog.registration import register_rows
-from orchestration.partitions import batch_backfill_policy, video_batches
-from orchestration.resources import VidcatResource
 
 
 @dg.asset(partitions_def=video_batches, deps=[video_probe], backfill_policy=batch_backfill_policy)
@@ -133,7 +133,7 @@ def test_registry_check_blocks_on_a_uri_outside_the_roots(batch, catalog):
 
 def test_a_run_packing_several_batches_checks_them_together(settings, catalog, ws, video_factory):
     """Backfills pack up to four batches per run (a partition range): one result covers all of them."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from orchestration.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     rows = [(i, {"id": f"v{i}", "uri": str(video_factory(f"v{i}.mp4", duration_s=1.0))}) for i in range(1, 5)]
     register_rows(catalog, rows, settings.media_dir, settings.allowed_roots, ws, origin="test")

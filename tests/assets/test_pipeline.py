@@ -94,8 +94,8 @@ def test_drift_report_written_and_linked(pipeline):
 
 
 def test_rerunning_a_batch_replaces_rows(pipeline):
+    from assets.core.resources import VidcatResource
     from orchestration.definitions import all_assets, all_checks
-    from orchestration.resources import VidcatResource
     from tests.pipeline import SCORING_ASSETS, patched_env
 
     c = _catalog(pipeline)

@@ -18,8 +18,8 @@ def _run_batch(env: dict[str, str], batch_id: str, queue) -> None:
     os.environ.update(env)
     import dagster as dg
 
+    from assets.core.resources import VidcatResource
     from orchestration.definitions import all_assets, all_checks
-    from orchestration.resources import VidcatResource
 
     result = dg.materialize(
         [*all_assets, *all_checks],

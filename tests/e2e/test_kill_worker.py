@@ -61,9 +61,9 @@ def _backfill(env, *extra: str) -> subprocess.Popen:
 
 def test_worker_killed_mid_shard_then_a_plain_rerun(pipeline, tmp_path):
     import dagster as dg
-    from dagster._core.storage.dagster_run import RunsFilter
+    from dagster import RunsFilter
 
-    from orchestration.metering import WRITE_WAIT_MAX_KEY
+    from assets.core.metering import WRITE_WAIT_MAX_KEY
 
     env = dict(os.environ, **pipeline.env)
     media = pipeline.data_root / "media" / "killed"

@@ -34,7 +34,7 @@ def _instance(env):
 
 
 def test_kill_the_daemon_mid_backfill_then_rerun_at_once(pipeline, tmp_path):
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+    from dagster import DagsterRunStatus, RunsFilter
 
     from orchestration.backfill import local_daemon_pids
 

@@ -61,7 +61,7 @@ def _results(catalog, video_ids: list[str]) -> None:
 
 
 def _run(instance, status: str, tags: dict[str, str]):
-    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+    from dagster import DagsterRun, DagsterRunStatus
 
     run = DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus(status), tags=tags)
     instance.add_run(run)
@@ -71,7 +71,7 @@ def _run(instance, status: str, tags: dict[str, str]):
 def test_batches_whose_videos_lack_a_result_are_rerun_unless_something_holds_them(settings, catalog):
     """A run that died or failed leaves videos without a result: a plain re-run re-runs their batch,
     but never one that a backfill or a live run still works on (two runs of a batch must not overlap)."""
-    from dagster._core.execution.backfill import BulkActionStatus
+    from orchestration.dagster_private import BulkActionStatus
 
     registry_rows(catalog, 12)
     first = launch_backfill(settings, catalog)
@@ -118,10 +118,8 @@ def test_a_fresh_sensor_batch_is_left_to_the_sensor_while_a_daemon_runs(settings
 def test_a_restart_resumes_what_the_stopped_daemon_left(settings, catalog):
     """`vidcat up` after a crash: the stuck run is failed and not retried, its backfill closed, and exactly
     their batches go into one new backfill (not batches that failed on their own earlier)."""
-    from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._core.storage.tags import WILL_RETRY_TAG
-
     from orchestration.backfill import resume_after_crash
+    from orchestration.dagster_private import WILL_RETRY_TAG, BulkActionStatus
 
     registry_rows(catalog, 8)
     first = launch_backfill(settings, catalog)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from orchestration.cli import main
+from tests.conftest import registry_rows
 
 
 def test_taxonomy_json(capsys, settings):
@@ -96,3 +97,14 @@ def test_budget_shares_are_checked_before_any_work(capsys, settings):
     with pytest.raises(SystemExit):
         main(["eval-text", "--data", ".", "--train", "GB", "--test", "DE", "--budget", "2"])
     assert "--budget" in capsys.readouterr().err
+
+
+def test_take_down_refuses_unknown_ids_and_marks_known_ones(capsys, settings, catalog):
+    registry_rows(catalog, 2)
+    assert main(["take-down", "v1", "ghost"]) == 2
+    assert "not registered: ghost" in capsys.readouterr().err
+    assert catalog.scalar("SELECT count(*) FROM videos WHERE taken_down_at IS NOT NULL") == 0
+    assert main(["take-down", "v2", "v1", "v2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"taken_down": ["v1", "v2"], "serving_store": "off"}
+    assert catalog.scalar("SELECT count(*) FROM videos WHERE taken_down_reason = 'taken down'") == 2

@@ -24,8 +24,8 @@ def test_definitions_load_with_every_asset_and_the_batch_job():
     never retrains them; the sensor that starts it is on by default and launches that job."""
     import dagster as dg
 
+    from assets.core.partitions import video_batches
     from orchestration.definitions import BATCH_ASSET_KEYS, defs
-    from orchestration.partitions import video_batches
     from tests.pipeline import SCORING_ASSETS
 
     graph = defs.resolve_asset_graph()

@@ -6,9 +6,9 @@ import json
 
 import dagster as dg
 
+from assets.core.resources import VidcatResource
 from ml.catalog.model_registry import register_model
 from orchestration.definitions import defs
-from orchestration.resources import VidcatResource
 from tests.conftest import make_video, registry_rows
 
 

@@ -6,9 +6,9 @@ import dagster as dg
 
 from assets.catalog.video_probe import video_probe
 from assets.catalog.video_registry import video_registry
+from assets.core.resources import VidcatResource
 from ml.catalog.batching import create_batches
 from ml.catalog.registration import register_rows
-from orchestration.resources import VidcatResource
 
 
 def test_probe_batch_records_facts_and_failures(settings, catalog, ws, video_factory):

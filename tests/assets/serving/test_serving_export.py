@@ -11,8 +11,8 @@ pytestmark = pytest.mark.slow
 
 
 def _materialize(pipeline, batch: str):
+    from assets.core.resources import VidcatResource
     from orchestration.definitions import all_assets, all_checks
-    from orchestration.resources import VidcatResource
 
     return dg.materialize(
         [*all_assets, *all_checks],

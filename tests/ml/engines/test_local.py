@@ -105,7 +105,8 @@ def test_ray_engine_gives_the_local_shard_failures_and_scores(ray_cluster, world
     from ml.engines.ray_engine import RayEngine
     from ml.frames.embedding_store import read_metadata
     from ml.visual.meta import meta_vector
-    from ml.visual.model import VisualTrainConfig, train_visual_model
+    from ml.visual.network import VisualTrainConfig
+    from ml.visual.training import train_visual_model
 
     settings, videos, labels = world
     local_settings = settings.with_overrides(data_root=tmp_path / "local")

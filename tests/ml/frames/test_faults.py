@@ -13,7 +13,8 @@ import pytest
 
 from ml.catalog.batching import create_batches
 from ml.catalog.registration import register_manifest
-from ml.frames.sampler import DecodeTimeout, SampleOptions, SamplerPool
+from ml.frames.errors import DecodeTimeout
+from ml.frames.sampler import SampleOptions, SamplerPool
 from ml.frames.stage import frames_for_batch, probe_batch
 from tests import faults
 from tests.conftest import REPO_ROOT, make_video

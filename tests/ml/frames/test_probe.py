@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from ml.frames.probe import CorruptFile, EmptyFile, MissingFile, NoVideoStream, TooLarge, probe, probe_many
+from ml.frames.errors import CorruptFile, EmptyFile, MissingFile, NoVideoStream, TooLarge
+from ml.frames.probe import probe, probe_many
 from tests.conftest import REAL_CLIPS, make_video, needs_real_clips
 
 
@@ -113,7 +114,7 @@ def _unknown_codec(tmp_path, suffix=".mp4"):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_stream_without_a_decoder_is_unsupported_codec(tmp_path, suffix):
-    from ml.frames.probe import UnsupportedCodec
+    from ml.frames.errors import UnsupportedCodec
 
     with pytest.raises(UnsupportedCodec, match="no decoder"):
         probe(_unknown_codec(tmp_path, suffix))

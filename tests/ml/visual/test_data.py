@@ -22,7 +22,6 @@ from ml.visual.data import (
     collate,
     iter_eval_batches,
     split_ids,
-    synthetic_catalog,
     targets_from_rows,
 )
 from ml.visual.meta import (
@@ -35,6 +34,7 @@ from ml.visual.meta import (
     meta_layout,
     meta_vector,
 )
+from ml.visual.synthetic import synthetic_catalog
 
 DIM = 8
 

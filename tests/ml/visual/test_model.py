@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from ml.visual.data import split_ids, synthetic_catalog
+from ml.visual.comparison import compare_architectures
+from ml.visual.data import split_ids
 from ml.visual.meta import META_DIM, meta_vector
-from ml.visual.model import (
-    VisualPredictor,
-    VisualTrainConfig,
-    _session,
-    bn_momentum_for,
-    compare_architectures,
-    load_checkpoint,
-    masked_bce,
-    param_count,
-    ranking_metrics,
-    train_visual_model,
-)
+from ml.visual.model import load_checkpoint, masked_bce, ranking_metrics
+from ml.visual.network import VisualTrainConfig, bn_momentum_for, param_count
 from ml.visual.nextvlad import MeanPoolClassifier
+from ml.visual.predictor import VisualPredictor, _session
+from ml.visual.synthetic import synthetic_catalog
+from ml.visual.training import train_visual_model
 
 DIM = 16
 TINY = VisualTrainConfig(

@@ -11,7 +11,7 @@ import pytest
 from ml.catalog.model_registry import latest_model, register_model
 from ml.catalog.store import insert_rows
 from ml.frames.embedding_store import VideoEmbeddings, iter_videos, write_shard
-from ml.visual.data import synthetic_catalog
+from ml.visual.synthetic import synthetic_catalog
 
 N = 160
 

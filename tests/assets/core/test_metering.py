@@ -4,7 +4,7 @@ import time
 
 import dagster as dg
 
-from orchestration.metering import CPU_KEY, metered
+from assets.core.metering import CPU_KEY, metered
 
 
 def _burn(seconds: float) -> None:

@@ -1,0 +1,72 @@
+"""The catalog rows each data check validates, read here so that the checks hold no SQL of their own.
+
+The suites in `data_checks/` are pure functions of a DataFrame; the asset checks only choose which
+batches to validate. What "the rows of a batch" means (members, probe rows, failures, predictions of
+one fusion version) is a question about the catalog's tables, answered next to their schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ml.catalog.store import Catalog
+
+# A list parameter bound once: `WHERE x IN (...)` over any number of batches without building SQL per call.
+IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def count_videos(catalog: Catalog) -> int:
+    return int(catalog.scalar("SELECT count(*) FROM videos") or 0)
+
+
+def newest_videos(catalog: Catalog, limit: int) -> Any:  # -> pandas.DataFrame
+    """The newest ``limit`` registry rows by registration order, titles measured in SQL, never loaded."""
+    return catalog.query_df(
+        "SELECT video_id, seq, uri, language, registered_at, length(title) AS title_len "
+        "FROM videos ORDER BY seq DESC LIMIT ?",
+        [limit],
+    )
+
+
+def probe_rows(catalog: Catalog, batch_ids: Sequence[str]) -> Any:  # -> pandas.DataFrame
+    return catalog.query_df(f"SELECT * FROM video_probe WHERE batch_id {IN_LIST} ORDER BY video_id", [list(batch_ids)])
+
+
+def member_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
+    return int(catalog.scalar(f"SELECT count(*) FROM batch_members WHERE batch_id {IN_LIST}", [list(batch_ids)]) or 0)
+
+
+def failure_count(catalog: Catalog, batch_ids: Sequence[str], stage: str) -> int:
+    """Members of the batches with a ``stage`` failure on record (they are expected to have no row there)."""
+    return int(
+        catalog.scalar(
+            f"SELECT count(*) FROM failures f JOIN batch_members m USING (video_id) "
+            f"WHERE f.stage = ? AND m.batch_id {IN_LIST}",
+            [stage, list(batch_ids)],
+        )
+        or 0
+    )
+
+
+def probed_durations(catalog: Catalog, batch_ids: Sequence[str]) -> dict[str, float | None]:
+    """video_id -> probed duration (s) of the batches' members: bounds on their frame counts."""
+    return dict(
+        catalog.query(
+            f"SELECT p.video_id, p.duration_s FROM video_probe p JOIN batch_members m USING (video_id) "
+            f"WHERE m.batch_id {IN_LIST}",
+            [list(batch_ids)],
+        )
+    )
+
+
+def prediction_rows(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> Any:  # -> DataFrame
+    return catalog.query_df(
+        f"SELECT * FROM predictions WHERE batch_id {IN_LIST} AND model_version = ?",
+        [list(batch_ids), model_version],
+    )
+
+
+def threshold_rows(catalog: Catalog, versions: Sequence[str]) -> Any:  # -> pandas.DataFrame
+    """The thresholds the predictions claim to follow, from the table rather than the rows' own copies."""
+    return catalog.query_df(f"SELECT * FROM thresholds WHERE version {IN_LIST}", [list(versions)])

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.holdout import HoldoutGuard, held_out_ids
+from ml.catalog.scores import failed_results, gold_locked_rows
 from ml.catalog.store import Catalog
 from ml.fusion.hierarchy import closure, information
 from ml.fusion.rules import per_category_precision, rule_metrics
@@ -44,16 +45,10 @@ class LockedTest:
 
 def gold_locked_test(catalog: Catalog) -> LockedTest:
     """Production: the gold videos of the locked test, labelled by their gold answers."""
-    rows = catalog.query(
-        "SELECT t.video_id, list(h.category_id) FILTER (WHERE h.is_positive), any_value(p.has_text) "
-        "FROM locked_test t JOIN label_coverage c ON c.video_id = t.video_id AND c.label_set = 'gold' "
-        "AND c.exhaustive LEFT JOIN human_labels h ON h.video_id = t.video_id AND h.label_set = 'gold' "
-        "LEFT JOIN text_predictions p ON p.video_id = t.video_id "
-        "WHERE t.source = 'gold-split' GROUP BY t.video_id ORDER BY t.video_id"
-    )
+    rows = gold_locked_rows(catalog)
     return LockedTest(
         [r[0] for r in rows],
-        {r[0]: list(r[1] or []) for r in rows},
+        {r[0]: r[1] for r in rows},
         {r[0]: "text" if r[2] else "none" for r in rows},
         "gold answers of the locked share of gold",
     )
@@ -102,14 +97,7 @@ def evaluate_locked_test(
     ).any(axis=1)
     chars = text_lengths(catalog, fusion.text_version, ids)
     d = fusion.model.decide(t, v, chars)
-    failed = {
-        r[0]
-        for r in catalog.query(
-            "SELECT video_id FROM video_results WHERE model_version = ? AND status = 'failed' "
-            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [fusion.version, ids],
-        )
-    }
+    failed = failed_results(catalog, fusion.version, ids)
     served = np.array([vid not in failed for vid in ids])[:, None]
     cols, y = _matrix(test, cats)
     emitted = {

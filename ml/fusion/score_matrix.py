@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ml.catalog.scores import SCORE_TABLES, ood_rows, score_rows, text_chars
 from ml.catalog.store import Catalog
-
-SCORE_TABLES = ("text_predictions", "visual_predictions")
 
 
 def category_union(ws_ids: list[str], *category_lists: list[str]) -> list[str]:
@@ -34,11 +33,7 @@ def load_scores(
     out = np.full((len(video_ids), len(categories)), np.nan)
     if not video_ids or model_version is None:
         return out
-    rows = catalog.query(
-        f"SELECT video_id, scores FROM {table} WHERE model_version = ? AND scores IS NOT NULL "
-        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [model_version, list(video_ids)],
-    )
+    rows = score_rows(catalog, table, model_version, video_ids)
     row_of = {v: i for i, v in enumerate(video_ids)}
     col_of = {c: j for j, c in enumerate(categories)}
     src = [j for j, c in enumerate(model_categories) if c in col_of]
@@ -51,13 +46,7 @@ def load_scores(
 
 def text_lengths(catalog: Catalog, model_version: str, video_ids: list[str]) -> np.ndarray:
     """Cleaned text length per video as the text stage measured it (0 when it found no usable text)."""
-    rows = dict(
-        catalog.query(
-            "SELECT video_id, coalesce(text_chars, 0) FROM text_predictions WHERE model_version = ? "
-            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [model_version, list(video_ids)],
-        )
-    )
+    rows = text_chars(catalog, model_version, video_ids)
     return np.array([rows.get(v, 0) for v in video_ids], dtype=np.float64)
 
 
@@ -66,14 +55,7 @@ def ood_flags(catalog: Catalog, model_version: str, video_ids: list[str]) -> tup
 
     Videos without a row, or scored by a model without a detector, are not flagged (score NaN).
     """
-    rows = {
-        v: (bool(flag), s)
-        for v, flag, s in catalog.query(
-            "SELECT video_id, coalesce(out_of_distribution, false), ood_score FROM visual_predictions "
-            "WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [model_version, list(video_ids)],
-        )
-    }
+    rows = ood_rows(catalog, model_version, video_ids)
     flagged = np.array([rows.get(v, (False, None))[0] for v in video_ids], dtype=bool)
     score = np.array(
         [np.nan if rows.get(v, (False, None))[1] is None else rows[v][1] for v in video_ids], dtype=np.float64

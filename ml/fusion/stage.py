@@ -18,6 +18,7 @@ import numpy as np
 
 from ml.catalog.labels import certification_matrix
 from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model_in
+from ml.catalog.scores import scored_count, unplayable
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.fusion.hierarchy import build_tree, fit_backoff_model
 from ml.fusion.rules import RULES, FusionModel, RuleChoice, choose_rule, compare_rules, fit_rule
@@ -328,10 +329,7 @@ def ensure_source_scores(
 
     filled = {"text": False, "visual": False}
     ids = list(video_ids)
-    n_text = catalog.scalar(
-        "SELECT count(*) FROM text_predictions WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [fusion.text_version, ids],
-    )
+    n_text = scored_count(catalog, "text_predictions", fusion.text_version, ids)
     if n_text < len(ids):
         score_batch_text(catalog, fusion.text_record, batch_id, ids)
         filled["text"] = True
@@ -339,11 +337,7 @@ def ensure_source_scores(
     if fusion.visual_record is not None and shard.exists():
         import pyarrow.parquet as pq
 
-        n_visual = catalog.scalar(
-            "SELECT count(*) FROM visual_predictions WHERE model_version = ? "
-            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [fusion.visual_version, ids],
-        )
+        n_visual = scored_count(catalog, "visual_predictions", fusion.visual_version, ids)
         if n_visual < pq.read_metadata(shard).num_rows:
             score_batch_visual(catalog, fusion.visual_record, settings, batch_id, engine=engine)
             filled["visual"] = True
@@ -383,13 +377,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
     pred_rows, result_rows = [], []
     has_text = np.isfinite(t).any(axis=1)
     has_visual = np.isfinite(v).any(axis=1)
-    unplayable = {
-        r[0]
-        for r in catalog.query(
-            "SELECT video_id FROM failures WHERE stage = 'probe' AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(video_ids)],
-        )
-    }
+    not_playable = unplayable(catalog, video_ids)
     text_why = [None if has_text[i] else "no_usable_text" for i in range(len(video_ids))]
     visual_why = [
         None
@@ -402,7 +390,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         for i in range(len(video_ids))
     ]
     for i, vid in enumerate(video_ids):
-        if vid in unplayable or not (has_text[i] or has_visual[i]):
+        if vid in not_playable or not (has_text[i] or has_visual[i]):
             # A file that does not open is not served, whatever its title says; a video with neither text
             # nor frames has nothing to classify. Recorded as failed (the reason is in failures), so an
             # earlier classification of the same video stops being served.

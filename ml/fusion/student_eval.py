@@ -28,6 +28,7 @@ import numpy as np
 
 from ml.catalog.holdout import HeldOutLeak, HoldoutGuard, held_out_ids
 from ml.catalog.labels import certification_matrix, label_matrix
+from ml.catalog.scores import labelled_categories
 from ml.catalog.store import Catalog
 from ml.fusion.locked_test import LockedTest
 from ml.fusion.rules import rule_metrics
@@ -66,8 +67,7 @@ def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]
     from ml.visual.stage import load_meta, teacher_text_probs
 
     held_out = held_out_ids(catalog)
-    editor_rows = catalog.query("SELECT DISTINCT category_id FROM human_labels WHERE label_set = 'editor'")
-    labelled = {r[0] for r in editor_rows}
+    labelled = labelled_categories(catalog, "editor")
     categories = [c for c in ws_ids if c in labelled]
     ids, y = label_matrix(catalog, "editor", categories, exclude=set(held_out))
     certify_ids, certify_y = certification_matrix(catalog, categories)

@@ -7,7 +7,8 @@ from assets.core.partitions import batch_backfill_policy, batch_keys, video_batc
 from assets.core.resources import VidcatResource
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.model_registry import latest_model
-from ml.monitoring.drift import batch_drift, build_reference, out_of_distribution_share
+from ml.catalog.scores import ood_counts
+from ml.monitoring.drift import batch_drift, build_reference
 
 DRIFT_CHECK = "drift_below_warn_share"
 
@@ -48,7 +49,7 @@ def drift_report(context: dg.AssetExecutionContext, vidcat: VidcatResource):
     worst = None
     flagged = scored = 0
     for batch_id in batch_keys(context):
-        f, n = out_of_distribution_share(catalog, visual.version, batch_video_ids(catalog, batch_id))
+        f, n = ood_counts(catalog, visual.version, batch_video_ids(catalog, batch_id))
         flagged, scored = flagged + f, scored + n
         summary, html, js = batch_drift(
             catalog,

@@ -63,6 +63,20 @@ def ood_rows(catalog: Catalog, model_version: str, video_ids: Sequence[str]) -> 
     }
 
 
+def ood_counts(catalog: Catalog, visual_version: str, video_ids: Sequence[str]) -> tuple[int, int]:
+    """(flagged, scored): of the videos a visual model version scored, how many it found unlike its training data.
+
+    The one definition of the out-of-distribution share (flagged / scored) that the fused_predictions
+    check and the drift report both show.
+    """
+    row = catalog.query(
+        "SELECT count(*) FILTER (WHERE out_of_distribution), count(*) FROM visual_predictions "
+        f"WHERE model_version = ? AND scores IS NOT NULL AND video_id {IN_LIST}",
+        [visual_version, list(video_ids)],
+    )[0]
+    return int(row[0] or 0), int(row[1] or 0)
+
+
 def unplayable(catalog: Catalog, video_ids: Sequence[str]) -> set[str]:
     """Videos whose file did not open (a probe failure): never served, whatever their title says."""
     return {

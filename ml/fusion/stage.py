@@ -18,7 +18,7 @@ import numpy as np
 
 from ml.catalog.labels import certification_matrix
 from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model_in
-from ml.catalog.scores import scored_count, unplayable
+from ml.catalog.scores import ood_counts, scored_count, unplayable
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.fusion.hierarchy import build_tree, fit_backoff_model
 from ml.fusion.rules import RULES, FusionModel, RuleChoice, choose_rule, compare_rules, fit_rule
@@ -357,7 +357,7 @@ class BatchFusion:
     visual_scored: int = 0  # videos the visual model scored (the share's denominator)
 
     @property
-    def ood_share(self) -> float:
+    def ood_share(self) -> float:  # flagged / scored, as ml.catalog.scores.ood_counts defines them
         return self.out_of_distribution / self.visual_scored if self.visual_scored else 0.0
 
 
@@ -501,8 +501,7 @@ def fuse_batch(catalog: Catalog, fusion: LoadedFusion, batch_id: str, video_ids:
         int((~has_text).sum()),
         int((~has_visual).sum()),
         int((~has_text & ~has_visual).sum()),
-        int(ood.sum()),
-        int(scored_visual.sum()),
+        *(ood_counts(catalog, fusion.visual_version, video_ids) if fusion.visual_version else (0, 0)),
     )
 
 

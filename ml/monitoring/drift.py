@@ -95,16 +95,6 @@ def training_videos(catalog: Catalog, visual: ModelRecord) -> list[str]:
     ]
 
 
-def out_of_distribution_share(catalog: Catalog, visual_version: str, video_ids: list[str]) -> tuple[int, int]:
-    """(flagged, scored) videos of a batch for one visual model: drift's nearest neighbour in the report."""
-    row = catalog.query(
-        "SELECT count(*) FILTER (WHERE out_of_distribution), count(*) FROM visual_predictions "
-        "WHERE model_version = ? AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [visual_version, list(video_ids)],
-    )[0]
-    return int(row[0] or 0), int(row[1] or 0)
-
-
 def build_reference(
     catalog: Catalog, settings, visual: ModelRecord, text_version: str | None, fusion_version: str | None
 ) -> Reference:

@@ -43,7 +43,7 @@ def test_every_video_ends_classified_or_failed(pipeline):
     }
     # Ad serving's view: one classification per video, provenance recorded.
     sources = {r[0] for r in c.query("SELECT DISTINCT source FROM current_predictions")}
-    assert sources <= {"text", "visual", "both", "fused"} and sources
+    assert sources <= {"text", "visual", "both", "fused", "backoff"} and sources
     assert c.scalar("SELECT count(*) FROM current_predictions") == c.scalar("SELECT count(*) FROM predictions")
 
 

@@ -24,7 +24,9 @@ def test_too_few_labels_for_the_student_is_a_state_not_a_failure(tmp_path, capsy
     }
     (params,) = c.query("SELECT params FROM model_registry WHERE model_name = 'fusion'")[0]
     assert json.loads(params)["rule"] == "text" and json.loads(params)["visual_model_version"] is None
-    assert {r[0] for r in c.query("SELECT DISTINCT source FROM predictions")} <= {"text"}
+    # Text alone, or a parent backed off from text scores alone: never a visual score.
+    assert {r[0] for r in c.query("SELECT DISTINCT source FROM predictions")} <= {"text", "backoff"}
+    assert c.scalar("SELECT count(*) FROM predictions WHERE visual_score IS NOT NULL") == 0
     reasons = {r[0] for r in c.query("SELECT DISTINCT visual_abstained FROM video_results")}
     assert "no_visual_model" in reasons
     from orchestration.cli import main

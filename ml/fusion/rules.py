@@ -54,23 +54,31 @@ class Decisions:
     node_score: np.ndarray | None = None
     backoff_columns: list[int] | None = None  # the column of each node among the categories
 
+    # said() and source() are read once per video by `said_categories`: computed once per batch.
+    _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
     def said(self) -> np.ndarray:
         """(n, C) leaves and back-off nodes together; the leaves alone when there is no back-off."""
         if self.nodes is None or self.backoff_columns is None:
             return self.emitted
-        out = self.emitted.copy()
-        for k, col in enumerate(self.backoff_columns):
-            out[:, col] |= self.nodes[:, k]
-        return out
+        if "said" not in self._memo:
+            out = self.emitted.copy()
+            for k, col in enumerate(self.backoff_columns):
+                out[:, col] |= self.nodes[:, k]
+            self._memo["said"] = out
+        return self._memo["said"]
 
     def source(self) -> np.ndarray:
         """Provenance of each category said: text, visual, both, fused (only together), or backoff (a parent)."""
+        if "source" in self._memo:
+            return self._memo["source"]
         out = np.full(self.emitted.shape, "", dtype=object)
         out[self.said() & ~self.emitted] = "backoff"
         out[self.emitted & self.text_fired & self.visual_fired] = "both"
         out[self.emitted & self.text_fired & ~self.visual_fired] = "text"
         out[self.emitted & ~self.text_fired & self.visual_fired] = "visual"
         out[self.emitted & ~self.text_fired & ~self.visual_fired] = "fused"
+        self._memo["source"] = out
         return out
 
 

@@ -25,7 +25,6 @@ Nothing here reads the demo: the phrases come from the taxonomy and its package,
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -115,7 +114,7 @@ def fit_prior_head(
     xt = torch.from_numpy(np.ascontiguousarray(pieces, dtype=np.float32))
     zt = xt @ torch.from_numpy(protos).T / PRIOR_TEMPERATURE
     zrel = zt - zt.max(dim=1, keepdim=True).values
-    own = torch.from_numpy(np.asarray(owner, dtype=np.int64))
+    slots = torch.from_numpy(piece_slots(np.asarray(owner, dtype=np.int64), n))
     yt = torch.from_numpy(np.nan_to_num(y, nan=0.0).astype(np.float32))
     mt = torch.from_numpy(known.astype(np.float32))
     torch.manual_seed(0)
@@ -126,8 +125,8 @@ def fit_prior_head(
 
     def logits() -> torch.Tensor:
         per_piece = shared[0] * zt + shared[1] * zrel + shared[2] + xt @ wt.T + beta
-        out = torch.full((n, protos.shape[0]), -1e9)
-        return out.index_reduce(0, own, per_piece, "amax", include_self=True)
+        padded = torch.cat([per_piece, torch.full((1, per_piece.shape[1]), -1e9)])
+        return padded[slots].amax(dim=1)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -136,15 +135,27 @@ def fit_prior_head(
         loss.backward()
         return loss
 
-    with warnings.catch_warnings():  # index_reduce is marked beta in torch 2.x; its amax is what we need
-        warnings.simplefilter("ignore", UserWarning)
-        opt.step(closure)
+    opt.step(closure)
     return {
         "P": w0["P"],
         "W": wt.detach().numpy().astype(np.float32),
         "beta": beta.detach().numpy().astype(np.float32),
         "shared": shared.detach().numpy().astype(np.float32),
     }
+
+
+def piece_slots(owner: np.ndarray, n: int) -> np.ndarray:
+    """(n, k) rows of each text's pieces, padded with ``len(owner)`` (a row of -inf logits).
+
+    A gather and a max over a dense (n, k, C) block: scatter-max over pieces (``index_reduce``) made
+    each fit twenty times slower on texts with segments, most of it in its backward pass.
+    """
+    order = np.argsort(owner, kind="stable")
+    counts = np.bincount(owner, minlength=n)
+    slots = np.full((n, max(1, int(counts.max(initial=0)))), len(owner), dtype=np.int64)
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots[owner[order], rank] = order
+    return slots
 
 
 def gap_known(scores: np.ndarray, y: np.ndarray, k: int = 20) -> float:

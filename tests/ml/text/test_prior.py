@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from ml.metrics import gap_at_k
-from ml.text.prior import category_phrases, fit_prior_head, packaged_synonyms, prior_logits, prototypes
+from ml.text.prior import (
+    category_phrases,
+    fit_prior_head,
+    max_over_segments,
+    packaged_synonyms,
+    piece_slots,
+    prior_logits,
+    prototypes,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 TRENDING = ROOT.parent / "shared" / "data" / "youtube_trending"
@@ -57,6 +65,53 @@ def test_fit_recovers_a_category_the_prior_gets_wrong():
 
     assert ap(prior_logits(w, x)[:, 2], y[:, 2]) > ap(prior_logits(w0, x)[:, 2], y[:, 2]) + 0.3
     assert ap(prior_logits(w, x)[:, 0], y[:, 0]) > 0.8
+
+
+def test_piece_slots_gather_every_piece_of_each_text_once():
+    owner = np.array([3, 0, 3, 3, 1, 0])  # text 2 has no segment
+    slots = piece_slots(owner, 4)
+    assert slots.shape == (4, 3)
+    for t in range(4):
+        got = sorted(int(i) for i in slots[t] if i < len(owner))
+        assert got == sorted(np.flatnonzero(owner == t).tolist())
+    assert (slots[2] == len(owner)).all()
+
+
+def test_a_text_with_segments_is_fitted_as_it_is_scored():
+    """The fit's logit of a text is the max over the text and its segments, as max_over_segments scores it."""
+    rng = np.random.default_rng(1)
+    d, c, n = 12, 3, 120
+    protos = np.eye(c, d, dtype=np.float32)
+    x = rng.normal(0, 1, (n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    owner = rng.integers(0, n, 200)
+    seg = rng.normal(0, 1, (200, d)).astype(np.float32)
+    seg /= np.linalg.norm(seg, axis=1, keepdims=True)
+    y = np.zeros((n, c), np.float32)
+    best = max_over_segments(
+        {
+            "P": protos,
+            "W": np.zeros((c, d), np.float32),
+            "beta": np.zeros(c, np.float32),
+            "shared": np.array([1.0, 0.0, 0.0], np.float32),
+        },
+        x,
+        seg,
+        owner,
+    )
+    y[:, 1] = best[:, 1] > np.quantile(best[:, 1], 0.8)  # a label only a segment may carry
+    w_seg = fit_prior_head(x, y, protos, lam=0.03, seg_emb=seg, seg_owner=owner)
+    w_text = fit_prior_head(x, y, protos, lam=0.03)
+
+    def ap(s, t):
+        order = np.argsort(-s)
+        hits = t[order]
+        return float((np.cumsum(hits) / np.arange(1, len(hits) + 1))[hits > 0].mean())
+
+    scored_seg = max_over_segments(w_seg, x, seg, owner)[:, 1]
+    scored_text = max_over_segments(w_text, x, seg, owner)[:, 1]
+    assert ap(scored_seg, y[:, 1]) > 0.95
+    assert ap(scored_seg, y[:, 1]) >= ap(scored_text, y[:, 1])
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,17 @@ def batch_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def probed_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
+    """(video_id, uri) of the batch's videos the probe could read, in registration order: the others
+    already have their failure row."""
+    rows = catalog.query(
+        "SELECT m.video_id, v.uri FROM batch_members m JOIN videos v USING (video_id) "
+        "JOIN video_probe p USING (video_id) WHERE m.batch_id = ? ORDER BY m.seq",
+        [batch_id],
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
 @dataclass(frozen=True)
 class UnfinishedBatch:
     batch_id: str

@@ -46,8 +46,11 @@ def gold_ids(catalog: Catalog) -> set[str]:
     return {r[0] for r in rows}
 
 
-def locked_test_ids(catalog: Catalog) -> set[str]:
-    return {r[0] for r in catalog.query("SELECT video_id FROM locked_test")}
+def locked_test_ids(catalog: Catalog, source: str | None = None) -> set[str]:
+    """The locked test's videos, or those recorded from one ``source`` (``LOCKED_TEST_SOURCES``)."""
+    if source is None:
+        return {r[0] for r in catalog.query("SELECT video_id FROM locked_test")}
+    return {r[0] for r in catalog.query("SELECT video_id FROM locked_test WHERE source = ?", [source])}
 
 
 def held_out_ids(catalog: Catalog) -> frozenset[str]:

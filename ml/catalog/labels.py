@@ -148,6 +148,57 @@ def pseudo_label_rows(catalog: Catalog, teacher_version: str) -> list[tuple]:
     )
 
 
+def judgements(catalog: Catalog, label_set: str, video_ids: list[str] | None = None) -> list[tuple[str, str, bool]]:
+    """(video_id, category_id, is_positive) of every label in ``label_set``, optionally among ``video_ids``."""
+    if video_ids is None:
+        return catalog.query(
+            "SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = ?", [label_set]
+        )
+    return catalog.query(
+        "SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = ? "
+        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [label_set, list(video_ids)],
+    )
+
+
+def exhaustive_ids(catalog: Catalog, label_set: str, video_ids: list[str] | None = None) -> list[str]:
+    """Videos ``label_set`` judged exhaustively (every category), optionally among ``video_ids``."""
+    if video_ids is None:
+        rows = catalog.query("SELECT video_id FROM label_coverage WHERE label_set = ? AND exhaustive", [label_set])
+    else:
+        rows = catalog.query(
+            "SELECT video_id FROM label_coverage WHERE label_set = ? AND exhaustive "
+            "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
+            [label_set, list(video_ids)],
+        )
+    return [r[0] for r in rows]
+
+
+def pseudo_labelled_ids(catalog: Catalog, teacher_version: str | None) -> list[str]:
+    """Videos teacher ``teacher_version`` gave any pseudo-label, sorted."""
+    rows = catalog.query(
+        "SELECT DISTINCT video_id FROM pseudo_labels WHERE model_version = ? ORDER BY video_id", [teacher_version]
+    )
+    return [r[0] for r in rows]
+
+
+def review_candidates(catalog: Catalog, teacher_version: str, category_id: str) -> list[tuple]:
+    """Videos teacher ``teacher_version`` pseudo-labelled positive for ``category_id`` that could become gold.
+
+    Rows (video_id, the teacher's score vector, title, description, uri, batch_id), by video; videos with
+    editor labels are left out: they train the models, so they can never certify them.
+    """
+    return catalog.query(
+        "SELECT p.video_id, t.scores, v.title, v.description, v.uri, m.batch_id FROM pseudo_labels p "
+        "JOIN videos v USING (video_id) JOIN batch_members m USING (video_id) "
+        "LEFT JOIN text_predictions t ON t.video_id = p.video_id AND t.model_version = p.model_version "
+        "WHERE p.model_version = ? AND p.category_id = ? AND p.kind = 'positive' "
+        "AND p.video_id NOT IN (SELECT video_id FROM human_labels WHERE label_set = 'editor' "
+        "UNION SELECT video_id FROM label_coverage WHERE label_set = 'editor') ORDER BY p.video_id",
+        [teacher_version, category_id],
+    )
+
+
 def editor_labelled(catalog: Catalog, video_ids: list[str] | None = None) -> set[str]:
     """Videos with any editor label (the training labels), optionally among ``video_ids``."""
     sql = (

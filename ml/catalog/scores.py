@@ -40,6 +40,23 @@ def scored_count(catalog: Catalog, table: str, model_version: str, video_ids: Se
     )
 
 
+def with_text_scores(catalog: Catalog, model_version: str, video_ids: Sequence[str]) -> list[tuple[str, Any]]:
+    """(video_id, score vector) of the videos among ``video_ids`` in which the text stage found text, by video."""
+    return catalog.query(
+        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text "
+        f"AND video_id {IN_LIST} ORDER BY video_id",
+        [model_version, list(video_ids)],
+    )
+
+
+def all_text_scores(catalog: Catalog, model_version: str) -> list[tuple[str, Any]]:
+    """(video_id, score vector) of every video a text model version scored (it had text)."""
+    return catalog.query(
+        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text AND scores IS NOT NULL",
+        [model_version],
+    )
+
+
 def text_chars(catalog: Catalog, model_version: str, video_ids: Sequence[str]) -> dict[str, int]:
     """Cleaned text length per video as the text stage measured it (0 when it found no usable text)."""
     return dict(

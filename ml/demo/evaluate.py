@@ -14,6 +14,7 @@ from typing import Any
 
 from ml.catalog.holdout import lock_test, locked_test_ids
 from ml.catalog.store import Catalog
+from ml.catalog.videos import registered_ids
 from ml.fusion.locked_test import LockedTest
 
 DEMO_SOURCE = "demo-ground-truth"
@@ -31,7 +32,7 @@ def load_truth(demo_dir: Path) -> dict[str, dict[str, Any]]:
 def lock_demo_test(catalog: Catalog, demo_dir: Path) -> int:
     """Record the demo's `locked` split (videos nobody labelled) that is registered as the locked test (idempotent)."""
     truth = load_truth(demo_dir)
-    registered = {r[0] for r in catalog.query("SELECT video_id FROM videos")}
+    registered = registered_ids(catalog)
     ids = [v for v, r in truth.items() if r["split"] == "locked" and v in registered]
     return lock_test(catalog, ids, DEMO_SOURCE)
 
@@ -39,9 +40,7 @@ def lock_demo_test(catalog: Catalog, demo_dir: Path) -> int:
 def demo_locked_test(catalog: Catalog, demo_dir: Path) -> LockedTest:
     """The locked test's videos with their true categories and kind of text."""
     truth = load_truth(demo_dir)
-    locked = {r[0] for r in catalog.query("SELECT video_id FROM locked_test WHERE source = ?", [DEMO_SOURCE])} & set(
-        truth
-    )
+    locked = locked_test_ids(catalog, source=DEMO_SOURCE) & set(truth)
     ids = sorted(locked)
     return LockedTest(
         ids,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ml.catalog.batching import batch_videos
+from ml.catalog.batching import batch_videos, probed_videos
 from ml.catalog.failures import Failure, record_stage_outcome
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.frames.embedding_store import VideoEmbeddings, shard_path, write_shard
@@ -67,16 +67,6 @@ def probe_batch(catalog: Catalog, batch_id: str, settings: Any, probe_fn=None) -
         insert_rows(con, "video_probe", ["video_id", "batch_id", *PROBE_COLUMNS, "probed_at"], rows)
         record_stage_outcome(con, "probe", batch_id, [v for v, _ in ok], failed)
     return ProbeBatchResult(len(videos), ok, failed)
-
-
-def probed_videos(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
-    """Videos of the batch the probe could read: the others already have their failure row."""
-    rows = catalog.query(
-        "SELECT m.video_id, v.uri FROM batch_members m JOIN videos v USING (video_id) "
-        "JOIN video_probe p USING (video_id) WHERE m.batch_id = ? ORDER BY m.seq",
-        [batch_id],
-    )
-    return [(r[0], r[1]) for r in rows]
 
 
 class FrameEngine(Protocol):

@@ -312,10 +312,10 @@ def label_budget(
     mean, with the F1's standard deviation: on a few dozen labelled videos one run's luck is as large
     as the effect being measured.
     """
+    from ml.catalog.videos import video_rows
     from ml.text.features import CachedEncoder, get_encoder, prepare_records
     from ml.text.model import train_text_model
     from ml.text.pseudo_labels import make_pseudo_labels, select_thresholds
-    from ml.text.stage import video_rows
     from ml.visual.targets import TargetPolicy, pseudo_targets
 
     settings = ctx.settings

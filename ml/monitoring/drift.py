@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml.catalog.drift_inputs import category_pairs, container_facts, text_facts
+from ml.catalog.labels import pseudo_labelled_ids
 from ml.catalog.model_registry import ModelRecord
 from ml.catalog.store import Catalog
 from ml.frames.embedding_store import iter_videos, list_shards, shard_path
@@ -30,16 +32,6 @@ class Reference:
     languages: list[str]
     categories: list[str]
     version: str
-
-
-def _text_frame(catalog: Catalog, video_ids: list[str], text_version: str | None):  # -> DataFrame
-    return catalog.query_df(
-        "SELECT v.video_id, coalesce(t.language, v.language) AS language, coalesce(t.has_text, false) AS has_text, "
-        "coalesce(t.text_chars, 0) AS text_chars FROM videos v "
-        "LEFT JOIN text_predictions t ON t.video_id = v.video_id AND t.model_version = ? "
-        "WHERE v.video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [text_version, video_ids],
-    )
 
 
 def _features(
@@ -61,19 +53,9 @@ def _features(
     )
 
     emb = embedding_drift_features(iter_videos(shards, video_ids=video_ids), pca)
-    text = text_features(_text_frame(catalog, video_ids, text_version), languages)
-    probe = probe_features(
-        catalog.query_df(
-            "SELECT video_id, duration_s, fps, width, height, bit_rate FROM video_probe "
-            "WHERE video_id IN (SELECT unnest(?::VARCHAR[]))",
-            [video_ids],
-        )
-    )
-    preds = catalog.query_df(
-        "SELECT video_id, category_id FROM predictions WHERE model_version = ? "
-        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [fusion_version, video_ids],
-    )
+    text = text_features(text_facts(catalog, video_ids, text_version), languages)
+    probe = probe_features(container_facts(catalog, video_ids))
+    preds = category_pairs(catalog, video_ids, fusion_version)
     rates = prediction_rate_features(preds, video_ids, categories) if fusion_version else None
     return combine_features(emb, text, probe, rates)
 
@@ -86,13 +68,7 @@ def training_videos(catalog: Catalog, visual: ModelRecord) -> list[str]:
     detector = load_detector(Path(visual.artifact_path))
     if detector is not None:
         return sorted(detector.reference_ids)
-    teacher = visual.training_data.get("teacher_version")
-    return [
-        r[0]
-        for r in catalog.query(
-            "SELECT DISTINCT video_id FROM pseudo_labels WHERE model_version = ? ORDER BY video_id", [teacher]
-        )
-    ]
+    return pseudo_labelled_ids(catalog, visual.training_data.get("teacher_version"))
 
 
 def build_reference(
@@ -114,13 +90,9 @@ def build_reference(
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
     _, matrix, _ = mean_pool(iter_videos(shards, video_ids=ids))
     pca = fit_pca(matrix)
-    langs = _text_frame(catalog, ids, text_version)["language"].fillna("none").value_counts()
+    langs = text_facts(catalog, ids, text_version)["language"].fillna("none").value_counts()
     languages = [str(x) for x in langs.index[:6]]
-    preds = catalog.query_df(
-        "SELECT video_id, category_id FROM predictions WHERE model_version = ? "
-        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [fusion_version, ids],
-    )
+    preds = category_pairs(catalog, ids, fusion_version)
     categories = top_categories(preds, TOP_CATEGORIES) if len(preds) else []
     features = _features(catalog, ids, shards, pca, languages, categories, text_version, fusion_version)
     # Two runs may build it at once: each writes to temporary names and renames; the JSON, which says

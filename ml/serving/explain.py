@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ml.catalog.results import classified_result, video_categories, video_failures
+from ml.catalog.scores import ood_rows
 from ml.catalog.store import Catalog
+from ml.catalog.videos import video_rows, video_uri
 from ml.taxonomy import WorkingSet
 
 MAX_WORDS = 60
@@ -58,7 +61,7 @@ def explain_video(
     from ml.frames.thumbnails import jpeg_data_uri, sample_for_review
     from ml.fusion.stage import load_current_fusion
     from ml.text.features import prepare_records
-    from ml.text.stage import load_teacher, video_rows
+    from ml.text.stage import load_teacher
     from ml.visual.stage import load_meta, load_predictor
 
     rows = video_rows(catalog, [video_id])
@@ -66,24 +69,13 @@ def explain_video(
         raise KeyError(f"video {video_id!r} is not registered")
     video = rows[0]
     fusion = load_current_fusion(catalog)
-    result = catalog.query(
-        "SELECT batch_id, n_categories, has_text, has_visual, classified_at, text_abstained, visual_abstained "
-        "FROM video_results WHERE status = 'classified' AND video_id = ? AND model_version = ?",
-        [video_id, fusion.version],
-    )
-    if not result:
-        failures = catalog.query("SELECT stage, error_class, message FROM failures WHERE video_id = ?", [video_id])
+    result = classified_result(catalog, video_id, fusion.version)
+    if result is None:
+        failures = video_failures(catalog, video_id)
         detail = "; ".join(f"{s}: {e}: {m}" for s, e, m in failures) or "its batch has not been fused yet"
         raise NotClassified(f"video {video_id} has no classification by fusion {fusion.version} ({detail})")
-    batch_id = result[0][0]
-    preds = {
-        r[0]: r
-        for r in catalog.query(
-            "SELECT category_id, score, source, text_score, visual_score, text_threshold, visual_threshold, tier, path "
-            "FROM predictions WHERE video_id = ? AND model_version = ?",
-            [video_id, fusion.version],
-        )
-    }
+    batch_id = result[0]
+    preds = video_categories(catalog, video_id, fusion.version)
     wanted = [category] if category else sorted(preds, key=lambda c: -preds[c][1])
     if category and category not in fusion.categories:
         raise KeyError(f"category {category!r} is not covered by fusion {fusion.version}: neither model predicts it")
@@ -94,7 +86,7 @@ def explain_video(
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
     stored = read_video(shard, video_id) if shard.exists() else None
     meta = load_meta(catalog, [video_id]).get(video_id, student.default_meta) if student else None
-    uri = catalog.scalar("SELECT uri FROM videos WHERE video_id = ?", [video_id])
+    uri = video_uri(catalog, video_id)
     review = sample_for_review(uri, settings) if thumbnails and stored is not None else None
 
     out: dict[str, Any] = {
@@ -109,7 +101,7 @@ def explain_video(
         "visual_model_version": fusion.visual_version,
         "text_used": prepared.text if prepared.has_text else None,
         "frames": None if stored is None else len(stored.timestamps),
-        "abstained": {"text": result[0][5], "visual": result[0][6]},
+        "abstained": {"text": result[5], "visual": result[6]},
         "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
         "promise": settings.threshold_policy().promise(),
@@ -162,13 +154,10 @@ def explain_video(
 
 def _ood(catalog: Catalog, visual_version: str, video_id: str, student) -> dict[str, Any] | None:
     """The stored out-of-distribution score and decision of the video for the fusion's visual model."""
-    rows = catalog.query(
-        "SELECT ood_score, out_of_distribution FROM visual_predictions WHERE video_id = ? AND model_version = ?",
-        [video_id, visual_version],
-    )
-    if not rows:
+    stored = ood_rows(catalog, visual_version, [video_id]).get(video_id)
+    if stored is None:
         return None
-    score, flagged = rows[0]
+    flagged, score = stored
     return {
         "score": None if score is None else round(float(score), 4),
         "threshold": None if student.ood is None else round(float(student.ood.threshold), 4),

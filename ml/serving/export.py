@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ml.catalog.results import current_categories, latest_results, taken_down_members
 from ml.catalog.store import Catalog
 
 SERVING_SCHEMA = """
@@ -74,30 +75,12 @@ class ExportResult:
 
 def batch_payload(catalog: Catalog, batch_id: str) -> BatchPayload:
     """The batch's videos as ad serving must see them: each one's most recent classification."""
-    rows = catalog.query(
-        "WITH latest AS (SELECT video_id, arg_max(model_version, classified_at) AS model_version, "
-        "max(classified_at) AS classified_at, arg_max(status, classified_at) AS status FROM video_results "
-        "WHERE video_id IN (SELECT video_id FROM batch_members WHERE batch_id = ?) GROUP BY video_id) "
-        "SELECT l.video_id, l.model_version, l.classified_at, l.status, v.taken_down_at IS NOT NULL "
-        "FROM latest l JOIN videos v USING (video_id) ORDER BY l.video_id",
-        [batch_id],
-    )
+    rows = latest_results(catalog, batch_id)
     cats: dict[str, list[tuple[str, float, str, int | None, str | None]]] = {}
-    for vid, cat, score, source, tier, path in catalog.query(
-        "SELECT video_id, category_id, score, source, tier, path FROM current_predictions "
-        "WHERE video_id IN (SELECT video_id FROM batch_members WHERE batch_id = ?) ORDER BY video_id, category_id",
-        [batch_id],
-    ):
+    for vid, cat, score, source, tier, path in current_categories(catalog, batch_id):
         cats.setdefault(vid, []).append((cat, float(score), source, tier, path))
     payload = BatchPayload(batch_id)
-    taken = {
-        r[0]
-        for r in catalog.query(
-            "SELECT m.video_id FROM batch_members m JOIN videos v USING (video_id) "
-            "WHERE m.batch_id = ? AND v.taken_down_at IS NOT NULL",
-            [batch_id],
-        )
-    }
+    taken = taken_down_members(catalog, batch_id)
     for vid, version, at, status, down in rows:
         if down or status != "classified":
             payload.withdraw.append(vid)

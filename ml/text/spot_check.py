@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ml.catalog.labels import review_candidates
 from ml.catalog.model_registry import latest_model
 from ml.catalog.store import Catalog
 from ml.taxonomy import WorkingSet
@@ -29,15 +30,7 @@ def spot_check(
     if category not in ws.taxonomy:
         raise KeyError(f"{category!r} is not an IAB Content Taxonomy 3.1 id")
     teacher = latest_model(catalog, "text_model")
-    rows = catalog.query(
-        "SELECT p.video_id, t.scores, v.title, v.description, v.uri, m.batch_id FROM pseudo_labels p "
-        "JOIN videos v USING (video_id) JOIN batch_members m USING (video_id) "
-        "LEFT JOIN text_predictions t ON t.video_id = p.video_id AND t.model_version = p.model_version "
-        "WHERE p.model_version = ? AND p.category_id = ? AND p.kind = 'positive' "
-        "AND p.video_id NOT IN (SELECT video_id FROM human_labels WHERE label_set = 'editor' "
-        "UNION SELECT video_id FROM label_coverage WHERE label_set = 'editor') ORDER BY p.video_id",
-        [teacher.version, category],
-    )
+    rows = review_candidates(catalog, teacher.version, category)
     if not rows:
         raise LookupError(f"no positive pseudo-label for category {category} from teacher {teacher.version}")
     picked = random.Random(seed).sample(rows, k=min(n, len(rows)))

@@ -12,26 +12,11 @@ import numpy as np
 
 from ml.catalog.failures import Failure, record_stage_outcome
 from ml.catalog.holdout import HoldoutGuard, held_out_ids
+from ml.catalog.labels import exhaustive_ids, judgements
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
+from ml.catalog.scores import with_text_scores
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
-
-VIDEO_TEXT_COLUMNS = ("video_id", "title", "description", "tags", "language")
-
-
-def video_rows(
-    catalog: Catalog, video_ids: list[str] | None = None, where: str = "", params: list | None = None
-) -> list[dict[str, Any]]:
-    sql = f"SELECT {', '.join(VIDEO_TEXT_COLUMNS)} FROM videos"
-    args: list = list(params or [])
-    if video_ids is not None:
-        sql += " WHERE video_id IN (SELECT unnest(?::VARCHAR[]))"
-        args = [list(video_ids), *args]
-        if where:
-            sql += f" AND {where}"
-    elif where:
-        sql += f" WHERE {where}"
-    rows = catalog.query(sql + " ORDER BY seq", args)
-    return [dict(zip(VIDEO_TEXT_COLUMNS, r, strict=True)) for r in rows]
+from ml.catalog.videos import video_rows
 
 
 def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[Any, Path, dict]:
@@ -44,7 +29,7 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
     working_set = working_set_for(settings)
 
     held_out = held_out_ids(catalog)
-    labelled = video_rows(catalog, where="video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')")
+    labelled = video_rows(catalog, editor_covered=True)
     rows = [r for r in labelled if r["video_id"] not in held_out]
     if not rows:
         raise ValueError(
@@ -55,10 +40,8 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
     keep = [i for i, p in enumerate(prepared) if p.has_text]
     ids = [rows[i]["video_id"] for i in keep]
     HoldoutGuard(catalog)(ids, "the text teacher")
-    labels = catalog.query("SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'editor'")
-    exhaustive = [
-        r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'editor' AND exhaustive")
-    ]
+    labels = judgements(catalog, "editor")
+    exhaustive = exhaustive_ids(catalog, "editor")
     y, label_stats = label_matrix_from_rows(ids, categories, labels, exhaustive)
     languages: dict[str, int] = {}
     for i in keep:
@@ -188,11 +171,7 @@ def pseudo_label_batch(
 ) -> PseudoBatchResult:
     from ml.text.pseudo_labels import make_pseudo_labels, pseudo_label_precision
 
-    rows = catalog.query(
-        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text "
-        "AND video_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY video_id",
-        [record.version, list(video_ids)],
-    )
+    rows = with_text_scores(catalog, record.version, video_ids)
     ids = [r[0] for r in rows]
     scores = np.array([r[1] for r in rows], dtype=np.float64).reshape(len(rows), len(record.categories))
     table = make_pseudo_labels(
@@ -210,22 +189,10 @@ def pseudo_label_batch(
             ],
         )
     pos = table[table["kind"] == "positive"]
-    gold = catalog.query(
-        "SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'gold' "
-        "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-        [ids],
-    )
+    gold = judgements(catalog, "gold", ids)
     gold_precision = None
     if gold:
-        exhaustive = [
-            r[0]
-            for r in catalog.query(
-                "SELECT video_id FROM label_coverage WHERE label_set = 'gold' AND exhaustive "
-                "AND video_id IN (SELECT unnest(?::VARCHAR[]))",
-                [ids],
-            )
-        ]
-        gold_precision = pseudo_label_precision(table, gold, exhaustive)
+        gold_precision = pseudo_label_precision(table, gold, exhaustive_ids(catalog, "gold", ids))
     return PseudoBatchResult(
         len(ids),
         int(pos["video_id"].nunique()),

@@ -73,7 +73,7 @@ ASPECT_SCALE = 0.5  # 16:9 -> +1.15, 9:16 -> -1.15
 SHORT_SIDE_CENTRE, SHORT_SIDE_SCALE = 720.0, 0.7  # 240 px -> -1.6, 1080 -> +0.6
 CLIP = 4.0
 
-# Row keys meta_vector reads; META_QUERY selects exactly these from the catalog.
+# Row keys meta_vector reads; ml.catalog.videos.video_facts selects exactly these from the catalog.
 META_COLUMNS: tuple[str, ...] = (
     "video_id",
     "language",
@@ -84,10 +84,6 @@ META_COLUMNS: tuple[str, ...] = (
     "height",
     "rotation",
     "has_audio",
-)
-META_QUERY = (
-    "SELECT v.video_id, v.language, v.uploaded_at, p.duration_s, p.fps, p.width, p.height, p.rotation, "
-    "p.has_audio FROM videos v LEFT JOIN video_probe p ON p.video_id = v.video_id"
 )
 
 
@@ -228,7 +224,7 @@ MISSING_META = meta_vector({})  # the placeholder for a video the catalog knows 
 def meta_by_video(rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> dict[str, np.ndarray]:
     """video_id -> vector: the ``meta`` mapping the visual model's training and scoring take.
 
-    Rows are mappings or tuples in ``META_COLUMNS`` order (what ``Catalog.query(META_QUERY)`` returns).
+    Rows are mappings or tuples in ``META_COLUMNS`` order (what ``ml.catalog.videos.video_facts`` returns).
     """
     out = {}
     for row in rows:

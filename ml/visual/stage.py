@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from ml.catalog.batching import batch_video_ids
 from ml.catalog.holdout import HoldoutGuard
-from ml.catalog.labels import label_matrix
+from ml.catalog.labels import exhaustive_ids, judgements, label_matrix, pseudo_label_rows
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
+from ml.catalog.scores import all_text_scores
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.catalog.videos import video_facts
 from ml.frames.embedding_store import list_shards, shard_path
 from ml.visual.targets import (
     StudentTargets,
@@ -74,13 +77,9 @@ def not_trained_reason(models_dir: Path) -> str | None:
 
 def load_meta(catalog: Catalog, video_ids: list[str] | None = None) -> dict[str, np.ndarray]:
     """Metadata vectors of ``video_ids`` (scoring a batch), or of every video (training)."""
-    from ml.visual.meta import META_QUERY, meta_by_video
+    from ml.visual.meta import meta_by_video
 
-    if video_ids is None:
-        return meta_by_video(catalog.query(META_QUERY))
-    return meta_by_video(
-        catalog.query(META_QUERY + " WHERE v.video_id IN (SELECT unnest(?::VARCHAR[]))", [list(video_ids)])
-    )
+    return meta_by_video(video_facts(catalog, video_ids))
 
 
 @dataclass
@@ -101,23 +100,15 @@ def student_inputs(catalog: Catalog, ws_ids: list[str], policy: TargetPolicy) ->
     from ml.catalog.holdout import held_out_ids
 
     teacher = latest_model(catalog, "text_model", required=False)
-    editor_rows = catalog.query(
-        "SELECT video_id, category_id, is_positive FROM human_labels WHERE label_set = 'editor'"
-    )
-    exhaustive = [
-        r[0] for r in catalog.query("SELECT video_id FROM label_coverage WHERE label_set = 'editor' AND exhaustive")
-    ]
+    editor_rows = judgements(catalog, "editor")
+    exhaustive = exhaustive_ids(catalog, "editor")
     labelled = {c for _, c, pos in editor_rows if pos}
     covered = labelled | set(teacher.categories if teacher is not None else [])
     categories = [c for c in ws_ids if c in covered]
     editor = editor_targets(editor_rows, exhaustive, categories) if policy.editor_labels else {}
     pseudo: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
     if policy.pseudo_labels and teacher is not None:
-        rows = catalog.query(
-            "SELECT video_id, category_id, target, weight, kind FROM pseudo_labels WHERE model_version = ?",
-            [teacher.version],
-        )
-        pseudo = pseudo_targets(rows, categories, policy)
+        pseudo = pseudo_targets(pseudo_label_rows(catalog, teacher.version), categories, policy)
     held_out = held_out_ids(catalog)
     text_probs = teacher_text_probs(catalog, teacher, categories, held_out) if policy.pseudo_labels else {}
     return StudentInputs(
@@ -134,10 +125,7 @@ def teacher_text_probs(
     column = {c: j for j, c in enumerate(teacher.categories)}
     pick = np.array([column.get(c, -1) for c in categories], dtype=np.int64)
     out: dict[str, np.ndarray] = {}
-    for vid, scores in catalog.query(
-        "SELECT video_id, scores FROM text_predictions WHERE model_version = ? AND has_text AND scores IS NOT NULL",
-        [teacher.version],
-    ):
+    for vid, scores in all_text_scores(catalog, teacher.version):
         if vid not in held_out:
             row = np.asarray(scores, dtype=np.float32)
             out[vid] = np.where(pick >= 0, row[np.maximum(pick, 0)], np.nan).astype(np.float32)
@@ -470,7 +458,7 @@ def score_batch_visual(
             f"{settings.image_encoder} ones; retrain with `vidcat backfill --train` or set image_encoder back"
         )
     shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
-    members = [r[0] for r in catalog.query("SELECT video_id FROM batch_members WHERE batch_id = ?", [batch_id])]
+    members = batch_video_ids(catalog, batch_id)
     if not shard.exists():
         raise FileNotFoundError(f"no embedding shard for {batch_id} at {shard}; materialize frame_embeddings first")
     meta = meta if meta is not None else load_meta(catalog, members)

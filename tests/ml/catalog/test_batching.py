@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ml.catalog.batching import batch_video_ids, create_batches, pending
+from ml.catalog.batching import batch_video_ids, create_batches, pending, probed_videos
+from ml.catalog.store import insert_rows
 from ml.catalog.upload_batching import plan_tick
 from tests.conftest import registry_rows
 
@@ -19,6 +20,14 @@ def test_backfill_batching_is_idempotent(catalog):
     registry_rows(catalog, 3, start=11)
     later = create_batches(catalog, 4, "backfill")
     assert [(b.batch_id, b.first_seq, b.last_seq) for b in later] == [("b00000004", 11, 13)]
+
+
+def test_probed_videos_are_the_members_the_probe_read(catalog):
+    registry_rows(catalog, 4)
+    create_batches(catalog, 4, "backfill")
+    with catalog.transaction() as con:
+        insert_rows(con, "video_probe", ["video_id", "probed_at"], [(v, dt.datetime(2026, 5, 1)) for v in ("v3", "v1")])
+    assert probed_videos(catalog, "b00000001") == [("v1", "/m/v1.mp4"), ("v3", "/m/v3.mp4")]
 
 
 def test_partial_batch_waits_unless_closed(catalog):

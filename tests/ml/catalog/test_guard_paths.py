@@ -95,14 +95,14 @@ def test_eval_commands_refuse_a_held_out_video(catalog, student_settings, popula
 
 
 def test_label_budget_teacher_refuses_a_held_out_video(catalog, student_settings, populated, monkeypatch):  # noqa: F811
+    from ml.catalog import videos
     from ml.fusion import student_eval
-    from ml.text import stage as text_stage
 
     syn, gold = populated
     ctx = _context(catalog, student_settings, syn, gold)
     # every video has a text: the label-budget teacher would read the leaked one
     monkeypatch.setattr(
-        text_stage,
+        videos,
         "video_rows",
         lambda c, *a, **k: [
             {"video_id": v, "title": "football match", "description": "", "tags": "", "language": "en"}

@@ -31,6 +31,7 @@ def test_held_out_is_gold_and_locked_test(catalog, ws, tmp_path):
     assert lock_test(catalog, ["v2", "v3"], "manual") == 2
     assert lock_test(catalog, ["v3"], "demo-ground-truth") == 1  # idempotent: re-locking replaces
     assert locked_test_ids(catalog) == {"v2", "v3"}
+    assert locked_test_ids(catalog, source="demo-ground-truth") == {"v3"}
     assert held_out_ids(catalog) == {"v1", "v2", "v3"}
     assert trainable(["v1", "v4", "v2", "v5"], held_out_ids(catalog)) == ["v4", "v5"]
     assert_trainable(["v4", "v5"], held_out_ids(catalog), "a step")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ml.catalog.scores import score_rows, scored_count, text_chars, unplayable
+from ml.catalog.scores import all_text_scores, score_rows, scored_count, text_chars, unplayable, with_text_scores
 from ml.catalog.store import insert_rows
 
 
@@ -30,3 +30,5 @@ def test_scores_of_one_version_and_abstentions(catalog):
     assert unplayable(catalog, ["a"]) == set()
     with pytest.raises(ValueError, match="unknown score table"):
         score_rows(catalog, "videos; DROP TABLE videos", "t1", ["a"])
+    assert [v for v, _ in with_text_scores(catalog, "t1", ["b", "a"])] == ["a"]  # b had no text
+    assert [v for v, _ in all_text_scores(catalog, "t2")] == ["a"]

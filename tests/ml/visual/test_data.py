@@ -26,9 +26,9 @@ from ml.visual.data import (
 )
 from ml.visual.meta import (
     LANGUAGES,
+    META_COLUMNS,
     META_DIM,
     META_FEATURES,
-    META_QUERY,
     MISSING_META,
     meta_by_video,
     meta_layout,
@@ -253,8 +253,11 @@ def test_meta_module_does_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3]).returncode == 0
 
 
-def test_meta_query_reads_the_catalog(catalog):
-    """META_QUERY names real columns; its tuples feed meta_by_video directly."""
+def test_video_facts_feed_the_meta_vector(catalog):
+    """The catalog's video facts name real columns, in META_COLUMNS order; they feed meta_by_video directly."""
+    from ml.catalog.videos import VIDEO_FACT_COLUMNS, video_facts
+
+    assert VIDEO_FACT_COLUMNS == META_COLUMNS
     with catalog.transaction() as con:
         con.execute(
             "INSERT INTO videos (video_id, seq, uri, language, uploaded_at, registered_at, origin) "
@@ -265,7 +268,8 @@ def test_meta_query_reads_the_catalog(catalog):
             "INSERT INTO video_probe (video_id, duration_s, fps, width, height, rotation, has_audio, "
             "probed_at) VALUES ('a', 12.5, 25, 640, 360, 0, TRUE, now())"
         )
-    meta = meta_by_video(catalog.query(META_QUERY))
+    meta = meta_by_video(video_facts(catalog))
     assert sorted(meta) == ["a", "b"]
+    assert list(meta_by_video(video_facts(catalog, ["b"]))) == ["b"]
     assert meta["a"][META_FEATURES.index("lang_de")] == 1 and meta["a"][META_FEATURES.index("has_audio")] == 1
     np.testing.assert_array_equal(meta["b"], MISSING_META)

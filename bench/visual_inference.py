@@ -113,7 +113,7 @@ def compare_synthetic(
     category, so their mAP is the mean AP over that kind (their GAP is not meaningful: the other
     kind's scores still take top-20 places). ``pseudo`` scores against the noisy labels instead.
     """
-    from ml.visual.comparison import compare_architectures
+    from ml.evaluation.architectures import compare_architectures
     from ml.visual.network import VisualTrainConfig
     from ml.visual.synthetic import synthetic_catalog
 

@@ -91,7 +91,7 @@ def build(
     from ml.catalog.store import open_catalog
     from ml.config import load_settings
     from ml.demo.catalog import build_demo_catalog
-    from ml.demo.evaluate import lock_demo_test
+    from ml.demo.truth import lock_demo_test
     from ml.taxonomy import default_working_set
     from orchestration.definitions import all_assets, all_checks
 

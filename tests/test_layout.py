@@ -18,7 +18,18 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 # Bottom to top (docs/architecture.md shows the same map).
-LAYERS = ["catalog", "frames", "text", "visual", "fusion", "engines", "monitoring", "serving", "demo"]
+LAYERS = [
+    "catalog",
+    "frames",
+    "text",
+    "visual",
+    "fusion",
+    "engines",
+    "monitoring",
+    "serving",
+    "evaluation",
+    "demo",
+]
 SHARED = {"config", "config_schema", "taxonomy", "metrics", "plots", "thresholds"}
 ML = REPO_ROOT / "ml"
 
@@ -104,6 +115,18 @@ def test_stage_packages_import_only_downward():
             assert there in LAYERS, f"{name} imports {imported}, which is not a stage package"
             below = LAYERS[: LAYERS.index(here)]
             assert there in below, f"{name} imports {imported}: ml.{here} may import only {below}"
+
+
+# The packages that train or score: they never see the demo's true labels, nor how they are measured.
+MODEL_STAGES = ["text", "visual", "fusion"]
+MEASUREMENT_ONLY = ["demo", "evaluation"]
+
+
+@pytest.mark.parametrize("stage", MODEL_STAGES)
+def test_model_code_never_imports_the_demo_or_the_evaluation(stage):
+    for name, path in modules(ML / stage):
+        bad = {i for i in imports_of(path, name) if ml_target(i) in MEASUREMENT_ONLY}
+        assert not bad, f"{name} imports {sorted(bad)}: model code never reads the ground truth or the evaluation"
 
 
 def test_no_import_circle_between_ml_modules():

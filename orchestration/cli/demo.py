@@ -63,7 +63,7 @@ def cmd_demo_catalog(args) -> int:
 def cmd_demo(args) -> int:
     from ml.catalog.labels import import_labels, read_label_file
     from ml.catalog.registration import register_manifest
-    from ml.demo.evaluate import lock_demo_test
+    from ml.demo.truth import lock_demo_test
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
     from orchestration.cli.evaluate import report_text

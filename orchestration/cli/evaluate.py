@@ -72,9 +72,9 @@ def _f(x) -> str:
 def locked_test_report(settings, catalog, ws=None) -> tuple[dict | None, str]:
     """The locked-test table (demo ground truth, or the locked share of gold), or a line saying why not."""
     from ml.catalog.holdout import locked_test_ids
-    from ml.demo.evaluate import demo_locked_test, has_demo_test
+    from ml.demo.truth import demo_locked_test, has_demo_test
+    from ml.evaluation.locked import evaluate_locked_test, format_report, gold_locked_test
     from ml.frames.embedding_store import list_shards
-    from ml.fusion.locked_test import evaluate_locked_test, format_report, gold_locked_test
     from ml.fusion.stage import load_current_fusion
 
     if not locked_test_ids(catalog):
@@ -139,9 +139,9 @@ def cmd_eval_visual(args) -> int:
     from ml.catalog.labels import pseudo_label_rows
     from ml.catalog.model_registry import latest_model
     from ml.catalog.summary import md_table
-    from ml.demo.evaluate import demo_locked_test, has_demo_test
-    from ml.fusion.locked_test import gold_locked_test
-    from ml.fusion.student_eval import ablation, compare_architectures, eval_context, format_rows, label_budget
+    from ml.demo.truth import demo_locked_test, has_demo_test
+    from ml.evaluation.locked import gold_locked_test
+    from ml.evaluation.student import ablation, compare_architectures, eval_context, format_rows, label_budget
     from ml.visual.targets import TargetPolicy, pseudo_targets
 
     settings, catalog, ws = open_context(args)
@@ -174,7 +174,7 @@ def cmd_eval_visual(args) -> int:
             raise CommandError("--seeds must be at least 1")
         pool_truth = None
         if has_demo_test(catalog, settings.demo_dir):  # the demo's pool: its truth measures the teacher
-            from ml.demo.evaluate import load_truth
+            from ml.demo.truth import load_truth
 
             pool_truth = {v: r["labels"] for v, r in load_truth(settings.demo_dir).items() if r["split"] == "pool"}
         result["label_budget"] = label_budget(

@@ -38,7 +38,7 @@ def cmd_eval_text(args) -> int:
     from tqdm import tqdm
 
     from ml.config import load_settings
-    from ml.text.evaluate import evaluate
+    from ml.evaluation.text import evaluate
 
     settings = load_settings(args.config).ensure_dirs()
     data = Path(args.data)

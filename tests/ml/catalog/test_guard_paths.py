@@ -68,8 +68,8 @@ def test_baseline_refuses_a_held_out_video(catalog, student_settings, populated)
 
 
 def _context(catalog, settings, syn, gold):
-    from ml.fusion.locked_test import LockedTest
-    from ml.fusion.student_eval import eval_context
+    from ml.evaluation.locked import LockedTest
+    from ml.evaluation.student import eval_context
 
     test = LockedTest([gold[1]], {gold[1]: [syn.categories[0]]}, {gold[1]: "none"}, "test")
     ctx = eval_context(catalog, settings, test, list(syn.categories))
@@ -80,7 +80,7 @@ def _context(catalog, settings, syn, gold):
 
 
 def test_eval_commands_refuse_a_held_out_video(catalog, student_settings, populated):  # noqa: F811
-    from ml.fusion.student_eval import score_baseline, train_and_score
+    from ml.evaluation.student import score_baseline, train_and_score
     from ml.visual.targets import TargetPolicy
 
     syn, gold = populated
@@ -88,7 +88,7 @@ def test_eval_commands_refuse_a_held_out_video(catalog, student_settings, popula
     with pytest.raises(HeldOutLeak, match="the baseline"):
         score_baseline(ctx, ctx.editor)
     config_policy = TargetPolicy.from_settings(student_settings)
-    from ml.fusion.student_eval import _student_config
+    from ml.evaluation.student import _student_config
 
     with pytest.raises(HeldOutLeak, match="the student's round one"):
         train_and_score(ctx, ctx.editor, ({}, {}), config_policy, _student_config(student_settings, max_epochs=1))
@@ -96,7 +96,7 @@ def test_eval_commands_refuse_a_held_out_video(catalog, student_settings, popula
 
 def test_label_budget_teacher_refuses_a_held_out_video(catalog, student_settings, populated, monkeypatch):  # noqa: F811
     from ml.catalog import videos
-    from ml.fusion import student_eval
+    from ml.evaluation import student as student_eval
 
     syn, gold = populated
     ctx = _context(catalog, student_settings, syn, gold)
@@ -116,7 +116,7 @@ def test_label_budget_teacher_refuses_a_held_out_video(catalog, student_settings
 def test_no_guard_no_training(catalog, student_settings, populated):  # noqa: F811
     from dataclasses import replace
 
-    from ml.fusion.student_eval import score_baseline
+    from ml.evaluation.student import score_baseline
 
     syn, gold = populated
     ctx = replace(_context(catalog, student_settings, syn, gold), guard=None)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from ml.visual.comparison import compare_architectures
 from ml.visual.data import split_ids
 from ml.visual.meta import META_DIM, meta_vector
 from ml.visual.model import load_checkpoint, masked_bce, ranking_metrics
@@ -172,31 +171,6 @@ def test_mean_pool_baseline_trains_through_the_same_code(catalog, tmp_path):
     assert result.arch == "meanpool" and result.param_count == param_count(expected)
     assert json.loads(result.manifest_path.read_text())["arch"] == "meanpool"
     assert len(list(VisualPredictor(result.model_dir).predict_shards(catalog.shards))) == len(catalog.n_frames)
-
-
-@pytest.mark.slow
-def test_compare_architectures_reports_both_on_held_out_sets(catalog, tmp_path):
-    ids = sorted(catalog.labels)
-    held_out = ids[:30]
-    labels = np.stack([catalog.labels[v] for v in held_out])
-    report = compare_architectures(
-        catalog.shards,
-        catalog.targets,
-        None,
-        catalog.categories,
-        {"truth": (held_out, labels)},
-        dataclasses.replace(TINY, max_epochs=2),
-        out_dir=tmp_path,
-    )
-    assert report["excluded_from_training"] == 30 and set(report["archs"]) == {"nextvlad", "meanpool"}
-    for arch in report["archs"].values():
-        ev = arch["eval"]["truth"]
-        assert ev["n_videos"] == 30 and ev["n_missing"] == 0
-        # The figures are the stored model's on the held-out videos against their true labels, row for row.
-        scored = {s.video_id: s.scores for s in VisualPredictor(arch["model_dir"]).predict_shards(catalog.shards)}
-        again = ranking_metrics(np.stack([scored[v] for v in held_out]), labels.astype(bool))
-        assert {k: ev[k] for k in again} == pytest.approx(again, abs=1e-6)
-        assert arch["inference_videos_per_s"] > 0 and arch["train_seconds"] > 0 and arch["param_count"] > 0
 
 
 def test_bad_inputs_fail_with_a_message(catalog, tmp_path):

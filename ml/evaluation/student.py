@@ -30,7 +30,7 @@ from ml.catalog.holdout import HeldOutLeak, HoldoutGuard, held_out_ids
 from ml.catalog.labels import certification_matrix, label_matrix
 from ml.catalog.scores import labelled_categories
 from ml.catalog.store import Catalog
-from ml.fusion.locked_test import LockedTest
+from ml.evaluation.locked import LockedTest
 from ml.fusion.rules import rule_metrics
 from ml.thresholds import ThresholdPolicy, select_thresholds, threshold_vector
 

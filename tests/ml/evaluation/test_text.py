@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.text import evaluate as te
+from ml.evaluation import text as te
 from ml.text import features as tf
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "youtube_trending"

@@ -15,7 +15,7 @@ from typing import Any
 from ml.catalog.holdout import lock_test, locked_test_ids
 from ml.catalog.store import Catalog
 from ml.catalog.videos import registered_ids
-from ml.fusion.locked_test import LockedTest
+from ml.evaluation.locked import LockedTest
 
 DEMO_SOURCE = "demo-ground-truth"
 

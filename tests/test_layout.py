@@ -27,8 +27,8 @@ LAYERS = [
     "engines",
     "monitoring",
     "serving",
-    "evaluation",
     "demo",
+    "evaluation",
 ]
 SHARED = {"config", "config_schema", "taxonomy", "metrics", "plots", "thresholds"}
 ML = REPO_ROOT / "ml"
@@ -127,6 +127,10 @@ def test_model_code_never_imports_the_demo_or_the_evaluation(stage):
     for name, path in modules(ML / stage):
         bad = {i for i in imports_of(path, name) if ml_target(i) in MEASUREMENT_ONLY}
         assert not bad, f"{name} imports {sorted(bad)}: model code never reads the ground truth or the evaluation"
+
+
+def test_the_evaluation_sits_above_every_stage_it_measures():
+    assert LAYERS[-1] == "evaluation" and LAYERS.index("demo") < LAYERS.index("evaluation")
 
 
 def test_no_import_circle_between_ml_modules():

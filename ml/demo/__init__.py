@@ -1,3 +1,5 @@
-"""The synthetic demo catalog (real encoded videos, multilingual titles) and its evaluation against ground
-truth. The top layer: it may import anything in ``ml/``; nothing imports it but the CLI and tests.
+"""The synthetic demo catalog (real encoded videos, multilingual titles) and its ground truth.
+
+May import every stage below it; nothing imports it but the evaluation (``ml/evaluation/`` reads the
+ground truth), the CLI and tests: no model ever sees the demo's true labels.
 """

@@ -72,7 +72,7 @@ def _f(x) -> str:
 def locked_test_report(settings, catalog, ws=None) -> tuple[dict | None, str]:
     """The locked-test table (demo ground truth, or the locked share of gold), or a line saying why not."""
     from ml.catalog.holdout import locked_test_ids
-    from ml.demo.truth import demo_locked_test, has_demo_test
+    from ml.evaluation.demo import demo_locked_test, has_demo_test
     from ml.evaluation.locked import evaluate_locked_test, format_report, gold_locked_test
     from ml.frames.embedding_store import list_shards
     from ml.fusion.stage import load_current_fusion
@@ -139,7 +139,7 @@ def cmd_eval_visual(args) -> int:
     from ml.catalog.labels import pseudo_label_rows
     from ml.catalog.model_registry import latest_model
     from ml.catalog.summary import md_table
-    from ml.demo.truth import demo_locked_test, has_demo_test
+    from ml.evaluation.demo import demo_locked_test, has_demo_test
     from ml.evaluation.locked import gold_locked_test
     from ml.evaluation.student import ablation, compare_architectures, eval_context, format_rows, label_budget
     from ml.visual.targets import TargetPolicy, pseudo_targets

@@ -113,7 +113,7 @@ def compare_synthetic(
     category, so their mAP is the mean AP over that kind (their GAP is not meaningful: the other
     kind's scores still take top-20 places). ``pseudo`` scores against the noisy labels instead.
     """
-    from ml.evaluation.architectures import compare_architectures
+    from ml.evaluation.architectures import compare_architecture_ranking
     from ml.visual.network import VisualTrainConfig
     from ml.visual.synthetic import synthetic_catalog
 
@@ -139,7 +139,9 @@ def compare_synthetic(
             "pseudo": (test, np.stack([catalog.targets[v] for v in test])),
         }
         config = VisualTrainConfig(max_epochs=max_epochs, enable_progress_bar=False, seed=seed)
-        report = compare_architectures(catalog.shards, catalog.targets, None, catalog.categories, eval_sets, config)
+        report = compare_architecture_ranking(
+            catalog.shards, catalog.targets, None, catalog.categories, eval_sets, config
+        )
     report["dataset"] = {
         "videos": n_videos,
         "held_out": held_out,

@@ -1,7 +1,13 @@
-"""NeXtVLAD against mean pooling: each architecture trained on the same data, seed and budget.
+"""NeXtVLAD against mean pooling, measured two ways.
 
-An evaluation tool (`vidcat eval-visual`, `bench/visual_inference.py`), kept apart from the training
-driver it calls: the pipeline never runs it.
+- ``compare_architecture_ranking``: each network trained alone by the training driver on the same
+  targets, seed and budget; its ranking (GAP@k, mAP) on evaluation sets and its inference speed
+  (`bench/visual_inference.py`).
+- ``compare_student_architectures``: the whole student recipe with each network (pseudo-labels,
+  self-training, thresholds on certification gold), on the locked test beside the baseline
+  (`vidcat eval-visual`).
+
+The pipeline never runs either.
 """
 
 from __future__ import annotations
@@ -17,19 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from ml.evaluation.student import EvalContext, score_baseline, student_config, train_and_score
 from ml.frames.embedding_store import iter_videos
-from ml.visual.data import (
-    binarize,
-)
+from ml.visual.data import binarize
 from ml.visual.model import ranking_metrics
 from ml.visual.network import ARCHS, VisualTrainConfig
-from ml.visual.predictor import (
-    VisualPredictor,
-)
+from ml.visual.predictor import VisualPredictor
 from ml.visual.training import train_visual_model
 
 
-def compare_architectures(
+def compare_architecture_ranking(
     train_shards: Sequence[Path],
     targets: Mapping[str, np.ndarray],
     meta: Mapping[str, np.ndarray] | None,
@@ -105,3 +108,15 @@ def compare_architectures(
                 "history": result.history,
             }
     return report
+
+
+def compare_student_architectures(ctx: EvalContext, catalog_pseudo: tuple[dict, dict]) -> dict[str, Any]:
+    """The student recipe with NeXtVLAD and with mean pooling, same targets, seed and budget, on the locked test."""
+    from ml.visual.targets import TargetPolicy
+
+    policy = TargetPolicy.from_settings(ctx.settings)
+    out = {}
+    for arch in ("nextvlad", "meanpool"):
+        out[arch] = train_and_score(ctx, ctx.editor, catalog_pseudo, policy, student_config(ctx.settings, arch=arch))
+    out["baseline"] = score_baseline(ctx, ctx.editor)
+    return out

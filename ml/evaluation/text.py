@@ -197,7 +197,7 @@ def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return y
 
 
-def evaluate(
+def evaluate_text_model(
     data_dir: str | Path,
     train_countries: Sequence[str],
     test_countries: Sequence[str],

@@ -64,9 +64,9 @@ def cmd_demo(args) -> int:
     from ml.catalog.labels import import_labels, read_label_file
     from ml.catalog.registration import register_manifest
     from ml.demo.truth import lock_demo_test
+    from ml.evaluation.report import pipeline_report
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
     from orchestration.cli.catalog import summary_text
-    from orchestration.cli.evaluate import report_text
 
     started = time.monotonic()
     settings, catalog, ws = open_context(args)
@@ -108,7 +108,7 @@ def cmd_demo(args) -> int:
     print()
     print(summary_text(settings, catalog))
     print()
-    print(report_text(settings, catalog, ws)[1])
+    print(pipeline_report(settings, catalog, ws)[1])
     print("\nAd serving reads the view current_predictions, e.g.:")
     print(
         '  .venv/bin/vidcat sql "SELECT video_id, category_id, source, round(score, 3) AS score '

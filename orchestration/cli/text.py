@@ -38,7 +38,7 @@ def cmd_eval_text(args) -> int:
     from tqdm import tqdm
 
     from ml.config import load_settings
-    from ml.evaluation.text import evaluate
+    from ml.evaluation.text import evaluate_text_model
 
     settings = load_settings(args.config).ensure_dirs()
     data = Path(args.data)
@@ -55,7 +55,7 @@ def cmd_eval_text(args) -> int:
         bar.update(done - bar.n)
 
     cache = Path(args.cache_dir) if args.cache_dir else settings.data_root / "cache" / "text_eval"
-    result = evaluate(
+    result = evaluate_text_model(
         data, train, test, max_chars=args.max_chars, cache_dir=cache, progress=progress, budgets=args.budget
     )
     for bar in bars.values():

@@ -88,15 +88,15 @@ def test_eval_commands_refuse_a_held_out_video(catalog, student_settings, popula
     with pytest.raises(HeldOutLeak, match="the baseline"):
         score_baseline(ctx, ctx.editor)
     config_policy = TargetPolicy.from_settings(student_settings)
-    from ml.evaluation.student import _student_config
+    from ml.evaluation.student import student_config
 
     with pytest.raises(HeldOutLeak, match="the student's round one"):
-        train_and_score(ctx, ctx.editor, ({}, {}), config_policy, _student_config(student_settings, max_epochs=1))
+        train_and_score(ctx, ctx.editor, ({}, {}), config_policy, student_config(student_settings, max_epochs=1))
 
 
 def test_label_budget_teacher_refuses_a_held_out_video(catalog, student_settings, populated, monkeypatch):  # noqa: F811
     from ml.catalog import videos
-    from ml.evaluation import student as student_eval
+    from ml.evaluation.label_budget import label_budget
 
     syn, gold = populated
     ctx = _context(catalog, student_settings, syn, gold)
@@ -110,7 +110,7 @@ def test_label_budget_teacher_refuses_a_held_out_video(catalog, student_settings
         ],
     )
     with pytest.raises(HeldOutLeak, match="the label-budget teacher"):
-        student_eval.label_budget(catalog, ctx, [1.0])
+        label_budget(catalog, ctx, [1.0])
 
 
 def test_no_guard_no_training(catalog, student_settings, populated):  # noqa: F811

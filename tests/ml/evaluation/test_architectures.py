@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.evaluation.architectures import compare_architectures
+from ml.evaluation.architectures import compare_architecture_ranking
 from ml.visual.model import ranking_metrics
 from ml.visual.network import VisualTrainConfig
 from ml.visual.predictor import VisualPredictor
@@ -36,11 +36,11 @@ def catalog(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_compare_architectures_reports_both_on_held_out_sets(catalog, tmp_path):
+def test_architecture_ranking_reports_both_on_held_out_sets(catalog, tmp_path):
     ids = sorted(catalog.labels)
     held_out = ids[:30]
     labels = np.stack([catalog.labels[v] for v in held_out])
-    report = compare_architectures(
+    report = compare_architecture_ranking(
         catalog.shards,
         catalog.targets,
         None,

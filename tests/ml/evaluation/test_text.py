@@ -130,7 +130,7 @@ def test_load_trending_deduplicates_and_reports(folder):
 
 def test_evaluate_small_folder(folder):
     calls = []
-    report = te.evaluate(
+    report = te.evaluate_text_model(
         folder,
         ["AA", "BB"],
         ["CC"],
@@ -171,18 +171,18 @@ def test_embedding_cache_is_reused_across_runs(folder, tmp_path, monkeypatch):
         "min_positives": 5,
         "cache_dir": tmp_path / "cache",
     }
-    first = te.evaluate(folder, ["AA"], ["CC"], **kw)
+    first = te.evaluate_text_model(folder, ["AA"], ["CC"], **kw)
     n_first = len(encoded)
-    second = te.evaluate(folder, ["AA"], ["CC"], **kw)
+    second = te.evaluate_text_model(folder, ["AA"], ["CC"], **kw)
     assert n_first > 0 and len(encoded) == n_first
     assert first["systems"] == second["systems"]
 
 
 def test_evaluate_rejects_bad_arguments(folder):
     with pytest.raises(ValueError):
-        te.evaluate(folder, [], ["CC"])
+        te.evaluate_text_model(folder, [], ["CC"])
     with pytest.raises(ValueError, match="unknown systems"):
-        te.evaluate(folder, ["AA"], ["CC"], systems=["bert"])
+        te.evaluate_text_model(folder, ["AA"], ["CC"], systems=["bert"])
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/youtube_trending is not on this machine")
@@ -196,7 +196,7 @@ def test_real_files_parse():
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/youtube_trending is not on this machine")
 def test_real_data_small_evaluation():
     # Fast encoder and a short budget keep this under a minute; the full run is documented.
-    report = te.evaluate(
+    report = te.evaluate_text_model(
         SHARED,
         ["GB", "FR"],
         ["DE"],

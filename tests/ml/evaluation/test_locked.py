@@ -1,0 +1,33 @@
+"""The promise audit: certified (category, source) pairs checked on videos nothing was fitted on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.evaluation.locked import format_audit, promise_audit
+
+
+def test_the_audit_counts_certified_pairs_below_the_promise():
+    y = np.zeros((40, 3), bool)
+    y[:20, 0] = True  # category a: half the videos
+    y[:, 1] = True  # category b: every video
+    emitted = np.zeros_like(y)
+    emitted[:20, 0] = True  # a: 20 emitted, all right
+    emitted[:, 2] = True  # c: 40 emitted, none right
+    audit = promise_audit({"text": (emitted, [True, True, True])}, y, ["a", "b", "c"], promise=0.8)
+    rows = {r["category_id"]: r for r in audit["rows"]}
+    assert audit["certified"] == 3 and rows["b"] == {"source": "text", "category_id": "b", "emitted": 0}
+    assert rows["a"]["precision"] == 1.0 and rows["a"]["upper_bound"] == pytest.approx(1.0)
+    assert rows["c"]["precision"] == 0.0 and rows["c"]["upper_bound"] < 0.8
+    assert (audit["below_promise"], audit["evidence_below_promise"]) == (1, 1)
+    assert audit["holds"] == (audit["allowed"] >= 1)
+    assert "3 certified (category, source) pairs" in format_audit(audit, {"a": "Arts"})
+
+
+def test_a_source_may_bring_its_own_truth_and_uncertified_pairs_are_not_audited():
+    y = np.zeros((10, 2), bool)
+    parents = np.ones((10, 2), bool)
+    emitted = np.ones((10, 2), bool)
+    audit = promise_audit({"backoff": (emitted, [True, False], parents)}, y, ["p", "q"], promise=0.8)
+    assert audit["certified"] == 1 and audit["rows"][0]["precision"] == 1.0 and audit["holds"]

@@ -321,3 +321,64 @@ def test_the_sql_detector_sees_statements_and_fragments(literal):
 @pytest.mark.parametrize("literal", ["Select the videos", "UPDATEs to the docs"])
 def test_the_sql_detector_ignores_prose(literal):
     assert not SQL_STATEMENT.search(literal)
+
+
+# docs/architecture.md names every module in its package map: a new module is documented where it sits.
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+
+
+def table_rows(path: Path) -> list[list[str]]:
+    """The cells of every markdown table row of a document."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("|") and not line.startswith("| ---"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def documented(rows: list[list[str]], folder_cell: str, stem: str, column: int, folder_column: int = 1) -> bool:
+    """Whether a row names ``folder_cell`` in ``folder_column`` and ``stem`` (in backticks) in ``column``."""
+    return any(
+        len(r) > max(column, folder_column) and folder_cell in r[folder_column] and f"`{stem}`" in r[column]
+        for r in rows
+    )
+
+
+def undocumented_modules() -> list[str]:
+    rows = table_rows(ARCHITECTURE)
+    missing = []
+    for folder in ["ml", "assets", "data_checks", "orchestration"]:
+        for name, path in modules(REPO_ROOT / folder):
+            parts = name.split(".")
+            if path.name.startswith("__"):  # packages and entry points: their folder is the row
+                continue
+            stem = parts[-1]
+            if parts[0] == "ml" and len(parts) == 2:
+                ok = documented(rows, "`ml/` top", stem, 2)
+            elif parts[0] == "ml":
+                ok = documented(rows, f"`ml/{parts[1]}/`", stem, 2)
+            elif parts[0] == "assets" and parts[1] == "core":
+                ok = documented(rows, "`assets/core/`", stem, 1, folder_column=0)
+            elif parts[0] == "assets":
+                ok = documented(rows, f"`{parts[1]}/`:", stem, 3, folder_column=3)
+            else:  # data_checks/, orchestration/; a subpackage's modules in parentheses after it: `cli/` (...)
+                cells = [r[1] for r in rows if len(r) > 1 and r[0] == f"`{parts[0]}/`"]
+                sub = f"`{parts[1]}/` ("
+                ok = any(
+                    f"`{stem}`" in (cell.partition(sub)[2] if len(parts) == 3 else cell.partition(sub)[0])
+                    for cell in cells
+                )
+            if not ok:
+                missing.append(name)
+    return missing
+
+
+def test_the_architecture_names_every_module():
+    missing = undocumented_modules()
+    assert not missing, f"docs/architecture.md does not name {missing}: add each to its package's row"
+
+
+def test_the_layers_are_in_the_architecture_in_order():
+    rows = table_rows(ARCHITECTURE)
+    packages = [r[1].strip("`").removeprefix("ml/").rstrip("/") for r in rows if r and r[0].isdigit()]
+    assert packages == LAYERS, "docs/architecture.md lists the layers in another order than LAYERS"

@@ -22,7 +22,8 @@ It prints, then returns for ``python -m bench``:
 3. Speed: frames/s of fp32 ONNX and the int8 models, same process, same threads, alternating rounds.
 4. Checks: int8 kernels against the same QDQ graph computed in float (integer saturation would show
    here), and top-1 agreement of the fp32 features with random noise of a given cosine (how much of the
-   top-1 figure is near-ties rather than quantization).
+   top-1 figure is near-ties rather than quantization); and the fixed model computed with only its weights
+   or only its activations quantized (which side its remaining error comes from).
 
 ``--all`` also builds the depthwise-in-fp32 variant and runs it with and without onnxruntime's
 ``WeightBiasQuantization`` graph optimization, which silently re-quantizes float convolutions fed by a
@@ -176,6 +177,9 @@ def quantize(src: Path, out: Path, calib: np.ndarray, exclude: list[str] | None 
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
         nodes_to_exclude=exclude or [],
+        # Clip kept explicit before each QuantizeLinear: the runtime fuses it all the same (same speed, same
+        # outputs), and a graph with one side's QDQ taken out still computes ReLU6 (``_one_side_float``)
+        extra_options={"QDQKeepRemovableActivations": True},
     )
     return time.perf_counter() - started
 
@@ -310,6 +314,44 @@ def weight_sensitivity(fp32_model: Path, frames: np.ndarray) -> list[dict[str, A
     return sorted(rows, key=lambda r: r["feature_sqnr_db"])
 
 
+def _one_side_float(qdq_model: Path, fp32_model: Path, keep: str) -> bytes:
+    """The QDQ graph with only the weights (``keep="weights"``) or only the activations quantized: the
+    other side's DequantizeLinear nodes give way to the fp32 values (weights) or to the tensor before its
+    QuantizeLinear (activations)."""
+    import onnx
+
+    model, floats = onnx.load(str(qdq_model)), onnx.load(str(fp32_model))
+    float_inits = {i.name: i for i in floats.graph.initializer}
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    drop, alias, added = set(), {}, []
+    for n in g.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        if n.input[0] in inits:  # a weight or bias
+            name = n.input[0].removesuffix("_quantized")
+            if keep == "activations" and name in float_inits:
+                t = onnx.TensorProto()
+                t.CopyFrom(float_inits[name])
+                t.name = n.output[0]
+                added.append(t)
+                drop.add(n.name)
+        elif keep == "weights" and producer.get(n.input[0]) is not None:
+            q = producer[n.input[0]]
+            if q.op_type == "QuantizeLinear":
+                alias[n.output[0]] = q.input[0]
+                drop.add(n.name)
+    nodes = [n for n in g.node if n.name not in drop]
+    for n in nodes:
+        for k, i in enumerate(n.input):
+            n.input[k] = alias.get(i, i)
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(added)
+    return model.SerializeToString()
+
+
 def speed(models: dict[str, Path], frames: np.ndarray, threads: int, rounds: int) -> dict[str, float]:
     sessions = {k: session(p, threads=threads) for k, p in models.items()}
     for s in sessions.values():
@@ -431,6 +473,16 @@ def run(extra: bool = False) -> dict[str, Any]:
             exact = encode(session(models[k], level="DISABLE_ALL"), real)
             sim[k] = fidelity(exact, encode(session(models[k]), real), hw, hb)["cos_min"]
         result["int8_kernels_vs_float_qdq_cos_min"] = sim
+        # which side the fixed model's remaining error comes from (graph computed in float, no fusions)
+        result["fixed_one_side"] = {
+            f"{keep} only int8": fidelity(
+                ref_real,
+                encode(session(_one_side_float(models["fixed"], pre, keep), level="DISABLE_ALL"), real),
+                hw,
+                hb,
+            )
+            for keep in ("weights", "activations")
+        }
         say("fidelity done")
 
         # 3. speed
@@ -515,6 +567,8 @@ def _print(r: dict[str, Any]) -> None:
         ", ".join(f"cos {x['cos_mean']} -> top-1 {x['top1_agreement']}" for x in r["noise_floor_real"]),
     )
     p("int8 kernels vs the same QDQ graph in float, cos min:", r["int8_kernels_vs_float_qdq_cos_min"])
+    for k, f in r["fixed_one_side"].items():
+        p(f"fixed, {k} (the rest float): cos {f['cos_mean']} / {f['cos_min']}, top-1 {f['top1_agreement']}")
     p("\n3. speed, frames/s (x fp32)")
     for th, v in r["speed"].items():
         p(f"  {th}: " + ", ".join(f"{k} {x['fps']} ({x['x_fp32']}x)" for k, x in v.items()))

@@ -135,7 +135,12 @@ def fit_prior_head(
         loss.backward()
         return loss
 
-    opt.step(closure)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: extra intra-op threads only spin against other processes
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(threads)
     return {
         "P": w0["P"],
         "W": wt.detach().numpy().astype(np.float32),

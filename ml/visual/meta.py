@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.catalog.videos import VIDEO_FACT_COLUMNS
+
 META_LAYOUT_VERSION = 1
 
 # The most common upload languages on large video platforms; the demo catalog's six are among them.
@@ -73,18 +75,8 @@ ASPECT_SCALE = 0.5  # 16:9 -> +1.15, 9:16 -> -1.15
 SHORT_SIDE_CENTRE, SHORT_SIDE_SCALE = 720.0, 0.7  # 240 px -> -1.6, 1080 -> +0.6
 CLIP = 4.0
 
-# Row keys meta_vector reads; ml.catalog.videos.video_facts selects exactly these from the catalog.
-META_COLUMNS: tuple[str, ...] = (
-    "video_id",
-    "language",
-    "uploaded_at",
-    "duration_s",
-    "fps",
-    "width",
-    "height",
-    "rotation",
-    "has_audio",
-)
+# Row keys meta_vector reads: exactly what ml.catalog.videos.video_facts selects from the catalog.
+META_COLUMNS: tuple[str, ...] = VIDEO_FACT_COLUMNS
 
 
 def _feature_names() -> tuple[str, ...]:

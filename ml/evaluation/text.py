@@ -189,6 +189,27 @@ def _argmax_labels(probs: np.ndarray, classes: Sequence[str], fallback: str) -> 
     return [classes[i] for i in probs.argmax(axis=1)]
 
 
+@dataclass(frozen=True)
+class _Titles:
+    """One encoder's embedded titles and the split that every system of a run shares."""
+
+    emb: np.ndarray
+    vindex: dict[str, int]
+    train_ids: list[str]
+    train_y: list[str]
+    test_sets: dict[str, list[TrendingVideo]]
+
+
+@dataclass(frozen=True)
+class _Fitting:
+    """How every teacher of a run is fitted."""
+
+    folds: int
+    min_positives: int
+    seed: int
+    max_chars: int
+
+
 def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     col = {c: j for j, c in enumerate(classes)}
     y = np.zeros((len(labels), len(classes)), dtype=np.float32)
@@ -323,6 +344,7 @@ def evaluate_text_model(
         }
 
     train_y = [train_label[v] for v in train_ids]
+    fitting = _Fitting(folds=folds, min_positives=min_positives, seed=seed, max_chars=max_chars)
     if "majority" in systems:
         top = Counter(train_y).most_common(1)[0][0]
         score_system(
@@ -355,25 +377,9 @@ def evaluate_text_model(
         report["timing_s"][f"embed {enc.name} ms/video"] = round(
             1000 * (time.perf_counter() - t) / max(1, len(texts)), 1
         )
+        titles = _Titles(emb, vindex, train_ids, train_y, test_sets)
         if budgets:
-            _budget_systems(
-                report,
-                score_system,
-                emb,
-                vindex,
-                train_ids,
-                train_y,
-                test_sets,
-                test_cc,
-                names,
-                enc,
-                budgets,
-                budget_videos,
-                folds,
-                min_positives,
-                seed,
-                max_chars,
-            )
+            _budget_systems(report, score_system, titles, names, enc, budgets, budget_videos, fitting)
         for head in heads if not budgets else ():
             base = f"{enc.name}/{head}"
             if "encoder" in systems:
@@ -391,7 +397,7 @@ def evaluate_text_model(
                     seed=seed,
                     max_chars=max_chars,
                 )
-                pred = _top_category(model, emb, vindex, test_sets, test_cc, train_y[0])
+                pred = _top_category(model, titles, train_y[0])
                 score_system(base, f"{enc.name} + {head} heads, calibrated, trained on {','.join(train_cc)}", pred)
                 report["systems"][base]["uncovered"] = sorted(model.uncovered)
                 report["systems"][base]["heldout_train_languages"] = {
@@ -400,7 +406,7 @@ def evaluate_text_model(
                     if k != "per_category"
                 }
                 report["systems"][base]["pseudo_labels"] = _pseudo_label_check(
-                    model, emb, vindex, test_sets, target_precision, select_thresholds
+                    model, titles, target_precision, select_thresholds
                 )
                 report["timing_s"][base] = round(time.perf_counter() - t, 1)
             if "encoder_all" in systems:
@@ -408,9 +414,7 @@ def evaluate_text_model(
                 score_system(
                     f"{base}/all",
                     f"{enc.name} + {head}, trained on all countries ({folds}-fold by video id): upper bound",
-                    _all_countries_predictions(
-                        emb, video_ids, all_label, test_sets, enc, head, folds, min_positives, seed, max_chars
-                    ),
+                    _all_countries_predictions(titles, video_ids, all_label, enc, head, fitting),
                 )
                 report["timing_s"][f"{base}/all"] = round(time.perf_counter() - t, 1)
     report["timing_s"]["total"] = round(time.perf_counter() - t0, 1)
@@ -418,45 +422,38 @@ def evaluate_text_model(
     return report
 
 
-def _top_category(model, emb, vindex, test_sets, test_cc, fallback: str) -> dict[tuple[str, str], str]:
+def _top_category(model, titles: _Titles, fallback: str) -> dict[tuple[str, str], str]:
     """Each test video's most probable category, keyed by (country, video id)."""
     pred = {}
-    for cc in test_cc:
-        x = emb[[vindex[r.video_id] for r in test_sets[cc]]]
+    for cc, rows in titles.test_sets.items():
+        x = titles.emb[[titles.vindex[r.video_id] for r in rows]]
         labs = _argmax_labels(model.predict_proba(x), model.categories, fallback)
-        pred.update({(cc, r.video_id): lab for r, lab in zip(test_sets[cc], labs, strict=True)})
+        pred.update({(cc, r.video_id): lab for r, lab in zip(rows, labs, strict=True)})
     return pred
 
 
 def _budget_systems(
-    report,
-    score_system,
-    emb,
-    vindex,
-    train_ids,
-    train_y,
-    test_sets,
-    test_cc,
-    names,
-    enc,
-    budgets,
-    budget_videos,
-    folds,
-    min_positives,
-    seed,
-    max_chars,
+    report: dict[str, Any],
+    score_system: Callable[[str, str, dict[tuple[str, str], str]], None],
+    titles: _Titles,
+    names: dict[str, str],
+    enc: TextEncoder,
+    budgets: Sequence[float],
+    budget_videos: int,
+    fitting: _Fitting,
 ) -> None:
     """Teachers trained on a share of a few hundred titles, with and without the taxonomy prior."""
     from ml.text.model import train_text_model
 
-    classes = sorted(set(train_y), key=int)
+    emb, vindex, train_ids = titles.emb, titles.vindex, titles.train_ids
+    classes = sorted(set(titles.train_y), key=int)
     phrases = [[names.get(c, c)] for c in classes]
-    order = np.random.default_rng(seed).permutation(len(train_ids))[:budget_videos]
-    label_of = dict(zip(train_ids, train_y, strict=True))
+    order = np.random.default_rng(fitting.seed).permutation(len(train_ids))[:budget_videos]
+    label_of = dict(zip(train_ids, titles.train_y, strict=True))
     report["budgets"] = {"sample": len(order), "shares": [float(b) for b in budgets]}
 
     def predict(model) -> dict[tuple[str, str], str]:
-        return _top_category(model, emb, vindex, test_sets, test_cc, classes[0])
+        return _top_category(model, titles, classes[0])
 
     zero = train_text_model(
         np.zeros((0, emb.shape[1]), np.float32),
@@ -465,9 +462,9 @@ def _budget_systems(
         encoder=enc,
         head="prior",
         phrases=phrases,
-        folds=folds,
-        seed=seed,
-        max_chars=max_chars,
+        folds=fitting.folds,
+        seed=fitting.seed,
+        max_chars=fitting.max_chars,
     )
     score_system(f"{enc.name}/prior@0", "the taxonomy prior alone: YouTube's category names, no label", predict(zero))
     for b in budgets:
@@ -484,10 +481,10 @@ def _budget_systems(
                     encoder=enc,
                     head=head,
                     phrases=phrases if head == "prior" else None,
-                    min_positives=max(2, round(min_positives * b)),
-                    folds=folds,
-                    seed=seed,
-                    max_chars=max_chars,
+                    min_positives=max(2, round(fitting.min_positives * b)),
+                    folds=fitting.folds,
+                    seed=fitting.seed,
+                    max_chars=fitting.max_chars,
                 )
             except ValueError as exc:
                 report["systems"][f"{enc.name}/{head}@{b:g}"] = {"error": str(exc)}
@@ -502,11 +499,17 @@ def _budget_systems(
 
 
 def _all_countries_predictions(
-    emb, video_ids, all_label, test_sets, enc, head, folds, min_positives, seed, max_chars
+    titles: _Titles,
+    video_ids: list[str],
+    all_label: dict[str, str],
+    enc: TextEncoder,
+    head: str,
+    fitting: _Fitting,
 ) -> dict[tuple[str, str], str]:
     from ml.text.model import train_text_model
 
-    rng = np.random.default_rng(seed)
+    emb, folds = titles.emb, fitting.folds
+    rng = np.random.default_rng(fitting.seed)
     fold = rng.permutation(len(video_ids)) % folds  # video ids are unique: the split is by video
     labels = [all_label[v] for v in video_ids]
     fold_of = dict(zip(video_ids, fold, strict=True))
@@ -521,12 +524,12 @@ def _all_countries_predictions(
             classes,
             encoder=enc,
             head=head,
-            min_positives=min_positives,
+            min_positives=fitting.min_positives,
             folds=folds,
-            seed=seed,
-            max_chars=max_chars,
+            seed=fitting.seed,
+            max_chars=fitting.max_chars,
         )
-        for cc, rows in test_sets.items():
+        for cc, rows in titles.test_sets.items():
             mine = [r for r in rows if fold_of[r.video_id] == k]
             if mine:
                 probs = model.predict_proba(emb[[vindex[r.video_id] for r in mine]])
@@ -535,7 +538,7 @@ def _all_countries_predictions(
     return pred
 
 
-def _pseudo_label_check(model, emb, vindex, test_sets, target_precision, select_thresholds) -> dict[str, Any]:
+def _pseudo_label_check(model, titles: _Titles, target_precision: float, select_thresholds) -> dict[str, Any]:
     """Thresholds chosen on the training languages' held-out scores, applied to the test countries.
 
     This is the pseudo-label rule's real risk: a threshold reaching 0.9 precision in English and
@@ -549,8 +552,8 @@ def _pseudo_label_check(model, emb, vindex, test_sets, target_precision, select_
     )
     cut = np.array([t.threshold if t.enabled else np.inf for t in thresholds])
     out: dict[str, Any] = {"enabled_categories": [t.category_id for t in thresholds if t.enabled]}
-    for cc, rows in test_sets.items():
-        probs = model.predict_proba(emb[[vindex[r.video_id] for r in rows]])
+    for cc, rows in titles.test_sets.items():
+        probs = model.predict_proba(titles.emb[[titles.vindex[r.video_id] for r in rows]])
         hit = probs >= cut[None, :]
         r_idx, c_idx = np.nonzero(hit)
         correct = sum(rows[i].category_id == model.categories[j] for i, j in zip(r_idx, c_idx, strict=True))

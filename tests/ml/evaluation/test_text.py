@@ -155,6 +155,27 @@ def test_evaluate_small_folder(folder):
     assert any(stage.startswith("embed") for stage, _, _ in calls)
 
 
+def test_budgets_train_teachers_on_shares_of_a_sample_with_and_without_the_prior(folder):
+    report = te.evaluate_text_model(
+        folder,
+        ["AA", "BB"],
+        ["CC"],
+        encoders=["hash-eval"],
+        systems=["encoder"],
+        folds=3,
+        min_positives=4,
+        budgets=[1.0, 0.5],
+        budget_videos=60,
+    )
+    systems = report["systems"]
+    assert report["budgets"] == {"sample": 60, "shares": [1.0, 0.5]}
+    assert {"hash-eval/prior@0", "hash-eval/logreg@1", "hash-eval/prior@1", "hash-eval/prior@0.5"} <= set(systems)
+    assert all(s["per_country"]["CC"]["n"] == 46 for s in systems.values() if "error" not in s)
+    # The full share sees twice the titles of the half share.
+    assert "60 AA/BB titles" in systems["hash-eval/prior@1"]["description"]
+    assert "30 AA/BB titles" in systems["hash-eval/prior@0.5"]["description"]
+
+
 def test_embedding_cache_is_reused_across_runs(folder, tmp_path, monkeypatch):
     encoded = []
 

@@ -9,9 +9,9 @@ from ml.evaluation.architectures import compare_architecture_ranking
 from ml.visual.model import ranking_metrics
 from ml.visual.network import VisualTrainConfig
 from ml.visual.predictor import VisualPredictor
-from ml.visual.synthetic import synthetic_catalog
+from tests.ml.conftest import SYNTHETIC_DIM
 
-DIM = 16
+DIM = SYNTHETIC_DIM  # the shared synthetic catalog's feature size
 TINY = VisualTrainConfig(
     cluster_size=4,
     groups=2,
@@ -27,24 +27,16 @@ TINY = VisualTrainConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    """160 videos of 3-8 frames in 4 shards; 2 'distinct' and 2 'blend' categories."""
-    return synthetic_catalog(
-        tmp_path_factory.mktemp("emb"), 160, dim=DIM, n_categories=4, frames=(3, 8), videos_per_shard=40, seed=11
-    )
-
-
 @pytest.mark.slow
-def test_architecture_ranking_reports_both_on_held_out_sets(catalog, tmp_path):
-    ids = sorted(catalog.labels)
+def test_architecture_ranking_reports_both_on_held_out_sets(synth, tmp_path):
+    ids = sorted(synth.labels)
     held_out = ids[:30]
-    labels = np.stack([catalog.labels[v] for v in held_out])
+    labels = np.stack([synth.labels[v] for v in held_out])
     report = compare_architecture_ranking(
-        catalog.shards,
-        catalog.targets,
+        synth.shards,
+        synth.targets,
         None,
-        catalog.categories,
+        synth.categories,
         {"truth": (held_out, labels)},
         TINY,
         out_dir=tmp_path,
@@ -54,7 +46,7 @@ def test_architecture_ranking_reports_both_on_held_out_sets(catalog, tmp_path):
         ev = arch["eval"]["truth"]
         assert ev["n_videos"] == 30 and ev["n_missing"] == 0
         # The figures are the stored model's on the held-out videos against their true labels, row for row.
-        scored = {s.video_id: s.scores for s in VisualPredictor(arch["model_dir"]).predict_shards(catalog.shards)}
+        scored = {s.video_id: s.scores for s in VisualPredictor(arch["model_dir"]).predict_shards(synth.shards)}
         again = ranking_metrics(np.stack([scored[v] for v in held_out]), labels.astype(bool))
         assert {k: ev[k] for k in again} == pytest.approx(again, abs=1e-6)
         assert arch["inference_videos_per_s"] > 0 and arch["train_seconds"] > 0 and arch["param_count"] > 0

@@ -1,4 +1,4 @@
-"""Training, checkpointing, export and scoring of the visual model, on a tiny synthetic catalog."""
+"""Training, checkpointing, export and scoring of the visual model, on a tiny synthetic synth."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from ml.visual.model import load_checkpoint, masked_bce, ranking_metrics
 from ml.visual.network import VisualTrainConfig, bn_momentum_for, param_count
 from ml.visual.nextvlad import MeanPoolClassifier
 from ml.visual.predictor import VisualPredictor, _session
-from ml.visual.synthetic import synthetic_catalog
 from ml.visual.training import train_visual_model
+from tests.ml.conftest import SYNTHETIC_DIM
 
-DIM = 16
+DIM = SYNTHETIC_DIM  # the shared synthetic catalog's feature size
 TINY = VisualTrainConfig(
     cluster_size=4,
     groups=2,
@@ -35,27 +35,19 @@ TINY = VisualTrainConfig(
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    """160 videos of 3-8 frames in 4 shards; 2 'distinct' and 2 'blend' categories."""
-    return synthetic_catalog(
-        tmp_path_factory.mktemp("emb"), 160, dim=DIM, n_categories=4, frames=(3, 8), videos_per_shard=40, seed=11
-    )
-
-
-@pytest.fixture(scope="module")
-def meta(catalog):
+def meta(synth):
     return {
         vid: meta_vector({"language": "en", "duration_s": float(n), "has_audio": i % 2 == 0})
-        for i, (vid, n) in enumerate(sorted(catalog.n_frames.items()))
+        for i, (vid, n) in enumerate(sorted(synth.n_frames.items()))
     }
 
 
 @pytest.fixture(scope="module")
-def stopped(catalog, meta, tmp_path_factory):
+def stopped(synth, meta, tmp_path_factory):
     """A run with metadata that early stopping ends after two epochs (no gain can reach min_delta)."""
     config = dataclasses.replace(TINY, max_epochs=10, patience=1, min_delta=1.0)
     return train_visual_model(
-        catalog.shards, catalog.targets, meta, catalog.categories, config, tmp_path_factory.mktemp("models")
+        synth.shards, synth.targets, meta, synth.categories, config, tmp_path_factory.mktemp("models")
     )
 
 
@@ -78,9 +70,9 @@ def test_bn_momentum_follows_the_run_length():
 
 
 @pytest.mark.slow
-def test_training_improves_val_gap_and_is_deterministic(catalog, tmp_path):
-    first = train_visual_model(catalog.shards, catalog.targets, None, catalog.categories, TINY, tmp_path / "a")
-    second = train_visual_model(catalog.shards, catalog.targets, None, catalog.categories, TINY, tmp_path / "b")
+def test_training_improves_val_gap_and_is_deterministic(synth, tmp_path):
+    first = train_visual_model(synth.shards, synth.targets, None, synth.categories, TINY, tmp_path / "a")
+    second = train_visual_model(synth.shards, synth.targets, None, synth.categories, TINY, tmp_path / "b")
     m = first.metrics
     assert m["val_gap_at_20"] > m["untrained_val_gap_at_20"] + 0.2
     assert first.history == second.history and first.metrics == second.metrics
@@ -88,12 +80,12 @@ def test_training_improves_val_gap_and_is_deterministic(catalog, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert len(first.history) == 4 and first.history[-1]["train_loss"] < first.history[0]["train_loss"]
     assert first.videos["train"] == first.videos["train_targets"] and first.videos["val"] == first.videos["val_targets"]
-    assert first.videos["train"] + first.videos["val"] == len(catalog.targets)
+    assert first.videos["train"] + first.videos["val"] == len(synth.targets)
     assert first.history[1]["lr"] == pytest.approx(first.history[0]["lr"] * TINY.lr_decay)
     assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()  # switches put back
 
 
-def test_early_stopping_keeps_and_reloads_the_best_checkpoint(stopped, catalog, meta):
+def test_early_stopping_keeps_and_reloads_the_best_checkpoint(stopped, synth, meta):
     history = stopped.history
     assert stopped.metrics["stopped_early"] and len(history) == 2
     best = int(np.argmax([h["val_gap"] for h in history]))
@@ -102,15 +94,15 @@ def test_early_stopping_keeps_and_reloads_the_best_checkpoint(stopped, catalog, 
     assert stopped.metrics["val_gap_at_20"] == pytest.approx(history[best]["val_gap"], abs=1e-6)
     assert stopped.metrics["checkpoint_val_gap"] == pytest.approx(history[best]["val_gap"], abs=1e-6)
     # and so does the exported model the predictor loads
-    _, val = split_ids(catalog.targets, TINY.val_fraction)
+    _, val = split_ids(synth.targets, TINY.val_fraction)
     predictor = VisualPredictor(stopped.model_dir)
-    scores = {s.video_id: s.scores for s in predictor.predict_shards(catalog.shards, video_ids=val, meta=meta)}
-    y = np.stack([catalog.targets[v] for v in val]) >= 0.5
+    scores = {s.video_id: s.scores for s in predictor.predict_shards(synth.shards, video_ids=val, meta=meta)}
+    y = np.stack([synth.targets[v] for v in val]) >= 0.5
     gap = ranking_metrics(np.stack([scores[v] for v in val]), y)["gap_at_20"]
     assert gap == pytest.approx(stopped.metrics["val_gap_at_20"], abs=1e-4)
     manifest = json.loads(stopped.manifest_path.read_text())
     assert manifest["meta_dim"] == META_DIM and manifest["meta_layout_version"] == 1
-    assert manifest["categories"] == catalog.categories and manifest["version"] == stopped.version
+    assert manifest["categories"] == synth.categories and manifest["version"] == stopped.version
     assert json.loads((stopped.model_dir / "history.json").read_text()) == history
 
 
@@ -132,55 +124,55 @@ def test_exported_model_matches_the_lightning_model(stopped):
     assert stopped.export["max_abs_diff_vs_torch"] <= 1e-4
 
 
-def test_predictor_scores_every_video_once(stopped, catalog, meta):
+def test_predictor_scores_every_video_once(stopped, synth, meta):
     predictor = VisualPredictor(stopped.model_dir, batch_size=8, length_window=3)
-    results = list(predictor.predict_shards(catalog.shards, meta=meta))
-    assert sorted(r.video_id for r in results) == sorted(catalog.n_frames)
-    assert all(r.n_frames == catalog.n_frames[r.video_id] for r in results)
+    results = list(predictor.predict_shards(synth.shards, meta=meta))
+    assert sorted(r.video_id for r in results) == sorted(synth.n_frames)
+    assert all(r.n_frames == synth.n_frames[r.video_id] for r in results)
     assert all(r.scores.shape == (4,) and r.scores.dtype == np.float32 for r in results)
     assert all(((r.scores >= 0) & (r.scores <= 1)).all() for r in results)
     eager = {
         r.video_id: r.scores
-        for r in VisualPredictor(stopped.model_dir, backend="torch").predict_shards(catalog.shards, meta=meta)
+        for r in VisualPredictor(stopped.model_dir, backend="torch").predict_shards(synth.shards, meta=meta)
     }
     for r in results:
         np.testing.assert_allclose(r.scores, eager[r.video_id], atol=1e-4)
     with pytest.raises(ValueError, match="metadata vectors"):
-        next(predictor.predict_shards(catalog.shards, meta={"x": np.zeros(3, np.float32)}))
+        next(predictor.predict_shards(synth.shards, meta={"x": np.zeros(3, np.float32)}))
 
 
 @pytest.mark.slow
-def test_soft_and_partial_targets_are_accepted(catalog, tmp_path):
+def test_soft_and_partial_targets_are_accepted(synth, tmp_path):
     rng = np.random.default_rng(0)
     soft = {}
-    for vid, t in catalog.targets.items():
+    for vid, t in synth.targets.items():
         s = np.where(t > 0, rng.uniform(0.6, 1.0, t.shape), rng.uniform(0.0, 0.3, t.shape)).astype(np.float32)
         s[rng.random(t.shape) < 0.2] = np.nan  # the teacher said nothing about these
         soft[vid] = s
     config = dataclasses.replace(TINY, max_epochs=2)
-    result = train_visual_model(catalog.shards, soft, None, catalog.categories, config, tmp_path)
+    result = train_visual_model(synth.shards, soft, None, synth.categories, config, tmp_path)
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in result.history)
     assert result.metrics["val_gap_at_20"] > result.metrics["untrained_val_gap_at_20"]
 
 
 @pytest.mark.slow
-def test_mean_pool_baseline_trains_through_the_same_code(catalog, tmp_path):
+def test_mean_pool_baseline_trains_through_the_same_code(synth, tmp_path):
     config = dataclasses.replace(TINY, arch="meanpool", max_epochs=2)
-    result = train_visual_model(catalog.shards, catalog.targets, None, catalog.categories, config, tmp_path)
+    result = train_visual_model(synth.shards, synth.targets, None, synth.categories, config, tmp_path)
     expected = MeanPoolClassifier(DIM, 4, hidden_size=TINY.hidden_size, gating_reduction=TINY.gating_reduction)
     assert result.arch == "meanpool" and result.param_count == param_count(expected)
     assert json.loads(result.manifest_path.read_text())["arch"] == "meanpool"
-    assert len(list(VisualPredictor(result.model_dir).predict_shards(catalog.shards))) == len(catalog.n_frames)
+    assert len(list(VisualPredictor(result.model_dir).predict_shards(synth.shards))) == len(synth.n_frames)
 
 
-def test_bad_inputs_fail_with_a_message(catalog, tmp_path):
+def test_bad_inputs_fail_with_a_message(synth, tmp_path):
     with pytest.raises(ValueError, match="arch"):
         train_visual_model(
-            catalog.shards, catalog.targets, None, catalog.categories, dataclasses.replace(TINY, arch="lstm"), tmp_path
+            synth.shards, synth.targets, None, synth.categories, dataclasses.replace(TINY, arch="lstm"), tmp_path
         )
     with pytest.raises(ValueError, match="shape"):
-        train_visual_model(catalog.shards, {"x": np.zeros(2)}, None, catalog.categories, TINY, tmp_path)
-    few = dict(list(catalog.targets.items())[:1])
+        train_visual_model(synth.shards, {"x": np.zeros(2)}, None, synth.categories, TINY, tmp_path)
+    few = dict(list(synth.targets.items())[:1])
     with pytest.raises(ValueError, match="split"):
-        train_visual_model(catalog.shards, few, None, catalog.categories, TINY, tmp_path)
+        train_visual_model(synth.shards, few, None, synth.categories, TINY, tmp_path)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no half-written run left behind

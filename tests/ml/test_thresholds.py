@@ -232,3 +232,18 @@ def test_precision_coverage_curve():
     assert t.tolist() == [0.9, 0.8, 0.1]
     assert p.tolist() == [1.0, 0.5, 2 / 3]
     assert c.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_the_promise_reads_the_same_in_the_readme_and_the_docs():
+    """The sentence the code prints is the one a reader finds, word for word (line breaks aside)."""
+    from pathlib import Path
+
+    from ml.config import Settings
+
+    settings = Settings()
+    policy = ThresholdPolicy(target_precision=settings.target_precision, confidence=settings.threshold_confidence)
+    sentence = policy.promise()
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/fusion.md"):
+        text = " ".join((root / doc).read_text(encoding="utf-8").split()).replace("*", "")
+        assert sentence in text, f"{doc} must state the promise as the code does: {sentence!r}"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bench.end_to_end import backfill_sizes, production_batching
+from bench.end_to_end import backfill_sizes, floor_videos, production_batching
 from ml.config import Settings, load_settings
 from ml.demo.catalog import SMALL_CATALOG_SETTINGS
 
@@ -23,6 +23,17 @@ def test_backfill_sizes_refuse_nonsense(monkeypatch, raw):
     monkeypatch.setenv("VIDCAT_BENCH_E2E_VIDEOS", raw)
     with pytest.raises(ValueError, match="VIDCAT_BENCH_E2E_VIDEOS"):
         backfill_sizes()
+
+
+def test_the_floor_runs_over_all_of_the_last_backfill_unless_told_fewer(monkeypatch):
+    monkeypatch.delenv("VIDCAT_BENCH_E2E_FLOOR_VIDEOS", raising=False)
+    assert floor_videos(2000) == 2000
+    monkeypatch.setenv("VIDCAT_BENCH_E2E_FLOOR_VIDEOS", "200")
+    assert floor_videos(2000) == 200 and floor_videos(160) == 160
+    for raw in ("0", "two hundred"):
+        monkeypatch.setenv("VIDCAT_BENCH_E2E_FLOOR_VIDEOS", raw)
+        with pytest.raises(ValueError, match="VIDCAT_BENCH_E2E_FLOOR_VIDEOS"):
+            floor_videos(2000)
 
 
 def test_production_batching_keeps_the_models_settings_and_batches_as_production(tmp_path, monkeypatch):

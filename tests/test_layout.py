@@ -24,6 +24,7 @@ LAYERS = [
     "text",
     "visual",
     "fusion",
+    "segments",
     "engines",
     "monitoring",
     "serving",

@@ -36,8 +36,8 @@ class DetectorParams:
     """How boundaries are found (``method`` one of ``METHODS``; ``window`` only for ``"window"``)."""
 
     method: str = "window"
-    window: int = 2
-    threshold: float = 0.2
+    window: int = 3
+    threshold: float = 0.26
     min_scene_s: float = 3.0
     metric: str = "cosine"  # or "euclidean": distance between the two sides over the video's median frame norm
 

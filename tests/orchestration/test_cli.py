@@ -108,3 +108,13 @@ def test_take_down_refuses_unknown_ids_and_marks_known_ones(capsys, settings, ca
     out = json.loads(capsys.readouterr().out)
     assert out == {"taken_down": ["v1", "v2"], "serving_store": "off"}
     assert catalog.scalar("SELECT count(*) FROM videos WHERE taken_down_reason = 'taken down'") == 2
+
+
+def test_eval_segments_needs_a_trained_student(capsys, settings):
+    """Without a student the command says what to run, before rendering anything."""
+    assert main(["eval-segments"]) == 2
+    err = capsys.readouterr().err
+    assert f"no trained student in {settings.data_root}: run make demo first" in err and "Traceback" not in err
+    assert not (settings.data_root / "segment_bench").exists()
+    with pytest.raises(SystemExit):
+        main(["eval-segments", "--gold-videos", "0"])

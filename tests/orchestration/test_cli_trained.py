@@ -278,3 +278,20 @@ def test_inspect_generated_video(pipeline_env, capsys, tmp_path):
     assert main(["inspect", str(path), "--json"]) == 0
     out = _json(capsys)
     assert out["n_frames"] == 3 and out["embedding_shape"] == [3, 1280] and len(out["top_classes"]) == 5
+
+
+def test_eval_segments_prints_the_locked_table(pipeline_env, capsys):
+    """A small benchmark of its own through the trained student: gold certifies, locked reports."""
+    assert main(["eval-segments", "--gold-videos", "6", "--locked-videos", "3", "--json"]) == 0
+    out = _json(capsys)
+    assert (out["gold_videos"], out["locked_videos"]) == (6, 3)
+    rows = [json.loads(line) for line in (Path(out["bench"]) / "truth.jsonl").open()]
+    locked = [r for r in rows if r["split"] == "locked"]
+    assert out["boundaries"]["true"] == sum(len(r["boundaries"]) for r in locked)
+    ours, copied = out["per_second"]["scenes"], out["per_second"]["video_copied"]
+    assert ours["seconds"] == copied["seconds"] == sum(int(r["duration_s"]) for r in locked)
+    assert 0 <= out["certified"]["count"] <= out["certified"]["of"]
+    assert out["sweep"] and 0 <= out["gold_choice"]["f1"] <= 1
+    assert main(["eval-segments", "--gold-videos", "6", "--locked-videos", "3"]) == 0  # reused, as a table
+    text = capsys.readouterr().out
+    assert "boundaries at +-1 s" in text and "video's categories copied" in text and "segment MAP" in text

@@ -1,0 +1,62 @@
+"""The segment benchmark's measures: boundary matching at +-1 s, per-second micro scores, segment MAP."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ml.evaluation.segments import (
+    boundary_scores,
+    match_boundaries,
+    micro_scores,
+    second_sets,
+    second_truth,
+    segment_map,
+)
+from ml.segments.scenes import tile
+
+
+def test_boundaries_match_one_to_one_within_the_tolerance():
+    assert match_boundaries([10.4, 30.0], [10.0, 31.0]) == 2
+    assert match_boundaries([10.0, 10.5], [10.2]) == 1  # one true boundary cannot be found twice
+    assert match_boundaries([12.1], [10.0, 13.0]) == 1
+    assert match_boundaries([11.5], [10.0]) == 0
+    # the closest pair is matched first: 20.9 goes with 21.0, leaving 20.0 for 19.6
+    assert match_boundaries([19.6, 20.9], [20.0, 21.0]) == 2
+
+
+def test_boundary_scores_are_micro_over_videos():
+    s = boundary_scores([[10.0, 50.0], [5.0]], [[10.3], [5.0, 40.0]])
+    assert (s["matched"], s["predicted"], s["true"]) == (2, 3, 3)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["f1"] == pytest.approx(2 / 3)
+    assert boundary_scores([[]], [[]])["f1"] == 1.0  # a one-scene video found as one scene
+
+
+def test_each_second_is_judged_at_its_midpoint():
+    truth = [(0.0, 2.4, "a"), (2.4, 5.0, "b")]
+    assert second_truth(truth, 5.0) == ["a", "a", "b", "b", "b"]
+    assert second_truth(truth, 4.9) == ["a", "a", "b", "b"]  # a last partial second is not judged
+    scenes = tile([1.7], [], 5.0)
+    assert second_sets(scenes, [{"a"}, {"b", "c"}], 5.0) == [{"a"}, {"a"}, {"b", "c"}, {"b", "c"}, {"b", "c"}]
+
+
+def test_micro_scores_count_second_category_pairs():
+    s = micro_scores([{"a"}, {"a", "b"}, set(), {"b"}], ["a", "b", "a", "a"])
+    assert (s["correct"], s["given"], s["seconds"]) == (2, 4, 4)
+    assert s["precision"] == 0.5 and s["recall"] == 0.5
+    assert math.isnan(micro_scores([set()], ["a"])["precision"])
+
+
+def test_segment_map_ranks_every_scene_per_category():
+    truth = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], bool)
+    perfect = np.array([[0.9, 0.1], [0.1, 0.8], [0.8, 0.2], [0.2, 0.3]])
+    assert segment_map(perfect, truth) == {"map": 1.0, "categories": 2}
+    worst = 1 - perfect
+    assert segment_map(worst, truth)["map"] < 0.6
+    unscored = perfect.copy()
+    unscored[0] = np.nan  # an unscored scene ranks last
+    assert segment_map(unscored, truth)["map"] < 1.0
+    assert segment_map(perfect, np.zeros_like(truth))["categories"] == 0

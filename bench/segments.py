@@ -10,7 +10,7 @@
    ``VIDCAT_BENCH_SEGMENT_REPEATS`` (default 20) passes. Without a trained student under the data root
    it costs detection alone, and says so.
 2. **Figures.** With a trained student under the data root (``make demo``), the table of
-   ``vidcat eval-segments`` (the benchmark is rendered and embedded on the first run, about 8 minutes
+   ``vidcat eval-segments`` (the benchmark is rendered and embedded on the first run, about 5 minutes
    on 2 cores, and reused after); otherwise the boundary figures only, and a line saying to run
    ``make demo`` first.
 """

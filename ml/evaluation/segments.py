@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.demo.segments import DEFAULT_SEED, GOLD_VIDEOS, LOCKED_VIDEOS, bench_dir, build_benchmark, load_benchmark
+from ml.demo.segments import DEFAULT_SEED, GOLD_VIDEOS, LOCKED_VIDEOS, build_benchmark, load_benchmark
 from ml.segments.breaks import ad_breaks
 from ml.segments.certify import certify_scene_thresholds, emitted, scene_truth
 from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, boundary_signal, detect_scenes, pick_boundaries
@@ -471,8 +471,3 @@ def format_segments(ev: SegmentEvaluation) -> str:
         f"| cost | detect + score CPU per video | {ev.cost['detect_score_cpu_s_per_video'] * 1000:.1f} ms | |",
     ]
     return "\n".join(lines)
-
-
-def bench_folder(settings: Any, seed: int = DEFAULT_SEED) -> Path:
-    """Where `vidcat eval-segments` keeps the benchmark under this data root."""
-    return bench_dir(settings.data_root, seed)

@@ -29,7 +29,7 @@ import os
 import random
 import shutil
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -229,25 +229,32 @@ def _frame(
     return draw(k)
 
 
-def render_bench_video(video: BenchVideo, path: Path) -> None:
-    """Encode one planned video with PyAV, as the demo encodes its H.264 files."""
-    import av
+def bench_frames(video: BenchVideo) -> Iterator[np.ndarray]:
+    """The video's pictures as drawn (RGB, uint8), one per frame: what is deterministic for a seed.
 
+    The encoded bytes are not always: libx264 as PyAV ships it can encode the same frames to different
+    bytes from one render to the next (docs/demo-catalog.md), so reproducibility is of these frames.
+    """
     yy, xx = _grid(video.height, video.width)
     rng = np.random.default_rng(zlib.crc32(video.video_id.encode()))
     shots, fades = video.shots()
     styles = [draw_styles([c], rng, seed)[c] for (_, _, c), seed in zip(shots, video.style_seeds, strict=True)]
-    n_frames = round(video.duration_s * video.fps)
+    for i in range(round(video.duration_s * video.fps)):
+        yield (np.clip(_frame(shots, fades, styles, yy, xx, i / video.fps), 0, 1) * 255).astype(np.uint8)
+
+
+def render_bench_video(video: BenchVideo, path: Path) -> None:
+    """Encode one planned video with PyAV, as the demo encodes its H.264 files."""
+    import av
+
     container = av.open(str(path), mode="w")
     try:
         stream = container.add_stream("libx264", rate=Fraction(video.fps))
         stream.width, stream.height = video.width, video.height
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "26", "g": str(video.fps * 2), "threads": "1"}
-        for i in range(n_frames):
-            img = _frame(shots, fades, styles, yy, xx, i / video.fps)
-            frame = av.VideoFrame.from_ndarray((np.clip(img, 0, 1) * 255).astype(np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
+        for rgb in bench_frames(video):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -10,6 +10,7 @@ numbers from an index instead of anti-joining millions of rows. A video enters a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ml.catalog.store import Catalog
@@ -106,6 +107,15 @@ def create_batches(
 def batch_video_ids(catalog: Catalog, batch_id: str) -> list[str]:
     rows = catalog.query("SELECT video_id FROM batch_members WHERE batch_id = ? ORDER BY seq", [batch_id])
     return [r[0] for r in rows]
+
+
+def batches_of(catalog: Catalog, video_ids: Sequence[str]) -> dict[str, str]:
+    """video_id -> its batch, for those of ``video_ids`` that are batched (where their frames are stored)."""
+    rows = catalog.query(
+        "SELECT video_id, batch_id FROM batch_members WHERE video_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(video_ids)],
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 def batches_after(catalog: Catalog, batch_no: int, origin: str | None = None) -> list[str]:

@@ -5,6 +5,9 @@ Two shapes of gold answers are accepted:
   the listed ones positive, all others negative (a reviewer labelled the whole video);
 - verdicts: {"video_id", "category_id", "verdict": yes/no} (a spot-check sheet row): one category judged.
 Labels below tier 2 roll up to the working set. Re-importing the same answers changes nothing.
+A gold answer may also carry the video's verified scene ranges (``scenes``: `ml/catalog/gold_scenes.py`),
+which scene thresholds are certified on; a row whose ranges do not hold is rejected whole, saying what
+to fix.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml.catalog.gold_scenes import (
+    SceneRangeError,
+    parse_scene_ranges,
+    probed_durations,
+    replace_scene_ranges,
+    validate_scene_ranges,
+)
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.taxonomy import WorkingSet
 
@@ -31,6 +41,11 @@ class ImportReport:
     positives: int = 0
     negatives: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    scene_videos: int = 0  # videos whose verified scene ranges were (re)placed
+    scene_ranges: int = 0
+    # Videos whose ranges could not be checked against a duration (not probed yet): the certification
+    # leaves out what lies past their end once they are.
+    scenes_unchecked_duration: int = 0
     # Gold rows left out because their video carries editor labels: it trains the models, so it
     # cannot also certify them (ml/catalog/holdout.py).
     excluded_editor_overlap: list[str] = field(default_factory=list)
@@ -42,6 +57,9 @@ class ImportReport:
             "negatives": self.negatives,
             "rejected": [{"row": r, "reason": m} for r, m in self.rejected],
             "excluded_editor_overlap": list(self.excluded_editor_overlap),
+            "scene_videos": self.scene_videos,
+            "scene_ranges": self.scene_ranges,
+            "scenes_unchecked_duration": self.scenes_unchecked_duration,
         }
 
 
@@ -77,8 +95,10 @@ def import_labels(
         for r in catalog.query("SELECT video_id FROM videos WHERE video_id IN (SELECT unnest(?::VARCHAR[]))", [wanted])
     }
     editor = editor_labelled(catalog, wanted) if label_set == "gold" else set()
+    durations = probed_durations(catalog, wanted)
     judgements: dict[tuple[str, str], bool] = {}
     exhaustive: set[str] = set()
+    scenes: dict[str, list[tuple[float, float, str]]] = {}
     for lineno, row in rows:
         if "__error__" in row:
             report.rejected.append((lineno, row["__error__"]))
@@ -92,15 +112,16 @@ def import_labels(
                 report.excluded_editor_overlap.append(vid)
             continue
         try:
+            found: dict[tuple[str, str], bool] = {}
+            is_exhaustive = False
             if "labels" in row and row.get("labels") is not None:
                 labels = row["labels"]
                 if isinstance(labels, str):
                     labels = [x for x in labels.replace(";", "|").split("|") if x.strip()]
                 cats = {_rolled(ws, str(c).strip()) for c in labels} - {None}
-                if _truthy(row.get("exhaustive", True)):
-                    exhaustive.add(vid)
+                is_exhaustive = _truthy(row.get("exhaustive", True))
                 for c in cats:
-                    judgements[(vid, c)] = True
+                    found[(vid, c)] = True
             else:
                 cat = _rolled(ws, str(row.get("category_id", "")).strip())
                 if cat is None:
@@ -108,9 +129,24 @@ def import_labels(
                 verdict = str(row.get("verdict", row.get("is_positive", ""))).strip().lower()
                 if verdict not in YES | NO:
                     raise ValueError(f"verdict {verdict!r} must be yes or no")
-                judgements[(vid, cat)] = verdict in YES
+                found[(vid, cat)] = verdict in YES
+            raw = parse_scene_ranges(row.get("scenes"))
+            if raw and label_set != "gold":
+                raise SceneRangeError("scene ranges certify scene thresholds: import them with --label-set gold")
+            ranges = validate_scene_ranges(
+                raw,
+                lambda c: _rolled(ws, c),
+                durations.get(vid),
+                labels={c for (_, c), pos in found.items() if pos} if is_exhaustive else None,
+            )
         except ValueError as exc:
             report.rejected.append((lineno, str(exc)))
+            continue
+        judgements.update(found)
+        if is_exhaustive:
+            exhaustive.add(vid)
+        if ranges:
+            scenes[vid] = ranges
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with catalog.transaction() as con:
         if exhaustive:
@@ -128,6 +164,9 @@ def import_labels(
             [(v, c, label_set, pos, annotator, now) for (v, c), pos in sorted(judgements.items())],
             replace=True,
         )
+        report.scene_ranges = replace_scene_ranges(con, scenes, annotator, now) if scenes else 0
+    report.scene_videos = len(scenes)
+    report.scenes_unchecked_duration = sum(v not in durations for v in scenes)
     report.videos = len({v for v, _ in judgements} | exhaustive)
     report.positives = sum(judgements.values())
     report.negatives = len(judgements) - report.positives

@@ -95,7 +95,12 @@ def register_model_in(
 
 
 # The asset that registers each model name (the fusion model is what `category_thresholds` fits).
-PRODUCING_ASSET = {"text_model": "text_model", "visual_model": "visual_model", "fusion": "category_thresholds"}
+PRODUCING_ASSET = {
+    "text_model": "text_model",
+    "visual_model": "visual_model",
+    "fusion": "category_thresholds",
+    "scene_thresholds": "scene_thresholds",
+}
 _COLUMNS = "model_name, version, created_at, artifact_path, categories, params, metrics, training_data"
 
 

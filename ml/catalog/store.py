@@ -283,6 +283,54 @@ SCHEMA_MIGRATIONS: list[tuple[int, str, str]] = [
         WHERE v.taken_down_at IS NULL;
         """,
     ),
+    (
+        6,
+        "scenes: segment_predictions, the current_segments view, verified gold scene ranges",
+        """
+        -- Time ranges an editor verified on a gold video: every category on screen with where it is
+        -- (ranges may overlap; a category not listed is absent). Scene thresholds are certified on them.
+        CREATE TABLE gold_scenes (
+            video_id     VARCHAR NOT NULL,
+            range_index  INTEGER NOT NULL,           -- order in the imported answer
+            start_s      DOUBLE NOT NULL,
+            end_s        DOUBLE NOT NULL,
+            category_id  VARCHAR NOT NULL,
+            annotator    VARCHAR,
+            created_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, range_index)
+        );
+        -- One row per detected scene, video and student version: the scenes tile [0, duration].
+        CREATE TABLE segment_predictions (
+            video_id            VARCHAR NOT NULL,
+            model_version       VARCHAR NOT NULL,    -- the student's version
+            scene_index         INTEGER NOT NULL,    -- 0, 1, ... in time order
+            start_s             DOUBLE NOT NULL,
+            end_s               DOUBLE NOT NULL,
+            n_frames            INTEGER NOT NULL,
+            scores              FLOAT[],             -- aligned with model_registry.categories; NULL: no frame
+            categories          VARCHAR[] NOT NULL,  -- given under certified scene thresholds, best first
+            category_scores     FLOAT[] NOT NULL,    -- their scores, same order
+            break_before        BOOLEAN NOT NULL,    -- a suggested mid-roll ad break at start_s
+            abstained           VARCHAR,             -- why no category could be given (NULL: judged)
+            thresholds_version  VARCHAR,             -- the scene thresholds applied (NULL: none certified)
+            batch_id            VARCHAR,
+            segmented_at        TIMESTAMP NOT NULL,
+            PRIMARY KEY (video_id, model_version, scene_index)
+        );
+        CREATE INDEX segment_predictions_batch ON segment_predictions(batch_id);
+        -- What ad serving reads: each video's scenes from its most recent segmentation, never a
+        -- taken-down video's.
+        CREATE VIEW current_segments AS
+        SELECT s.video_id, s.scene_index, s.start_s, s.end_s, s.categories, s.category_scores,
+               s.break_before, s.abstained, s.model_version, s.thresholds_version, s.batch_id, s.segmented_at
+        FROM segment_predictions s
+        JOIN (SELECT video_id, arg_max(model_version, segmented_at) AS model_version
+              FROM segment_predictions GROUP BY video_id) latest
+          ON s.video_id = latest.video_id AND s.model_version = latest.model_version
+        JOIN videos v ON v.video_id = s.video_id
+        WHERE v.taken_down_at IS NULL;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = SCHEMA_MIGRATIONS[-1][0]

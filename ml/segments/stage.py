@@ -1,0 +1,200 @@
+"""The scene stage on catalog data: every video of a batch cut into scenes, scored, given categories.
+
+What the `segment_predictions` asset runs, and what `vidcat classify --segments` runs on one file
+(``segment_video``). It reads the batch's embedding shard, the frames the frame stage already
+decoded and encoded (no second decode): boundaries (`detect.detect_scenes`), the student over each
+scene (`score.score_scenes`), the scene thresholds certified for that student
+(`certification.current_scene_thresholds`), and the suggested mid-roll breaks (`breaks.ad_breaks`).
+
+A scene is given no category, and says why (``abstained``), when no scene threshold is certified for
+the student, when the student abstains on the whole video (out of distribution, as fusion does for the
+video's own visual categories), or when the scene holds no sampled frame (past the frame cap). A video
+that cannot be segmented (its embeddings do not fit the student, say) is recorded in `failures`
+(stage ``segments``) and the rest of the batch goes on. One transaction per batch deletes the batch's
+rows for the student version and inserts the new ones: re-running a batch replaces its scenes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ml.catalog.batching import batch_video_ids
+from ml.catalog.failures import Failure, record_stage_outcome
+from ml.catalog.gold_scenes import probed_durations
+from ml.catalog.model_registry import ModelRecord
+from ml.catalog.scores import ood_rows
+from ml.catalog.segments import replace_batch_segments
+from ml.catalog.store import Catalog
+from ml.segments.breaks import ad_breaks
+from ml.segments.certification import NO_THRESHOLD, SceneThresholds, current_scene_thresholds
+from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, detect_scenes
+from ml.segments.scenes import Scene, check_tiling
+from ml.segments.score import score_scenes
+
+STAGE = "segments"
+OUT_OF_DISTRIBUTION = "out_of_distribution: the student abstains on these frames"
+NO_FRAMES = "no_frames: no sampled frame in this scene"
+
+
+@dataclass
+class VideoSegments:
+    """One video's scenes with their scores, categories (best first), abstentions and suggested breaks."""
+
+    scenes: list[Scene]
+    scores: np.ndarray  # (S, C) over the student's categories; NaN rows: scenes without frames
+    categories: list[list[tuple[str, float]]]
+    abstained: list[str | None]
+    breaks: list[float]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """JSON-ready scenes, as `vidcat classify --segments --json` prints them."""
+        brk = set(self.breaks)
+        return [
+            {
+                "scene_index": k,
+                "start_s": round(s.start_s, 3),
+                "end_s": round(s.end_s, 3),
+                "n_frames": s.n_frames,
+                "categories": [{"id": c, "score": round(float(x), 4)} for c, x in cats],
+                "abstained": why,
+                "break_before": s.start_s in brk,
+            }
+            for k, (s, cats, why) in enumerate(zip(self.scenes, self.categories, self.abstained, strict=True))
+        ]
+
+
+def segment_video(
+    predictor: Any,
+    timestamps: np.ndarray,
+    embeddings: np.ndarray,
+    duration_s: float | None,
+    meta: np.ndarray | None,
+    thresholds: SceneThresholds | None,
+    *,
+    out_of_distribution: bool = False,
+    params: DetectorParams = DEFAULT_DETECTOR,
+    fps: float = 1.0,
+) -> VideoSegments:
+    """Scenes of one video from its stored frame embeddings, scored and thresholded; raises if it cannot."""
+    scenes = detect_scenes(timestamps, embeddings, duration_s, params, fps)
+    check_tiling(scenes, scenes[-1].end_s, len(timestamps))
+    scores = score_scenes(predictor, embeddings, scenes, meta)
+    cats = list(predictor.categories)
+    if thresholds is not None and thresholds.categories != cats:
+        raise ValueError(f"scene thresholds {thresholds.version} are over other categories than the student's")
+    cut = (
+        np.array([t.threshold if t.enabled and t.threshold is not None else np.inf for t in thresholds.thresholds])
+        if thresholds is not None
+        else np.full(len(cats), np.inf)
+    )
+    given: list[list[tuple[str, float]]] = []
+    abstained: list[str | None] = []
+    for scene, row in zip(scenes, scores, strict=True):
+        why = None
+        if thresholds is None or not thresholds.certified:
+            why = NO_THRESHOLD
+        elif out_of_distribution:
+            why = OUT_OF_DISTRIBUTION
+        elif scene.n_frames == 0 or not np.isfinite(row).any():
+            why = NO_FRAMES
+        with np.errstate(invalid="ignore"):
+            fired = [] if why else list(np.flatnonzero(row >= cut))
+        given.append([(cats[j], float(row[j])) for j in sorted(fired, key=lambda j: -row[j])])
+        abstained.append(why)
+    breaks = ad_breaks(scenes, [[c for c, _ in g] for g in given])
+    return VideoSegments(scenes, scores, given, abstained, breaks)
+
+
+@dataclass
+class SegmentBatchResult:
+    batch_id: str
+    videos: int = 0  # members with stored frames
+    segmented: int = 0
+    scenes: int = 0
+    with_category: int = 0  # scenes given at least one category
+    breaks: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    thresholds_version: str | None = None
+    seconds: float = 0.0
+
+
+def segment_batch(
+    catalog: Catalog,
+    settings: Any,
+    record: ModelRecord,
+    batch_id: str,
+    *,
+    params: DetectorParams = DEFAULT_DETECTOR,
+) -> SegmentBatchResult:
+    """Write `segment_predictions` for every video of the batch's shard with student ``record``."""
+    from ml.frames.embedding_store import iter_videos, shard_path
+    from ml.visual.stage import load_meta, load_predictor
+
+    shard = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
+    if not shard.exists():
+        raise FileNotFoundError(f"no embedding shard for {batch_id} at {shard}; materialize frame_embeddings first")
+    started = time.monotonic()
+    predictor = load_predictor(str(record.artifact_path))
+    thresholds = current_scene_thresholds(catalog, record.version)
+    members = batch_video_ids(catalog, batch_id)
+    meta = load_meta(catalog, members)
+    durations = probed_durations(catalog, members)
+    ood = ood_rows(catalog, record.version, members)
+    result = SegmentBatchResult(batch_id, thresholds_version=thresholds.version if thresholds else None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows: list[tuple] = []
+    done: list[str] = []
+    for v in iter_videos(shard):
+        result.videos += 1
+        try:
+            seg = segment_video(
+                predictor,
+                v.timestamps,
+                v.embeddings,
+                durations.get(v.video_id),
+                meta.get(v.video_id),
+                thresholds,
+                out_of_distribution=bool(ood.get(v.video_id, (False, None))[0]),
+                params=params,
+                fps=settings.fps,
+            )
+        except Exception as exc:  # one video's failure is recorded, the batch goes on
+            result.failures.append(Failure.from_exception(v.video_id, STAGE, exc))
+            continue
+        done.append(v.video_id)
+        brk = set(seg.breaks)
+        for k, (s, row, given, why) in enumerate(
+            zip(seg.scenes, seg.scores, seg.categories, seg.abstained, strict=True)
+        ):
+            rows.append(
+                (
+                    v.video_id,
+                    record.version,
+                    k,
+                    s.start_s,
+                    s.end_s,
+                    s.n_frames,
+                    np.asarray(row, np.float32).tolist() if np.isfinite(row).any() else None,
+                    [c for c, _ in given],
+                    [float(x) for _, x in given],
+                    s.start_s in brk,
+                    why,
+                    result.thresholds_version,
+                    batch_id,
+                    now,
+                )
+            )
+        result.segmented += 1
+        result.scenes += len(seg.scenes)
+        result.with_category += sum(bool(g) for g in seg.categories)
+        result.breaks += len(seg.breaks)
+    with catalog.transaction() as con:
+        replace_batch_segments(con, members, record.version, rows)
+        record_stage_outcome(con, STAGE, batch_id, done, result.failures)
+    result.seconds = time.monotonic() - started
+    return result

@@ -24,6 +24,7 @@ SCORING_ASSETS = (
     "pseudo_labels",
     "visual_predictions",
     "fused_predictions",
+    "segment_predictions",
 )
 
 STAGES: list[tuple[str, ...]] = [
@@ -33,7 +34,8 @@ STAGES: list[tuple[str, ...]] = [
     ("visual_model",),
     ("visual_predictions",),
     ("category_thresholds",),
-    ("fused_predictions", "drift_report"),
+    ("scene_thresholds",),
+    ("fused_predictions", "drift_report", "segment_predictions"),
 ]
 
 

@@ -109,6 +109,7 @@ def test_rerunning_a_batch_replaces_rows(pipeline):
             "visual_predictions",
             "predictions",
             "video_results",
+            "segment_predictions",
         )
     }
     with patched_env(pipeline.env):

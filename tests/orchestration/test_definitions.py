@@ -35,6 +35,7 @@ def test_definitions_load_with_every_asset_and_the_batch_job():
         "text_model",
         "visual_model",
         "category_thresholds",
+        "scene_thresholds",
     }
     per_batch = {k for k, partitioned in by_batch.items() if partitioned}
     assert per_batch == {*SCORING_ASSETS, "drift_report", "serving_export"}

@@ -1,0 +1,1 @@
+"""Assets and checks of the Dagster group `segments` (their algorithms live in ``ml/segments/``)."""

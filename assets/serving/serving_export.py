@@ -1,4 +1,4 @@
-"""`serving_export`: each batch's current categories into the PostgreSQL store ad servers read."""
+"""`serving_export`: each batch's current categories and scenes into the PostgreSQL store ad servers read."""
 
 import dagster as dg
 
@@ -11,13 +11,13 @@ from ml.serving.export import batch_payload, connect, ensure_schema, export_batc
 @dg.asset(
     partitions_def=video_batches,
     backfill_policy=batch_backfill_policy,
-    deps=["fused_predictions"],
+    deps=["fused_predictions", "segment_predictions"],
     group_name="serving",
     kinds={"postgres"},
 )
 @metered
 def serving_export(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
-    """One Postgres transaction per batch: newer-wins upsert, categories replaced, taken-down videos deleted."""
+    """One Postgres transaction per batch: newer wins, categories and scenes replaced, taken-down videos deleted."""
     settings = vidcat.settings()
     if not settings.serving_dsn:
         return dg.MaterializeResult(
@@ -26,7 +26,7 @@ def serving_export(context: dg.AssetExecutionContext, vidcat: VidcatResource) ->
             }
         )
     catalog = vidcat.catalog()
-    totals = {"videos": 0, "updated": 0, "unchanged": 0, "withdrawn": 0, "categories": 0, "seconds": 0.0}
+    totals = {"videos": 0, "updated": 0, "unchanged": 0, "withdrawn": 0, "categories": 0, "segments": 0, "seconds": 0.0}
     with connect(settings.serving_dsn) as conn:
         ensure_schema(conn)
         for batch_id in batch_keys(context):
@@ -45,6 +45,7 @@ def serving_export(context: dg.AssetExecutionContext, vidcat: VidcatResource) ->
             "unchanged": dg.MetadataValue.int(totals["unchanged"]),
             "withdrawn": dg.MetadataValue.int(totals["withdrawn"]),
             "categories_written": dg.MetadataValue.int(totals["categories"]),
+            "segments_written": dg.MetadataValue.int(totals["segments"]),
             "export_s": dg.MetadataValue.float(round(totals["seconds"], 3)),
         }
     )

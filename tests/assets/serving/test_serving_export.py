@@ -54,6 +54,14 @@ def test_serving_export_is_off_without_a_database_and_exports_with_one(pipeline,
     served = json.loads(capsys.readouterr().out)
     stored = {r[0] for r in catalog.query("SELECT category_id FROM current_predictions WHERE video_id = ?", [vid])}
     assert {c["category_id"] for c in served["categories"]} == stored
+    # Its scenes went with its categories: the current segmentation, time ranges and categories.
+    scenes = catalog.query(
+        "SELECT start_s, end_s, categories FROM current_segments WHERE video_id = ? ORDER BY scene_index", [vid]
+    )
+    assert scenes and [(s["start_s"], s["end_s"], s["categories"]) for s in served["segments"]] == [
+        (pytest.approx(a, abs=1e-4), pytest.approx(b, abs=1e-4), list(c)) for a, b, c in scenes
+    ]
+    assert mat.metadata["segments_written"].value > 0
     with connect(serving_dsn) as conn:
         assert read_video(conn, vid)["model_version"] == served["model_version"]
         failed = [r[0] for r in catalog.query("SELECT video_id FROM video_results WHERE status = 'failed'")]

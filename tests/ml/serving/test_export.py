@@ -190,3 +190,68 @@ def test_taken_down_and_unplayable_videos_are_withdrawn(catalog, store):
         assert withdraw(conn, ["v1"]) == 1 and read_video(conn, "v1") is None
     served = {r[0] for r in catalog.query("SELECT DISTINCT video_id FROM current_predictions")}
     assert "v2" not in served  # the catalog's own view stops serving a taken-down video too
+
+
+def _segment(catalog, version: str, at: dt.datetime, scenes: dict[str, list[tuple[float, float, list[str]]]]):
+    """What segment_predictions writes: scenes per video for one student version."""
+    from ml.catalog.segments import SEGMENT_COLUMNS, replace_batch_segments
+
+    rows = [
+        (v, version, k, s, e, 3, [0.5], c, [0.9] * len(c), k > 0, None, "s1", "b00000001", at)
+        for v, ss in scenes.items()
+        for k, (s, e, c) in enumerate(ss)
+    ]
+    assert len(rows[0]) == len(SEGMENT_COLUMNS)
+    with catalog.transaction() as con:
+        replace_batch_segments(con, list(scenes), version, rows)
+
+
+def _segments(dsn):
+    with connect(dsn) as conn:
+        return conn.execute(
+            "SELECT video_id, scene_index, start_s, end_s, categories, break_before FROM video_segments "
+            "ORDER BY video_id, scene_index"
+        ).fetchall()
+
+
+def test_scenes_go_with_the_categories_in_one_transaction(catalog, store):
+    import psycopg
+
+    batch = _batch(catalog)
+    _fuse(catalog, "f1", T0, CATS)
+    _segment(catalog, "m1", T0, {"v1": [(0, 12.5, ["533"]), (12.5, 30, ["547"])], "v2": [(0, 20, [])]})
+    with connect(store) as conn:
+        first = export_batch(conn, batch_payload(catalog, batch))
+        again = export_batch(conn, batch_payload(catalog, batch))  # re-exported: replaced, not duplicated
+        got = read_video(conn, "v1")
+    assert first.segments == again.segments == 3
+    assert _segments(store) == [
+        ("v1", 0, 0.0, 12.5, ["533"], False),
+        ("v1", 1, 12.5, 30.0, ["547"], True),
+        ("v2", 0, 0.0, 20.0, [], False),
+    ]
+    assert [(s["start_s"], s["end_s"], s["categories"]) for s in got["segments"]] == [
+        (0.0, 12.5, ["533"]),
+        (12.5, 30.0, ["547"]),
+    ]
+    assert got["breaks"] == [12.5]
+    before = _segments(store)
+    # A new classification with new scenes: a killed connection leaves the old scenes with the old categories.
+    _fuse(catalog, "f2", T0 + dt.timedelta(hours=1), CATS)
+    _segment(catalog, "m2", T0 + dt.timedelta(hours=1), {"v1": [(0, 30, ["533"])]})
+    victim = connect(store)
+    pid = victim.info.backend_pid
+
+    def kill() -> None:
+        with connect(store, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    with pytest.raises(psycopg.OperationalError):
+        export_batch(victim, batch_payload(catalog, batch), between=kill)
+    assert _segments(store) == before
+    with connect(store) as conn:
+        export_batch(conn, batch_payload(catalog, batch))
+        assert [s["end_s"] for s in read_video(conn, "v1")["segments"]] == [30.0]
+        # Taken down or withdrawn: the scenes go with the video.
+        assert withdraw(conn, ["v1"]) == 1
+    assert [r[0] for r in _segments(store)] == ["v2"]

@@ -4,7 +4,9 @@ Probe (`ml.frames.probe`), frames and embeddings (`ml.frames.sampler` in a worke
 encoder, the same 8-bit round trip as the shards), the text teacher (`ml.text.model.predict_records`),
 the visual student (`VisualPredictor`), and the current fusion model's thresholds and rule
 (`FusionModel.decide`). Nothing is written to the catalog: this is how a person or a service asks
-"what would vidcat say about this file" and how a single upload is explained.
+"what would vidcat say about this file" and how a single upload is explained. With ``segments`` the
+same embeddings also go through the scene stage (`ml.segments.stage.segment_video`: boundaries, the
+student per scene, the scene thresholds certified for that student, suggested mid-roll breaks).
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ def classify_file(
     language: str | None = None,
     models: Models | None = None,
     uploaded_at: Any = None,
+    segments: bool = False,
 ) -> dict[str, Any]:
-    """Categories for one file with provenance, scores, thresholds and model versions (JSON-ready)."""
+    """Categories for one file with provenance, scores, thresholds and model versions (JSON-ready).
+
+    ``segments``: also its scenes with time ranges, categories and suggested ad breaks (``"segments"``).
+    """
     from ml.frames.embedding_store import VideoEmbeddings, dequantize, quantize
     from ml.frames.probe import VideoError, probe
     from ml.frames.sampler import FrameSamplingError, SampleOptions, SamplerPool
@@ -121,6 +127,17 @@ def classify_file(
                 else "the visual source judges the video",
             }
             visual_raw[:] = visual
+            if segments:
+                out["segments"] = _segments(
+                    catalog,
+                    settings,
+                    models.student,
+                    sampled.timestamps,
+                    emb,
+                    out,
+                    meta,
+                    bool(score.out_of_distribution),
+                )
             if score.out_of_distribution:
                 visual[:] = np.nan  # the same abstention as the batch path (ml.fusion.score_matrix.visual_scores)
             timings["visual_s"] = time.monotonic() - t0
@@ -169,8 +186,46 @@ def classify_file(
         "text": {c: _round(text[j], 6) for j, c in enumerate(cats)},
         "visual": {c: _round(visual_raw[j], 6) for j, c in enumerate(cats)},
     }
+    if segments and "segments" not in out:
+        out["segments"] = {"scenes": [], "breaks": [], "error": "no frames: the file's scenes cannot be found"}
     out["timings_s"] = {k: round(v, 3) for k, v in timings.items()} | {"total_s": round(time.monotonic() - started, 3)}
     return out
+
+
+def _segments(
+    catalog: Catalog,
+    settings,
+    student: Any,
+    timestamps: np.ndarray,
+    emb: np.ndarray,
+    out: dict[str, Any],
+    meta: np.ndarray,
+    out_of_distribution: bool,
+) -> dict[str, Any]:
+    """The file's scenes as the `segment_predictions` asset would store them (the batch path's function)."""
+    from ml.segments.certification import NO_THRESHOLD, current_scene_thresholds
+    from ml.segments.stage import segment_video
+
+    t0 = time.monotonic()
+    thresholds = current_scene_thresholds(catalog, student.version)
+    seg = segment_video(
+        student,
+        timestamps,
+        emb,
+        out["probe"].get("duration_s"),
+        meta,
+        thresholds,
+        out_of_distribution=out_of_distribution,
+        fps=settings.fps,
+    )
+    return {
+        "scene_thresholds_version": thresholds.version if thresholds else None,
+        "certified_categories": len(thresholds.certified) if thresholds else 0,
+        "note": None if thresholds and thresholds.certified else NO_THRESHOLD,
+        "scenes": seg.as_dicts(),
+        "breaks": seg.breaks,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
 
 
 def _threshold(t) -> float | None:

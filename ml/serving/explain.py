@@ -4,7 +4,8 @@ For each category: which source fired, both scores against their thresholds, the
 that carried the text score (leave-one-word-out: the score drop when a word is removed), and the
 frames that weighed most in the visual score (leave-one-frame-out through the exported student, so
 it explains the model that actually served, whatever its architecture), with timestamps and
-thumbnails. An advertiser's complaint about an irrelevant category starts here.
+thumbnails. An advertiser's complaint about an irrelevant category starts here. The video's stored
+scenes (`current_segments`: time ranges, their categories, suggested mid-roll breaks) come with it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ml.catalog.results import classified_result, video_categories, video_failures
 from ml.catalog.scores import ood_rows
+from ml.catalog.segments import current_segments
 from ml.catalog.store import Catalog
 from ml.catalog.videos import video_rows, video_uri
 from ml.taxonomy import WorkingSet
@@ -105,6 +107,7 @@ def explain_video(
         "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
         "promise": settings.threshold_policy().promise(),
+        "segments": _segments(catalog, video_id),
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}
     v_index = {c: j for j, c in enumerate(student.categories)} if student else {}
@@ -150,6 +153,29 @@ def explain_video(
                 entry["top_frames"].append(frame)
         out["categories"].append(entry)
     return out
+
+
+def _segments(catalog: Catalog, video_id: str) -> dict[str, Any]:
+    """The video's current scenes and the suggested breaks between them, as stored (empty: not segmented yet)."""
+    scenes = current_segments(catalog, [video_id]).get(video_id, [])
+    return {
+        "scenes": [
+            {
+                "scene_index": s["scene_index"],
+                "start_s": round(s["start_s"], 3),
+                "end_s": round(s["end_s"], 3),
+                "categories": [
+                    {"id": c, "score": round(x, 4)} for c, x in zip(s["categories"], s["category_scores"], strict=True)
+                ],
+                "abstained": s["abstained"],
+                "break_before": s["break_before"],
+            }
+            for s in scenes
+        ],
+        "breaks": [round(s["start_s"], 3) for s in scenes if s["break_before"]],
+        "visual_model_version": scenes[0]["model_version"] if scenes else None,
+        "scene_thresholds_version": scenes[0]["thresholds_version"] if scenes else None,
+    }
 
 
 def _ood(catalog: Catalog, visual_version: str, video_id: str, student) -> dict[str, Any] | None:

@@ -200,6 +200,12 @@ def cmd_serve_check(args) -> int:
             print(f"  {c['category_id']:>6}  {c['score']:.3f}  via {c['source']}")
         if not got["categories"]:
             print("  no category")
+        for seg in got["segments"]:
+            cats = ", ".join(f"{c} ({x:.3f})" for c, x in zip(seg["categories"], seg["scores"], strict=True))
+            mark = "|" if seg["break_before"] else " "
+            print(f"  {mark} scene {seg['start_s']:7.1f} - {seg['end_s']:7.1f} s  {cats or 'no category'}")
+        if got["segments"]:
+            print("  suggested mid-roll breaks: " + (", ".join(f"{t:.1f} s" for t in got["breaks"]) or "none"))
     return 0
 
 
@@ -244,6 +250,7 @@ def cmd_status(args) -> int:
                 "batch_table": [dict(zip(BATCH_COLUMNS, b, strict=True)) for b in batches],
                 "unfinished_batches": unfinished,
                 "certification_gaps": _certification_gaps(catalog),
+                "scene_certification_gaps": _scene_gaps(catalog),
             },
             True,
         )
@@ -267,6 +274,15 @@ def cmd_status(args) -> int:
             )
         if len(need) < len(gaps):
             print(f"  {len(gaps) - len(need)} more: enough positives, but no cut holds the bound (`vidcat report`)")
+    scene_gaps = _scene_gaps(catalog)
+    if scene_gaps:
+        print(
+            f"\nno scene category: {len(scene_gaps)} categories with verified gold scenes have no certified scene "
+            "threshold (their scenes carry scores, no category)"
+        )
+        for g in scene_gaps[:20]:
+            more = f"verify {g['more_positives']} more" if g["more_positives"] else "no cut holds the bound"
+            print(f"  {g['category_id']}: {g['gold_scenes']} positive gold scenes; {more}")
     if unfinished:
         print("\nbatches with videos that have no result yet:")
         print(md_table([list(u.values()) for u in unfinished[:20]], list(unfinished[0])))
@@ -281,6 +297,7 @@ def cmd_status(args) -> int:
 def model_states(settings, catalog) -> dict[str, str]:
     """Each model's current version, or why there is none yet."""
     from ml.catalog.model_registry import latest_model
+    from ml.segments.certification import scene_threshold_state
     from ml.visual.stage import not_trained_reason
 
     out = {}
@@ -293,7 +310,18 @@ def model_states(settings, catalog) -> dict[str, str]:
             out[name] = f"not trained: {reason}"
         else:
             out[name] = "not trained yet"
+    out["scene_thresholds"] = scene_threshold_state(catalog)
     return out
+
+
+def _scene_gaps(catalog) -> list[dict]:
+    """Categories with positive gold scenes but no scene threshold for the current student (why, what to verify)."""
+    from ml.catalog.model_registry import latest_model
+    from ml.segments.certification import current_scene_thresholds
+
+    student = latest_model(catalog, "visual_model", required=False)
+    thresholds = current_scene_thresholds(catalog, student.version) if student is not None else None
+    return thresholds.gaps() if thresholds is not None else []
 
 
 def _certification_gaps(catalog) -> list[dict]:

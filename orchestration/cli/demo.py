@@ -63,6 +63,7 @@ def cmd_demo_catalog(args) -> int:
 def cmd_demo(args) -> int:
     from ml.catalog.labels import import_labels, read_label_file
     from ml.catalog.registration import register_manifest
+    from ml.catalog.segments import segment_summary
     from ml.demo.truth import lock_demo_test
     from ml.evaluation.report import pipeline_report
     from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
@@ -87,6 +88,7 @@ def cmd_demo(args) -> int:
         print(f"  rejected {r.video_id}: {r.reason}")
     gold = import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold", annotator="demo")
     print(f"gold set: {gold.videos} human-verified videos (they certify thresholds; no model trains on them)")
+    print(f"  with verified scene ranges: {gold.scene_videos} videos, {gold.scene_ranges} ranges (scene thresholds)")
     locked = lock_demo_test(catalog, settings.demo_dir)
     print(f"locked test: {locked} videos nobody labelled, scored at the end against the synthetic ground truth")
 
@@ -109,6 +111,13 @@ def cmd_demo(args) -> int:
     print(summary_text(settings, catalog))
     print()
     print(pipeline_report(settings, catalog, ws)[1])
+    scenes = segment_summary(catalog)
+    print(
+        f"\nscenes: {scenes['scenes']} in {scenes['videos']} videos, {scenes['with_category']} given a category "
+        "under certified scene thresholds (docs/segments.md); e.g.\n"
+        '  .venv/bin/vidcat sql "SELECT video_id, scene_index, start_s, end_s, categories, break_before '
+        'FROM current_segments ORDER BY video_id, scene_index LIMIT 10"'
+    )
     print("\nAd serving reads the view current_predictions, e.g.:")
     print(
         '  .venv/bin/vidcat sql "SELECT video_id, category_id, source, round(score, 3) AS score '

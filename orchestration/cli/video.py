@@ -21,6 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--description")
     p.add_argument("--tags")
     p.add_argument("--language", help="declared ISO 639-1 language of the text")
+    p.add_argument(
+        "--segments",
+        action="store_true",
+        help="also the scenes: time ranges, their categories under certified scene thresholds, suggested ad breaks",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
 
@@ -85,6 +90,7 @@ def cmd_classify(args) -> int:
             description=args.description,
             tags=args.tags,
             language=args.language,
+            segments=args.segments,
         )
     except ModelNotTrained as exc:
         raise CommandError(str(exc)) from exc
@@ -113,8 +119,36 @@ def cmd_classify(args) -> int:
                 f"{c['visual_threshold']}"
             )
         print(f"  {c['id']:>8}  {c['name']:<45} tier {c['tier']}  {c['score']:.3f}  via {c['source']:<7} ({detail})")
+    if args.segments:
+        print_segments(result["segments"], ws)
     print(f"  took {result['timings_s']['total_s']}s")
     return 0
+
+
+def print_segments(seg: dict, ws) -> None:
+    """Scenes with their time ranges and categories (or why none), then the suggested mid-roll breaks."""
+    names = {c.id: c.full_name for c in ws.categories} if ws is not None else {}
+    if seg.get("error"):
+        print(f"  scenes: {seg['error']}")
+        return
+    if not seg["scenes"]:
+        print("  scenes: none stored yet (its batch has not been segmented)")
+        return
+    version = seg.get("scene_thresholds_version")
+    print(f"  scenes ({'scene thresholds ' + version if version else 'no certified scene threshold'}):")
+    for s in seg["scenes"]:
+        span = f"{s['start_s']:7.1f} - {s['end_s']:7.1f} s"
+        if s["categories"]:
+            what = ", ".join(f"{c['id']} {names.get(c['id'], '')} ({c['score']:.3f})" for c in s["categories"])
+        else:
+            what = s["abstained"] or "no category reaches its scene threshold"
+        print(f"    {'|' if s['break_before'] else ' '} {span}  {what}")
+    breaks = seg.get("breaks") or []
+    print(
+        "  suggested mid-roll breaks: "
+        + (", ".join(f"{t:.1f} s" for t in breaks) if breaks else "none")
+        + " (scene boundaries where the categories change, not in the first or last 10 s)"
+    )
 
 
 def cmd_explain(args) -> int:
@@ -143,6 +177,7 @@ def cmd_explain(args) -> int:
     abstained = {k: v for k, v in (exp.get("abstained") or {}).items() if v}
     if abstained:
         print("  abstained: " + ", ".join(f"{k} ({v})" for k, v in abstained.items()))
+    print_segments(exp["segments"], ws)
     if not exp["categories"]:
         print("  no category was emitted; name one to see why not: vidcat explain VIDEO_ID CATEGORY")
     for c in exp["categories"]:

@@ -177,15 +177,24 @@ def test_spot_check_sheet_round_trips_into_gold(pipeline_env, capsys):
     assert "<img" in Path(out["html"]).read_text(encoding="utf-8")
     with open(out["csv"], newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    assert out["with_scenes"] == len(rows) and all(r["detected_scenes"] for r in rows)  # scenes to verify
     for r in rows:
         r["verdict"] = "yes"
+    # The editor verifies where the category is in the first video: the detected ranges, copied.
+    first = rows[0]["detected_scenes"].split(";")[0].split("=")[0].strip()
+    rows[0]["scenes"] = f"{first}={cat}"
     with open(out["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     before = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
     assert main(["import-gold", out["csv"], "--json"]) == 0
-    assert _json(capsys)["positives"] == len(rows)
+    imported = _json(capsys)
+    assert imported["positives"] == len(rows) and imported["scene_videos"] == 1
+    start, end = (float(x) for x in first.split("-"))
+    assert catalog.query(
+        "SELECT start_s, end_s, category_id FROM gold_scenes WHERE video_id = ?", [rows[0]["video_id"]]
+    ) == [(start, end, cat)]
     after = catalog.scalar("SELECT count(*) FROM human_labels WHERE label_set = 'gold' AND category_id = ?", [cat])
     reviewed = [r["video_id"] for r in rows]
     confirmed = {

@@ -42,6 +42,7 @@ def test_every_batch_is_segmented_checked_and_described(pipeline):
 
 
 def test_the_tiling_check_fails_on_a_broken_tiling_and_a_rerun_repairs_it(pipeline):
+    from assets.core.partitions import video_batches
     from assets.segments.segments_checks import scene_tiling_expectations
 
     c = _catalog(pipeline)
@@ -53,13 +54,16 @@ def test_the_tiling_check_fails_on_a_broken_tiling_and_a_rerun_repairs_it(pipeli
     before = c.query("SELECT count(*), sum(end_s) FROM segment_predictions WHERE batch_id = ?", [batch])
     c.execute("UPDATE segment_predictions SET start_s = start_s + 0.5 WHERE video_id = ?", [vid])  # a gap at 0
     with patched_env(pipeline.env):
-        broken = dg.materialize(
-            [scene_tiling_expectations, *_assets()],
-            selection=dg.AssetSelection.checks(scene_tiling_expectations),
-            partition_key=batch,
-            instance=dg.DagsterInstance.get(),
-            resources=_resources(),
-            raise_on_error=False,
+        # The check alone on that batch, as the UI's "execute check" runs it (a run of no asset, so the
+        # partition goes in as the run's tag: Dagster validates `partition_key` against assets only).
+        job = dg.define_asset_job(
+            "tiling_check", selection=dg.AssetSelection.checks(scene_tiling_expectations), partitions_def=video_batches
+        )
+        defs = dg.Definitions(
+            assets=_assets(), asset_checks=[scene_tiling_expectations], jobs=[job], resources=_resources()
+        )
+        broken = defs.resolve_job_def("tiling_check").execute_in_process(
+            tags={"dagster/partition": batch}, instance=dg.DagsterInstance.get(), raise_on_error=False
         )
         (evaluation,) = broken.get_asset_check_evaluations()
         assert not evaluation.passed

@@ -50,6 +50,8 @@ class VideoSegments:
     categories: list[list[tuple[str, float]]]
     abstained: list[str | None]
     breaks: list[float]
+    # per scene, the student's best category, its score and whether it has a certified scene threshold
+    top: list[tuple[str, float, bool] | None] = field(default_factory=list)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """JSON-ready scenes, as `vidcat classify --segments --json` prints them."""
@@ -63,8 +65,11 @@ class VideoSegments:
                 "categories": [{"id": c, "score": round(float(x), 4)} for c, x in cats],
                 "abstained": why,
                 "break_before": s.start_s in brk,
+                "top": None if top is None else {"id": top[0], "score": round(top[1], 4), "certified": top[2]},
             }
-            for k, (s, cats, why) in enumerate(zip(self.scenes, self.categories, self.abstained, strict=True))
+            for k, (s, cats, why, top) in enumerate(
+                zip(self.scenes, self.categories, self.abstained, self.top or [None] * len(self.scenes), strict=True)
+            )
         ]
 
 
@@ -107,7 +112,13 @@ def segment_video(
         given.append([(cats[j], float(row[j])) for j in sorted(fired, key=lambda j: -row[j])])
         abstained.append(why)
     breaks = ad_breaks(scenes, [[c for c, _ in g] for g in given])
-    return VideoSegments(scenes, scores, given, abstained, breaks)
+    top = [
+        (cats[int(np.nanargmax(row))], float(np.nanmax(row)), bool(np.isfinite(cut[int(np.nanargmax(row))])))
+        if np.isfinite(row).any()
+        else None
+        for row in scores
+    ]
+    return VideoSegments(scenes, scores, given, abstained, breaks, top)
 
 
 @dataclass

@@ -127,6 +127,8 @@ def cmd_classify(args) -> int:
 
 def print_segments(seg: dict, ws) -> None:
     """Scenes with their time ranges and categories (or why none), then the suggested mid-roll breaks."""
+    from ml.segments.certification import NO_THRESHOLD as NO_SCENE_THRESHOLD
+
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else {}
     if seg.get("error"):
         print(f"  scenes: {seg['error']}")
@@ -142,6 +144,10 @@ def print_segments(seg: dict, ws) -> None:
             what = ", ".join(f"{c['id']} {names.get(c['id'], '')} ({c['score']:.3f})" for c in s["categories"])
         else:
             what = s["abstained"] or "no category reaches its scene threshold"
+            top = s.get("top")
+            if top and not s["abstained"]:
+                state = "below its certified scene threshold" if top["certified"] else NO_SCENE_THRESHOLD
+                what = f"no category (best: {top['id']} {names.get(top['id'], '')} {top['score']:.3f}, {state})"
         print(f"    {'|' if s['break_before'] else ' '} {span}  {what}")
     breaks = seg.get("breaks") or []
     print(

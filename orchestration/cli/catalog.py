@@ -137,13 +137,23 @@ def cmd_import_gold(args) -> int:
             f"{' ...' if n > 5 else ''})",
             file=sys.stderr,
         )
+    if report.scenes_unchecked_duration:
+        print(
+            f"note: {report.scenes_unchecked_duration} video(s) with scene ranges are not probed yet, so their ranges "
+            "were checked for order and category only; ranges past a video's end are left out when scene "
+            "thresholds are certified",
+            file=sys.stderr,
+        )
     if args.test_share:
         imported = covered_ids(catalog, "gold")
         _, test = split_gold(imported, args.test_share)
         result["locked_test"] = lock_test(catalog, test, "gold-split")
         print(f"locked test: {len(test)} of {len(imported)} gold videos (share {args.test_share})", file=sys.stderr)
+    for line, reason in report.rejected:
+        print(f"rejected line {line}: {reason}", file=sys.stderr)
     emit(result, args.json)
-    return 0
+    # The accepted rows are imported either way; a non-zero exit tells a script some were not (as register).
+    return 1 if report.rejected else 0
 
 
 def cmd_sql(args) -> int:

@@ -50,7 +50,7 @@ def test_every_video_ends_classified_or_failed(pipeline):
 def test_models_are_registered_with_versions_and_metrics(pipeline):
     c = _catalog(pipeline)
     models = dict(c.query("SELECT model_name, count(*) FROM model_registry GROUP BY 1"))
-    assert models == {"text_model": 1, "visual_model": 1, "fusion": 1}
+    assert models == {"text_model": 1, "visual_model": 1, "fusion": 1, "scene_thresholds": 1}
     versions = c.query("SELECT DISTINCT text_model_version, visual_model_version, thresholds_version FROM predictions")
     assert len(versions) == 1
     (mat,) = pipeline.results[("visual_model", None)].asset_materializations_for_node("visual_model")
@@ -68,6 +68,7 @@ def test_blocking_checks_ran_and_passed(pipeline):
         ("frame_embeddings", "embedding_expectations"),
         ("video_probe", "probe_expectations"),
         ("fused_predictions", "prediction_expectations"),
+        ("segment_predictions", "scene_tiling_expectations"),
     ]:
         stage = "video_probe" if asset in ("video_probe", "frame_embeddings") else "fused_predictions"
         result = pipeline.results[(stage, pipeline.batches[0])]

@@ -118,3 +118,20 @@ def test_eval_segments_needs_a_trained_student(capsys, settings):
     assert not (settings.data_root / "segment_bench").exists()
     with pytest.raises(SystemExit):
         main(["eval-segments", "--gold-videos", "0"])
+
+
+def test_import_gold_with_scene_ranges_says_what_to_fix(capsys, settings, catalog, tmp_path):
+    registry_rows(catalog, 2)
+    answers = tmp_path / "gold.jsonl"
+    answers.write_text(
+        json.dumps({"video_id": "v1", "labels": ["216"], "scenes": [{"start_s": 0, "end_s": 9, "category": "216"}]})
+        + "\n"
+        + json.dumps({"video_id": "v2", "labels": ["216"], "scenes": [{"start_s": 9, "end_s": 3, "category": "216"}]})
+        + "\n"
+    )
+    assert main(["import-gold", str(answers), "--json"]) == 1  # one row rejected: a script must notice
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["scene_videos"] == 1 and out["scene_ranges"] == 1 and out["scenes_unchecked_duration"] == 1
+    assert "rejected line 2: scenes[0]: start_s 9 is not before end_s 3; write start < end" in captured.err
+    assert "not probed yet" in captured.err

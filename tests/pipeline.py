@@ -7,6 +7,7 @@ materialized in dependency order on a persistent instance under the data root, a
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -81,6 +82,20 @@ def pipeline_env(root: Path, extra_roots: list[Path], overrides: dict[str, objec
     }
 
 
+def verified_with_scenes(rows: list[tuple[int, dict]], summary: dict) -> list[tuple[int, dict]]:
+    """Gold answers, each with its video's timeline as verified scene ranges.
+
+    The demo's label files carry no scene ranges; here the test plays the editor who also verified
+    where each category is, so scene thresholds are certified on the pipeline's own catalog.
+    """
+    truth = Path(summary["ground_truth"]).read_text(encoding="utf-8").splitlines()
+    timelines = {r["video_id"]: r["segments"] for r in map(json.loads, truth)}
+    return [
+        (n, {**row, "scenes": [{"start_s": a, "end_s": b, "category": c} for a, b, c in timelines[row["video_id"]]]})
+        for n, row in rows
+    ]
+
+
 def build(
     root: Path, videos: int, seed: int, extra_roots: list[Path], overrides: dict[str, object] | None = None
 ) -> Pipeline:
@@ -104,7 +119,7 @@ def build(
         ws = default_working_set()
         summary = build_demo_catalog(videos, seed, settings.media_dir / "demo", settings.demo_dir, editor_share=0.3)
         register_manifest(catalog, summary["manifest"], settings.allowed_roots, ws, origin="demo")
-        import_labels(catalog, read_label_file(summary["gold_file"]), ws, "gold")
+        import_labels(catalog, verified_with_scenes(read_label_file(summary["gold_file"]), summary), ws, "gold")
         lock_demo_test(catalog, settings.demo_dir)  # as `vidcat demo` does: before anything trains
         batches = [b.batch_id for b in create_batches(catalog, settings.batch_size, "backfill")]
         instance = dg.DagsterInstance.get()

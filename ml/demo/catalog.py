@@ -754,9 +754,7 @@ def build_demo_catalog(
             row["labels"] = v.categories
         manifest.append(row)
         if v.split == "gold":
-            # The editor verified where each category is, too: the ranges scene thresholds are certified on.
-            scenes = [{"start_s": a, "end_s": b, "category": c} for a, b, c in v.segments]
-            gold.append({"video_id": v.video_id, "labels": v.categories, "exhaustive": True, "scenes": scenes})
+            gold.append({"video_id": v.video_id, "labels": v.categories, "exhaustive": True})
         truth.append(
             {
                 "video_id": v.video_id,

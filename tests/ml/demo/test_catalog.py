@@ -79,13 +79,4 @@ def test_only_editor_and_gold_labels_are_written(tmp_path):
     gold_lines = Path(summary["gold_file"]).read_text().splitlines()
     gold = {json.loads(line)["video_id"] for line in gold_lines}
     assert gold and {truth[v] for v in gold} == {"gold"}
-    # Gold answers carry where each category is (verified scene ranges): the video's timeline.
-    segments = {
-        r["video_id"]: r.get("segments")
-        for r in map(json.loads, (tmp_path / "demo" / "ground_truth.jsonl").read_text().splitlines())
-    }
-    for line in gold_lines:
-        row = json.loads(line)
-        assert [[s["start_s"], s["end_s"], s["category"]] for s in row["scenes"]] == segments[row["video_id"]]
-        assert {s["category"] for s in row["scenes"]} == set(row["labels"])
     assert "Generator version 2" in (tmp_path / "demo" / "README.txt").read_text()

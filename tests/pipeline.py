@@ -89,7 +89,7 @@ def verified_with_scenes(rows: list[tuple[int, dict]], summary: dict) -> list[tu
     where each category is, so scene thresholds are certified on the pipeline's own catalog.
     """
     truth = Path(summary["ground_truth"]).read_text(encoding="utf-8").splitlines()
-    timelines = {r["video_id"]: r["segments"] for r in map(json.loads, truth)}
+    timelines = {r["video_id"]: r["segments"] for r in map(json.loads, truth) if "segments" in r}
     return [
         (n, {**row, "scenes": [{"start_s": a, "end_s": b, "category": c} for a, b, c in timelines[row["video_id"]]]})
         for n, row in rows

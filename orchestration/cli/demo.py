@@ -118,6 +118,11 @@ def cmd_demo(args) -> int:
         '  .venv/bin/vidcat sql "SELECT video_id, scene_index, start_s, end_s, categories, break_before '
         'FROM current_segments ORDER BY video_id, scene_index LIMIT 10"'
     )
+    if not scenes["with_category"]:
+        print(
+            "  no scene category without verified gold scenes (the demo's gold has none); scene categories "
+            "certified and measured on the segment benchmark: .venv/bin/vidcat eval-segments (5 min the first time)"
+        )
     print("\nAd serving reads the view current_predictions, e.g.:")
     print(
         '  .venv/bin/vidcat sql "SELECT video_id, category_id, source, round(score, 3) AS score '

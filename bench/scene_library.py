@@ -24,8 +24,8 @@ encoder, or pay a second decode (the sampler's decode CPU per video is reported 
 embedding detector's CPU is ``detect_scenes`` on embeddings already read (the shard read and the
 encoder excluded: the frame stage pays them anyway).
 
-The library is optional: without ``scenedetect`` (``pip install scenedetect opencv-python-headless``)
-the benchmark says so and measures nothing. The benchmark is rendered and embedded on first use, as
+The library is optional and no dependency of the project: without ``scenedetect`` (``MISSING`` says how
+to install it) the benchmark says so and measures nothing. The benchmark is rendered and embedded on first use, as
 for ``segments`` (about 5 minutes on 2 cores).
 """
 
@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 MISSING = (
-    "scenedetect is not installed (pip install scenedetect opencv-python-headless): "
-    "the library arm of the scene boundaries is skipped"
+    "scenedetect is not installed (pip install opencv-python-headless, then pip install --no-deps scenedetect: "
+    "it declares opencv-python, the GUI build of the same cv2): the library arm of the scene boundaries is skipped"
 )
 # Each detector's swept parameter and its grid, around the documented default (the installed
 # version's default is reported beside it). ThresholdDetector (fades to and from black) and the

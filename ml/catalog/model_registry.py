@@ -9,11 +9,29 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+
+# The `thresholds` table's columns, in the order its writers give them.
+THRESHOLD_COLUMNS = (
+    "version",
+    "category_id",
+    "source",
+    "threshold",
+    "precision",
+    "recall",
+    "support",
+    "lower_bound",
+    "enabled",
+    "is_visual",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)
@@ -138,3 +156,18 @@ def get_model(catalog: Catalog, name: str, version: str) -> ModelRecord:
     if not rows:
         raise ModelNotTrained(f"{name} version {version} is not registered; retrain with `vidcat backfill --train`")
     return _record(rows[0])
+
+
+def replace_thresholds(
+    con: duckdb.DuckDBPyConnection, version: str, rows: Sequence[Sequence[Any]], source: str | None = None
+) -> None:
+    """Within the caller's transaction: a model version's ``thresholds`` rows (``THRESHOLD_COLUMNS``).
+
+    ``source`` given: only that source's rows of the version are replaced (scene thresholds beside a
+    fusion version's); None: every row of the version.
+    """
+    if source is None:
+        delete_where_in(con, "thresholds", "version", [version])
+    else:
+        delete_where_in(con, "thresholds", "version", [version], "AND source = ?", [source])
+    insert_rows(con, "thresholds", list(THRESHOLD_COLUMNS), rows)

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from ml.catalog.model_registry import replace_thresholds
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 
 IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
@@ -100,24 +101,11 @@ def write_scene_thresholds(con: duckdb.DuckDBPyConnection, version: str, rows: S
     ``rows``: (category_id, threshold, precision, recall, support, lower_bound, enabled).
     """
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    delete_where_in(con, "thresholds", "version", [version], "AND source = ?", [SCENE_SOURCE])
-    insert_rows(
+    replace_thresholds(
         con,
-        "thresholds",
-        [
-            "version",
-            "category_id",
-            "source",
-            "threshold",
-            "precision",
-            "recall",
-            "support",
-            "lower_bound",
-            "enabled",
-            "is_visual",
-            "created_at",
-        ],
+        version,
         [(version, c, SCENE_SOURCE, t, p, r, n, lb, bool(on), None, now) for c, t, p, r, n, lb, on in rows],
+        source=SCENE_SOURCE,
     )
 
 

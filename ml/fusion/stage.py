@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.labels import certification_matrix
-from ml.catalog.model_registry import ModelRecord, get_model, latest_model, new_version, register_model_in
+from ml.catalog.model_registry import (
+    ModelRecord,
+    get_model,
+    latest_model,
+    new_version,
+    register_model_in,
+    replace_thresholds,
+)
 from ml.catalog.scores import ood_counts, scored_count, unplayable
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.fusion.hierarchy import build_tree, fit_backoff_model
@@ -220,25 +227,7 @@ def _write_thresholds(con, version: str, categories: list[str], model: FusionMod
         index = {c: j for j, c in enumerate(categories)}
         for node, th in zip(model.backoff.tree.nodes, model.backoff.thresholds, strict=True):
             rows.append(_threshold_row(version, node, "backoff", th, is_visual[index[node]], now))
-    delete_where_in(con, "thresholds", "version", [version])
-    insert_rows(
-        con,
-        "thresholds",
-        [
-            "version",
-            "category_id",
-            "source",
-            "threshold",
-            "precision",
-            "recall",
-            "support",
-            "lower_bound",
-            "enabled",
-            "is_visual",
-            "created_at",
-        ],
-        rows,
-    )
+    replace_thresholds(con, version, rows)
 
 
 def _threshold_row(version: str, category: str, source: str, th: Threshold, vis: bool, now) -> tuple:

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from ml.visual.network import VisualTrainConfig
 from ml.visual.synthetic import SyntheticCatalog, synthetic_catalog
 
 SYNTHETIC_DIM = 16
+# A student small enough to train on the synthetic catalogs in seconds; tests set their own epochs.
+TINY_STUDENT = VisualTrainConfig(
+    cluster_size=4,
+    groups=2,
+    hidden_size=16,
+    gating_reduction=4,
+    batch_size=16,
+    eval_batch_size=32,
+    max_epochs=4,
+    patience=10,
+    val_fraction=0.25,
+    lr=3e-3,
+    enable_progress_bar=False,
+)
 
 
 @pytest.fixture(scope="module")

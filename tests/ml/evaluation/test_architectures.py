@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from ml.evaluation.architectures import compare_architecture_ranking
 from ml.visual.model import ranking_metrics
-from ml.visual.network import VisualTrainConfig
 from ml.visual.predictor import VisualPredictor
-from tests.ml.conftest import SYNTHETIC_DIM
+from tests.ml.conftest import SYNTHETIC_DIM, TINY_STUDENT
 
 DIM = SYNTHETIC_DIM  # the shared synthetic catalog's feature size
-TINY = VisualTrainConfig(
-    cluster_size=4,
-    groups=2,
-    hidden_size=16,
-    gating_reduction=4,
-    batch_size=16,
-    eval_batch_size=32,
-    max_epochs=2,
-    patience=10,
-    val_fraction=0.25,
-    lr=3e-3,
-    enable_progress_bar=False,
-)
+TINY = dataclasses.replace(TINY_STUDENT, max_epochs=2)
 
 
 @pytest.mark.slow

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from ml.frames.embedding_store import VideoEmbeddings, iter_videos
 from ml.segments.scenes import tile
 from ml.segments.score import score_scenes
-from ml.visual.network import VisualTrainConfig
 from ml.visual.synthetic import synthetic_catalog
+from tests.ml.conftest import TINY_STUDENT
 
-TINY = VisualTrainConfig(
-    cluster_size=4,
-    groups=2,
-    hidden_size=16,
-    gating_reduction=4,
-    batch_size=16,
-    eval_batch_size=32,
-    max_epochs=1,
-    patience=10,
-    val_fraction=0.25,
-    lr=3e-3,
-    enable_progress_bar=False,
-)
+TINY = dataclasses.replace(TINY_STUDENT, max_epochs=1)
 
 
 @pytest.fixture(scope="module")

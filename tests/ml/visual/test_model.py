@@ -12,26 +12,14 @@ import torch
 from ml.visual.data import split_ids
 from ml.visual.meta import META_DIM, meta_vector
 from ml.visual.model import load_checkpoint, masked_bce, ranking_metrics
-from ml.visual.network import VisualTrainConfig, bn_momentum_for, param_count
+from ml.visual.network import bn_momentum_for, param_count
 from ml.visual.nextvlad import MeanPoolClassifier
 from ml.visual.predictor import VisualPredictor, _session
 from ml.visual.training import train_visual_model
-from tests.ml.conftest import SYNTHETIC_DIM
+from tests.ml.conftest import SYNTHETIC_DIM, TINY_STUDENT
 
 DIM = SYNTHETIC_DIM  # the shared synthetic catalog's feature size
-TINY = VisualTrainConfig(
-    cluster_size=4,
-    groups=2,
-    hidden_size=16,
-    gating_reduction=4,
-    batch_size=16,
-    eval_batch_size=32,
-    max_epochs=4,
-    patience=10,
-    val_fraction=0.25,
-    lr=3e-3,
-    enable_progress_bar=False,
-)
+TINY = TINY_STUDENT
 
 
 @pytest.fixture(scope="module")

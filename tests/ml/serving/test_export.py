@@ -66,6 +66,21 @@ def _batch(catalog):
     return b.batch_id
 
 
+def _export_killed_midway(store, catalog, batch) -> None:
+    """Export the batch on a connection that another session terminates between the two statements."""
+    import psycopg
+
+    victim = connect(store)
+    pid = victim.info.backend_pid
+
+    def kill() -> None:
+        with connect(store, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    with pytest.raises(psycopg.OperationalError):
+        export_batch(victim, batch_payload(catalog, batch), between=kill)
+
+
 def _state(dsn):
     with connect(dsn) as conn:
         return (
@@ -120,7 +135,6 @@ def test_a_rescore_wins_and_an_old_batch_rerun_changes_nothing(catalog, store):
 
 
 def test_a_connection_killed_between_the_two_statements_leaves_the_old_state(catalog, store):
-    import psycopg
 
     batch = _batch(catalog)
     _fuse(catalog, "f1", T0, CATS)
@@ -128,15 +142,7 @@ def test_a_connection_killed_between_the_two_statements_leaves_the_old_state(cat
         export_batch(conn, batch_payload(catalog, batch))
     before = _state(store)
     _fuse(catalog, "f2", T0 + dt.timedelta(hours=1), {"v1": ["641"], "v2": ["217"], "v3": [], "v4": []})
-    victim = connect(store)
-    pid = victim.info.backend_pid
-
-    def kill() -> None:
-        with connect(store, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-    with pytest.raises(psycopg.OperationalError):
-        export_batch(victim, batch_payload(catalog, batch), between=kill)
+    _export_killed_midway(store, catalog, batch)
     assert _state(store) == before  # the upsert of the killed transaction never landed
     with connect(store) as conn:
         assert export_batch(conn, batch_payload(catalog, batch)).updated == 4  # re-running the partition redoes it
@@ -215,7 +221,6 @@ def _segments(dsn):
 
 
 def test_scenes_go_with_the_categories_in_one_transaction(catalog, store):
-    import psycopg
 
     batch = _batch(catalog)
     _fuse(catalog, "f1", T0, CATS)
@@ -239,15 +244,7 @@ def test_scenes_go_with_the_categories_in_one_transaction(catalog, store):
     # A new classification with new scenes: a killed connection leaves the old scenes with the old categories.
     _fuse(catalog, "f2", T0 + dt.timedelta(hours=1), CATS)
     _segment(catalog, "m2", T0 + dt.timedelta(hours=1), {"v1": [(0, 30, ["533"])]})
-    victim = connect(store)
-    pid = victim.info.backend_pid
-
-    def kill() -> None:
-        with connect(store, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-    with pytest.raises(psycopg.OperationalError):
-        export_batch(victim, batch_payload(catalog, batch), between=kill)
+    _export_killed_midway(store, catalog, batch)
     assert _segments(store) == before
     with connect(store) as conn:
         export_batch(conn, batch_payload(catalog, batch))

@@ -32,9 +32,11 @@ from ml.catalog.segments import replace_batch_segments
 from ml.catalog.store import Catalog
 from ml.segments.breaks import ad_breaks
 from ml.segments.certification import NO_THRESHOLD, SceneThresholds, current_scene_thresholds
+from ml.segments.certify import scene_categories
 from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, detect_scenes
-from ml.segments.scenes import Scene, check_tiling
+from ml.segments.scenes import Scene
 from ml.segments.score import score_scenes
+from ml.thresholds import threshold_vector
 
 STAGE = "segments"
 OUT_OF_DISTRIBUTION = "out_of_distribution: the student abstains on these frames"
@@ -87,19 +89,16 @@ def segment_video(
 ) -> VideoSegments:
     """Scenes of one video from its stored frame embeddings, scored and thresholded; raises if it cannot."""
     scenes = detect_scenes(timestamps, embeddings, duration_s, params, fps)
-    check_tiling(scenes, scenes[-1].end_s, len(timestamps))
     scores = score_scenes(predictor, embeddings, scenes, meta)
     cats = list(predictor.categories)
     if thresholds is not None and thresholds.categories != cats:
         raise ValueError(f"scene thresholds {thresholds.version} are over other categories than the student's")
-    cut = (
-        np.array([t.threshold if t.enabled and t.threshold is not None else np.inf for t in thresholds.thresholds])
-        if thresholds is not None
-        else np.full(len(cats), np.inf)
-    )
+    cut = threshold_vector(thresholds.thresholds) if thresholds is not None else np.full(len(cats), np.inf)
+    named = scene_categories(scores, thresholds.thresholds, cats) if thresholds is not None else []
+    col = {c: j for j, c in enumerate(cats)}
     given: list[list[tuple[str, float]]] = []
     abstained: list[str | None] = []
-    for scene, row in zip(scenes, scores, strict=True):
+    for k, (scene, row) in enumerate(zip(scenes, scores, strict=True)):
         why = None
         if thresholds is None or not thresholds.certified:
             why = NO_THRESHOLD
@@ -107,9 +106,7 @@ def segment_video(
             why = OUT_OF_DISTRIBUTION
         elif scene.n_frames == 0 or not np.isfinite(row).any():
             why = NO_FRAMES
-        with np.errstate(invalid="ignore"):
-            fired = [] if why else list(np.flatnonzero(row >= cut))
-        given.append([(cats[j], float(row[j])) for j in sorted(fired, key=lambda j: -row[j])])
+        given.append([] if why else [(c, float(row[col[c]])) for c in named[k]])
         abstained.append(why)
     breaks = ad_breaks(scenes, [[c for c, _ in g] for g in given])
     top = [

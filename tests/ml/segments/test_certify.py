@@ -33,8 +33,9 @@ def test_certification_is_the_video_policy_on_scenes():
     assert not fired[:, 2].any()
     assert fired[:, 0].tolist() == (scores[:, 0] >= got[0].threshold).tolist()
     names = scene_categories(scores[:5], got, ["a", "b", "c"])
-    for row, cats in zip(fired[:5], names, strict=True):
+    for row, s, cats in zip(fired[:5], scores[:5], names, strict=True):
         assert sorted(cats) == sorted(c for c, f in zip("abc", row, strict=True) if f)
+        assert [s["abc".index(c)] for c in cats] == sorted((s["abc".index(c)] for c in cats), reverse=True)
 
 
 def test_unscored_scenes_are_not_judgements():

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ml.catalog.store import Catalog
+from ml.catalog.store import IN_LIST, Catalog
 
 # A list parameter bound once: `WHERE x IN (...)` over any number of batches without building SQL per call.
-IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
 def count_videos(catalog: Catalog) -> int:

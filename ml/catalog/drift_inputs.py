@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ml.catalog.store import Catalog
-
-IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
+from ml.catalog.store import IN_LIST, Catalog
 
 
 def text_facts(catalog: Catalog, video_ids: Sequence[str], text_version: str | None) -> Any:  # -> DataFrame

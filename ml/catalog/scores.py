@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ml.catalog.store import Catalog
+from ml.catalog.store import IN_LIST, Catalog
 
 SCORE_TABLES = ("text_predictions", "visual_predictions")
-IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
 def score_rows(catalog: Catalog, table: str, model_version: str, video_ids: Sequence[str]) -> list[tuple[str, Any]]:

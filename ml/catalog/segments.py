@@ -16,9 +16,8 @@ from typing import Any
 import duckdb
 
 from ml.catalog.model_registry import replace_thresholds
-from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.catalog.store import IN_LIST, Catalog, delete_where_in, insert_rows
 
-IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 SCENE_SOURCE = "scene"
 SEGMENT_COLUMNS = (
     "video_id",

@@ -28,6 +28,8 @@ from typing import Any
 import duckdb
 
 LOCK_RETRY_S = 60.0
+# `column IN_LIST` with one parameter, a list of ids: a whole id list in one bound array.
+IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
 class CatalogLockedError(RuntimeError):

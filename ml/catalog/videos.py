@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ml.catalog.store import Catalog
+from ml.catalog.store import IN_LIST, Catalog
 
-IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 VIDEO_TEXT_COLUMNS = ("video_id", "title", "description", "tags", "language")
 EDITOR_COVERED = "video_id IN (SELECT video_id FROM label_coverage WHERE label_set = 'editor')"
 

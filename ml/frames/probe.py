@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ml.frames.errors import (
     CorruptFile,
@@ -29,6 +30,7 @@ from ml.frames.errors import (
 )
 
 PROBE_TIMEOUT_S = 30.0
+FIRST_FRAME_PACKETS = 600  # packets decoded, at most, before a stream that yields no frame is corrupt
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,11 @@ def probe(
         audio = container.streams.audio[0] if container.streams.audio else None
         tb = stream.time_base or Fraction(1, 1000)
 
+        ctx.thread_count = 1  # one frame is decoded: decoder threads would only cost their start
         pts_list: list[int] = []
         last_duration = 0
         n_packets = 0
+        first: tuple[int, str | None, int, int] | None = None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -103,6 +107,8 @@ def probe(
                 if packet.pts is not None:
                     pts_list.append(packet.pts)
                     last_duration = packet.duration or last_duration
+                if first is None:
+                    first = _first_frame(path, packet, n_packets)
                 if (n_packets & 0xFF) == 0 and time.monotonic() > deadline:
                     raise DecodeTimeout(f"probing {path.name} took over {timeout_s:.0f}s; file is suspect")
         except av.error.FFmpegError as exc:
@@ -111,10 +117,12 @@ def probe(
             # A damaged tail is common (truncated upload); the frames before it are usable.
         if n_packets == 0:
             raise CorruptFile(f"{path.name} has a video stream but no video packets")
+        if first is None:
+            raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
 
         duration_s, duration_source = _duration(container, stream, pts_list, last_duration, tb)
         fps, vfr = _rate(stream, pts_list, tb)
-        rotation, pix_fmt, first_w, first_h = _first_frame(path, timeout_s)
+        rotation, pix_fmt, first_w, first_h = first
         return ProbeResult(
             container=container.format.name,
             video_codec=ctx.name,
@@ -187,24 +195,27 @@ def _rate(stream, pts_list: list[int], tb: Fraction) -> tuple[float | None, bool
     return fps, vfr
 
 
-def _first_frame(path: Path, timeout_s: float, max_packets: int = 600) -> tuple[int, str | None, int, int]:
-    """Decode one frame: the proof that the codec is supported and the stream starts clean."""
+def _first_frame(
+    path: Path, packet: Any, n_packets: int, max_packets: int = FIRST_FRAME_PACKETS
+) -> tuple[int, str | None, int, int] | None:
+    """Decode the stream's packets until one frame comes out: the proof that the codec is supported and
+    the stream starts clean. Returns (rotation, pix_fmt, width, height), or None while none has yet.
+
+    Done in the probe's one demux pass (a second open and demux of the same file cost a third of the
+    probe). A decode error is the file's, not its tail's: the first frame must decode.
+    """
     import av
 
-    with av.open(str(path), metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        deadline = time.monotonic() + timeout_s
-        try:
-            for n, packet in enumerate(container.demux(stream)):
-                for frame in packet.decode():
-                    return int(frame.rotation or 0), frame.format.name, frame.width, frame.height
-                if n >= max_packets or time.monotonic() > deadline:
-                    break
-        except av.error.DecoderNotFoundError as exc:
-            raise UnsupportedCodec(f"no FFmpeg decoder for {path.name}'s video codec: {exc}") from exc
-        except av.error.FFmpegError as exc:
-            raise CorruptFile(f"the first video frame of {path.name} does not decode: {exc}") from exc
-    raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
+    try:
+        for frame in packet.decode():
+            return int(frame.rotation or 0), frame.format.name, frame.width, frame.height
+    except av.error.DecoderNotFoundError as exc:
+        raise UnsupportedCodec(f"no FFmpeg decoder for {path.name}'s video codec: {exc}") from exc
+    except av.error.FFmpegError as exc:
+        raise CorruptFile(f"the first video frame of {path.name} does not decode: {exc}") from exc
+    if n_packets >= max_packets:
+        raise CorruptFile(f"{path.name}: the video stream yields no decodable frame in its first packets")
+    return None
 
 
 def probe_job(path: str, options) -> ProbeResult:

@@ -552,11 +552,14 @@ def _local_storage(instance: dg.DagsterInstance, dagster_home: Path) -> bool:
 
 
 @contextlib.contextmanager
-def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None]) -> Iterator[None]:
-    """A `dagster-daemon` for the duration, unless one is already serving this instance."""
+def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None]) -> Iterator[bool]:
+    """A `dagster-daemon` for the duration, unless one is already serving this instance.
+
+    Yields whether it started one (then stopped on exit: what it must record, it records before).
+    """
     if daemon_running(instance, settings.dagster_home):
         log("using the dagster-daemon already running for this instance")
-        yield
+        yield False
         return
     log_path = settings.dagster_home / "daemon.log"
     env = settings.child_env()
@@ -572,7 +575,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
         )
     log(f"started dagster-daemon (pid {proc.pid}, log {log_path})")
     try:
-        yield
+        yield True
     finally:
         stop_process_group(proc)
 
@@ -593,20 +596,62 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
         proc.wait()
 
 
+def runs_did_the_work(instance: dg.DagsterInstance, backfill, runs: Sequence) -> bool:
+    """Whether the backfill's runs all succeeded and, between them, materialized everything it targets.
+
+    The daemon marks such a backfill completed at its next loop, up to 30 s later (the loop's period is
+    fixed in Dagster); nothing is left for it to launch or retry, so a caller whose daemon outlives it
+    need not wait for that mark. A run without an asset selection, or a target no run covered, says no.
+    """
+    from orchestration.dagster_private import BulkActionStatus
+
+    data = getattr(backfill, "asset_backfill_data", None)
+    if backfill is None or data is None or backfill.status != BulkActionStatus.REQUESTED or not runs:
+        return False
+    if any(r.status != dg.DagsterRunStatus.SUCCESS or r.asset_selection is None for r in runs):
+        return False
+    ordered = all_partitions(instance)
+    covered: dict[dg.AssetKey, set[str]] = {}
+    for run in runs:
+        batches = set(run_batches(run, ordered))
+        for key in run.asset_selection:
+            covered.setdefault(key, set()).update(batches)
+    target = data.target_subset
+    if any(key not in covered for key in target.non_partitioned_asset_keys):
+        return False
+    return all(
+        set(subset.get_partition_keys()) <= covered.get(key, set())
+        for key, subset in target.partitions_subsets_by_asset_key.items()
+    )
+
+
 def wait_for_backfill(
     instance: dg.DagsterInstance,
     backfill_id: str,
     timeout_s: float,
     progress: Callable[[str], None] | None = None,
     poll_s: float = 2.0,
+    runs_suffice: bool = False,
 ) -> str:
-    """Block until the backfill ends; returns its final status name."""
+    """Block until the backfill ends; returns its final status name.
+
+    ``runs_suffice``: return COMPLETED_SUCCESS as soon as its runs have done all of its work
+    (`runs_did_the_work`), before the daemon's next loop records it; only for a daemon that stays up
+    after the caller returns (one this caller started and is about to stop must record it first).
+    """
     deadline = time.monotonic() + timeout_s
     last = ""
     while True:
         backfill = instance.get_backfill(backfill_id)
         status = backfill.status.value if backfill else "MISSING"
         runs = instance.get_runs(filters=dg.RunsFilter.for_backfill(backfill_id))
+        if runs_suffice and runs_did_the_work(instance, backfill, runs):
+            if progress:
+                progress(
+                    f"backfill {backfill_id}: its {len(runs)} run(s) succeeded and materialized all it targets; "
+                    "the daemon records it completed at its next loop"
+                )
+            return "COMPLETED_SUCCESS"
         counts: dict[str, int] = {}
         for r in runs:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1

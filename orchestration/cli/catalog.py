@@ -389,8 +389,9 @@ def cmd_backfill(args) -> int:
                 settings, catalog, train=args.train, rescore=args.rescore, include=include, daemon_alive=alive
             )
             waits = [b for b in [launch.backfill_id, *launch.pending] if b]
+            started_daemon = False
             if args.wait and waits:
-                stack.enter_context(running_daemon(settings, instance, log))
+                started_daemon = stack.enter_context(running_daemon(settings, instance, log))
         result = {
             "backfill_id": launch.backfill_id,
             "new_batches": len(launch.new_batches),
@@ -430,7 +431,16 @@ def cmd_backfill(args) -> int:
                 f"{result['videos_batched']} new video(s), assets: {', '.join(launch.assets)}"
             )
         if args.wait:
-            outcome = wait_until_finished(settings, catalog, instance, waits, set(launch.partitions), args.timeout, log)
+            outcome = wait_until_finished(
+                settings,
+                catalog,
+                instance,
+                waits,
+                set(launch.partitions),
+                args.timeout,
+                log,
+                runs_suffice=not started_daemon,
+            )
             result["status"] = (
                 outcome["statuses"].get(launch.backfill_id) if launch.backfill_id else outcome["statuses"]
             )
@@ -450,10 +460,21 @@ def cmd_backfill(args) -> int:
     return 0
 
 
-def wait_until_finished(settings, catalog, instance, waits: list[str], partitions: set[str], timeout_s: float, log):
+def wait_until_finished(
+    settings,
+    catalog,
+    instance,
+    waits: list[str],
+    partitions: set[str],
+    timeout_s: float,
+    log,
+    runs_suffice: bool = False,
+):
     """Wait for ``waits`` and then for what finishes their work: a backfill that took over their batches (after
     a crash, another command's), or one re-launch of the batches they left unfinished (their runs failed and
     no automatic retry made them good). Returns the statuses, failed and retried runs, what is still unfinished.
+    ``runs_suffice``: the daemon outlives this command, so a backfill whose runs did all its work is done
+    without waiting for the daemon's next loop to record it (`wait_for_backfill`).
     """
     from orchestration.backfill import (
         busy_batches,
@@ -477,7 +498,9 @@ def wait_until_finished(settings, catalog, instance, waits: list[str], partition
         backfill_id = queue.pop(0)
         left = max(1.0, deadline - time.monotonic())
         try:
-            statuses[backfill_id] = wait_for_backfill(instance, backfill_id, left, progress=log)
+            statuses[backfill_id] = wait_for_backfill(
+                instance, backfill_id, left, progress=log, runs_suffice=runs_suffice
+            )
         except TimeoutError as exc:
             raise CommandError(
                 f"{exc}; the backfill goes on in the daemon: wait again with a longer --timeout "

@@ -101,8 +101,10 @@ def cmd_demo(args) -> int:
             f"videos through {len(launch.assets)} assets"
         )
         instance = get_instance(settings)
-        with running_daemon(settings, instance, print):
-            status = wait_for_backfill(instance, launch.backfill_id, args.timeout, progress=print)
+        with running_daemon(settings, instance, print) as started_daemon:
+            status = wait_for_backfill(
+                instance, launch.backfill_id, args.timeout, progress=print, runs_suffice=not started_daemon
+            )
         failed = run_failures(instance, launch.backfill_id)
         print(f"backfill {status}; failed runs: {len(failed)}")
         if failed:

@@ -136,3 +136,74 @@ def test_a_restart_resumes_what_the_stopped_daemon_left(settings, catalog):
     done = instance.get_backfill(resumed.backfill_id)
     instance.update_backfill(done.with_status(BulkActionStatus.COMPLETED_SUCCESS))
     assert resume_after_crash(settings, catalog, instance, said.append) is None
+
+
+def test_a_backfill_is_done_once_its_runs_succeeded_over_everything_it_targets(settings, catalog):
+    """What lets `vidcat backfill --wait` return before the daemon's next loop records the end: every run
+    of the backfill succeeded, and between them they materialized each asset of it in each batch."""
+    import pytest
+    from dagster import AssetKey, DagsterRun, DagsterRunStatus
+
+    from orchestration.backfill import runs_did_the_work, wait_for_backfill
+
+    registry_rows(catalog, 12)
+    launch = launch_backfill(settings, catalog)
+    b1, b2, b3 = launch.partitions
+    instance = get_instance(settings)
+    keys = frozenset(AssetKey.from_user_string(a) for a in launch.assets)
+
+    def add(status: str, tags: dict[str, str], selection=keys) -> None:
+        run = DagsterRun(
+            job_name="__ASSET_JOB",
+            status=DagsterRunStatus(status),
+            tags={"dagster/backfill": launch.backfill_id, **tags},
+            asset_selection=selection,
+        )
+        instance.add_run(run)
+
+    def done() -> bool:
+        backfill = instance.get_backfill(launch.backfill_id)
+        return runs_did_the_work(instance, backfill, instance.get_runs(filters=_for(launch.backfill_id)))
+
+    assert not done()  # no run yet
+    add("SUCCESS", {"dagster/asset_partition_range_start": b1, "dagster/asset_partition_range_end": b2})
+    assert not done()  # b3 not covered
+    add("SUCCESS", {"dagster/partition": b3}, selection=frozenset(list(keys)[:1]))
+    assert not done()  # b3 covered for one asset only
+    add("STARTED", {"dagster/partition": b3})
+    assert not done()  # a run still going
+    with pytest.raises(TimeoutError):
+        wait_for_backfill(instance, launch.backfill_id, 0.2, poll_s=0.05, runs_suffice=True)
+    going = next(r for r in instance.get_runs(filters=_for(launch.backfill_id)) if r.status.value == "STARTED")
+    instance.report_run_failed(going)
+    assert not done()  # a failed run: the daemon may retry it, and its record is the end
+    instance.delete_run(going.run_id)  # as if it had never been: the last run below succeeds
+    add("SUCCESS", {"dagster/partition": b3})
+    assert done()
+    assert wait_for_backfill(instance, launch.backfill_id, 5.0, poll_s=0.05, runs_suffice=True) == "COMPLETED_SUCCESS"
+    with pytest.raises(TimeoutError):  # a daemon this command stops must record the end itself first
+        wait_for_backfill(instance, launch.backfill_id, 0.2, poll_s=0.05, runs_suffice=False)
+
+    # A training backfill targets the unpartitioned assets (models, thresholds) too.
+    retrain = launch_backfill(settings, catalog, train=True)
+    everything = frozenset(AssetKey.from_user_string(a) for a in retrain.assets)
+    batch_keys = frozenset(k for k in everything if k in keys)
+    run = DagsterRun(
+        job_name="__ASSET_JOB",
+        status=DagsterRunStatus.SUCCESS,
+        tags={
+            "dagster/backfill": retrain.backfill_id,
+            "dagster/asset_partition_range_start": b1,
+            "dagster/asset_partition_range_end": b3,
+        },
+        asset_selection=batch_keys,
+    )
+    instance.add_run(run)
+    backfill = instance.get_backfill(retrain.backfill_id)
+    assert not runs_did_the_work(instance, backfill, instance.get_runs(filters=_for(retrain.backfill_id)))
+
+
+def _for(backfill_id: str):
+    from dagster import RunsFilter
+
+    return RunsFilter.for_backfill(backfill_id)

@@ -28,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ml.cores import available_cores
+
 ONNX_OPSET = 17
 # Bump when the exported computation changes (normalisation, pooling, input layout): a cached export
 # with another revision is redone, since the file name only keys the weights.
@@ -252,16 +254,12 @@ def _session(path: str | Path, threads: int | None = None, spinning: bool = True
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or _cores()
+    so.intra_op_num_threads = threads or available_cores()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     if not spinning:  # idle intra-op threads sleep instead of spinning: decoders beside us get the CPU
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class OnnxEncoder:

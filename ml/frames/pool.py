@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ml.cores import available_cores
 from ml.frames.errors import DecoderCrashed, DecodeTimeout, VideoError, error_from_name
 
 K = TypeVar("K")
@@ -69,7 +70,7 @@ class WorkerPool:
     ):
         import multiprocessing
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = available_cores()
         self.workers = max(1, workers or cores)
         opts = options
         if opts.threads == 0:

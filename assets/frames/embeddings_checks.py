@@ -12,7 +12,7 @@ from assets.core.partitions import video_batches
 from assets.core.resources import VidcatResource
 from assets.frames.frame_embeddings import frame_embeddings
 from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
-from ml.catalog.check_inputs import probed_durations
+from ml.catalog.videos import probed_durations_of_batches
 from ml.frames.embedding_store import iter_videos, shard_path
 
 
@@ -26,7 +26,7 @@ def embedding_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidca
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
     shards = [p for b in batch_ids if (p := shard_path(settings.embeddings_dir, settings.image_encoder, b)).exists()]
-    durations = probed_durations(catalog, batch_ids)
+    durations = probed_durations_of_batches(catalog, batch_ids)
     df = summarize_embeddings(iter_videos(shards), durations)
     outcome = validate_frame_embeddings(
         df, dim=get_spec(settings.image_encoder).dim, fps=settings.fps, max_frames=settings.max_frames

@@ -48,17 +48,6 @@ def failure_count(catalog: Catalog, batch_ids: Sequence[str], stage: str) -> int
     )
 
 
-def probed_durations(catalog: Catalog, batch_ids: Sequence[str]) -> dict[str, float | None]:
-    """video_id -> probed duration (s) of the batches' members: bounds on their frame counts."""
-    return dict(
-        catalog.query(
-            f"SELECT p.video_id, p.duration_s FROM video_probe p JOIN batch_members m USING (video_id) "
-            f"WHERE m.batch_id {IN_LIST}",
-            [list(batch_ids)],
-        )
-    )
-
-
 def prediction_rows(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> Any:  # -> DataFrame
     return catalog.query_df(
         f"SELECT * FROM predictions WHERE batch_id {IN_LIST} AND model_version = ?",

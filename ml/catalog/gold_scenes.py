@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from ml.catalog.store import IN_LIST, Catalog, delete_where_in, insert_rows
+from ml.catalog.store import Catalog, delete_where_in, insert_rows
 
 # How far a range may end past the probed duration: one sampling step at 1 fps (a container's duration
 # and the last frame's time differ by up to a frame interval).
@@ -114,15 +114,6 @@ def validate_scene_ranges(
             )
         out.append((s, e, rolled))
     return out
-
-
-def probed_durations(catalog: Catalog, video_ids: Sequence[str]) -> dict[str, float]:
-    """video_id -> probed duration (s) of those of ``video_ids`` that have one."""
-    rows = catalog.query(
-        f"SELECT video_id, duration_s FROM video_probe WHERE duration_s IS NOT NULL AND video_id {IN_LIST}",
-        [list(video_ids)],
-    )
-    return {r[0]: float(r[1]) for r in rows}
 
 
 def replace_scene_ranges(

@@ -23,11 +23,11 @@ from typing import Any
 from ml.catalog.gold_scenes import (
     SceneRangeError,
     parse_scene_ranges,
-    probed_durations,
     replace_scene_ranges,
     validate_scene_ranges,
 )
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.catalog.videos import probed_durations
 from ml.taxonomy import WorkingSet
 
 LABEL_SETS = ("editor", "gold")

@@ -1,8 +1,9 @@
 """The registry's rows as the stages read them: a video's text, the facts its metadata vector is built
-from, its file, and which videos are registered at all.
+from, its probed duration, its file, and which videos are registered at all.
 
 The text teacher, the label-budget evaluation and `vidcat explain` read the same text fields; the
-visual student and `vidcat explain` the same container facts. One reading each, next to the schema.
+visual student and `vidcat explain` the same container facts; gold scene import, scene certification,
+the scene stage and the embeddings check the same probed durations. One reading each, next to the schema.
 """
 
 from __future__ import annotations
@@ -63,6 +64,25 @@ def video_facts(catalog: Catalog, video_ids: Sequence[str] | None = None) -> lis
     if video_ids is None:
         return catalog.query(VIDEO_FACTS_QUERY)
     return catalog.query(VIDEO_FACTS_QUERY + f" WHERE v.video_id {IN_LIST}", [list(video_ids)])
+
+
+# Only durations the probe measured: a video without one has no bound on its frames or ranges.
+PROBED_DURATIONS_QUERY = "SELECT video_id, duration_s FROM video_probe WHERE duration_s IS NOT NULL"
+
+
+def probed_durations(catalog: Catalog, video_ids: Sequence[str]) -> dict[str, float]:
+    """video_id -> probed duration (s) of those of ``video_ids`` that have one."""
+    rows = catalog.query(PROBED_DURATIONS_QUERY + f" AND video_id {IN_LIST}", [list(video_ids)])
+    return {r[0]: float(r[1]) for r in rows}
+
+
+def probed_durations_of_batches(catalog: Catalog, batch_ids: Sequence[str]) -> dict[str, float]:
+    """video_id -> probed duration (s) of the batches' members that have one: bounds on their frame counts."""
+    rows = catalog.query(
+        PROBED_DURATIONS_QUERY + f" AND video_id IN (SELECT video_id FROM batch_members WHERE batch_id {IN_LIST})",
+        [list(batch_ids)],
+    )
+    return {r[0]: float(r[1]) for r in rows}
 
 
 def video_uri(catalog: Catalog, video_id: str) -> str | None:

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.batching import batches_of
-from ml.catalog.gold_scenes import probed_durations, scene_ranges
+from ml.catalog.gold_scenes import scene_ranges
 from ml.catalog.holdout import locked_test_ids
 from ml.catalog.labels import editor_labelled
 from ml.catalog.model_registry import ModelRecord, latest_model, new_version, register_model_in
 from ml.catalog.segments import write_scene_thresholds
 from ml.catalog.store import Catalog
+from ml.catalog.videos import probed_durations
 from ml.segments.certify import certify_scene_thresholds, scene_truth
 from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, detect_scenes
 from ml.segments.score import score_scenes

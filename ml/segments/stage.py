@@ -28,11 +28,11 @@ import numpy as np
 
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.failures import Failure, record_stage_outcome
-from ml.catalog.gold_scenes import probed_durations
 from ml.catalog.model_registry import ModelRecord
 from ml.catalog.scores import ood_rows
 from ml.catalog.segments import replace_batch_segments
 from ml.catalog.store import Catalog
+from ml.catalog.videos import probed_durations
 from ml.cores import available_cores
 from ml.segments.breaks import ad_breaks
 from ml.segments.certification import NO_THRESHOLD, SceneThresholds, current_scene_thresholds

@@ -37,7 +37,6 @@ def test_batch_reads_cover_only_the_batches_asked_for(catalog):
     assert list(check_inputs.probe_rows(catalog, first)["video_id"]) == ["v1", "v2"]
     assert check_inputs.failure_count(catalog, first, stage="probe") == 1
     assert check_inputs.failure_count(catalog, ["b00000002"], stage="probe") == 0
-    assert check_inputs.probed_durations(catalog, first) == {"v1": 10.0, "v2": 12.5}
 
 
 def test_registry_reads_count_all_and_return_the_newest(catalog):

@@ -1,11 +1,20 @@
-"""The registry's rows the stages read: text fields in registration order, facts with or without a probe."""
+"""The registry's rows the stages read: text fields in registration order, facts with or without a probe,
+probed durations by video or by batch."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from ml.catalog.batching import create_batches
 from ml.catalog.store import insert_rows
-from ml.catalog.videos import registered_ids, video_facts, video_rows, video_uri
+from ml.catalog.videos import (
+    probed_durations,
+    probed_durations_of_batches,
+    registered_ids,
+    video_facts,
+    video_rows,
+    video_uri,
+)
 from tests.conftest import registry_rows
 
 
@@ -42,3 +51,26 @@ def test_uri_and_registered_ids(catalog):
     assert video_uri(catalog, "v2") == "/m/v2.mp4"
     assert video_uri(catalog, "nope") is None
     assert registered_ids(catalog) == {"v1", "v2"}
+
+
+def test_probed_durations_by_video_and_by_batch_leave_out_unmeasured_videos(catalog):
+    registry_rows(catalog, 6)
+    create_batches(catalog, 3, "backfill", close_partial=True)  # b00000001: v1-v3, b00000002: v4-v6
+    now = dt.datetime(2024, 1, 1)
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "video_probe",
+            ["video_id", "batch_id", "duration_s", "probed_at"],
+            [
+                ("v1", "b00000001", 10.0, now),
+                ("v2", "b00000001", 12.5, now),
+                ("v3", "b00000001", None, now),
+                ("v4", "b00000002", 3.0, now),
+            ],
+        )
+    assert probed_durations_of_batches(catalog, ["b00000001"]) == {"v1": 10.0, "v2": 12.5}
+    assert probed_durations_of_batches(catalog, ["b00000001", "b00000002"]) == {"v1": 10.0, "v2": 12.5, "v4": 3.0}
+    assert probed_durations_of_batches(catalog, []) == {}
+    assert probed_durations(catalog, ["v2", "v3", "v4", "v5", "nope"]) == {"v2": 12.5, "v4": 3.0}
+    assert probed_durations(catalog, []) == {}

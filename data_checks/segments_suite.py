@@ -19,10 +19,10 @@ from typing import Any
 
 from data_checks.gx_runner import run_suite
 from data_checks.outcome import CheckOutcome
+from ml.catalog.videos import DURATION_SLACK_S
 
 SUITE = "segment_predictions"
 TOLERANCE_S = 1e-6
-DURATION_SLACK_S = 1.0  # one sampling step at 1 fps
 
 
 def tiling_columns(df: Any, tolerance: float = TOLERANCE_S, slack_s: float = DURATION_SLACK_S) -> Any:

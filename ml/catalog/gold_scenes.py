@@ -26,10 +26,8 @@ from typing import Any
 import duckdb
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.catalog.videos import DURATION_SLACK_S
 
-# How far a range may end past the probed duration: one sampling step at 1 fps (a container's duration
-# and the last frame's time differ by up to a frame interval).
-DURATION_SLACK_S = 1.0
 CSV_ENTRY = re.compile(r"^\s*([0-9.eE+-]+)\s*-\s*([0-9.eE+-]+)\s*=\s*(\S+)\s*$")
 TimeRange = tuple[float, float, str]
 

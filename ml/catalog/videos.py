@@ -66,6 +66,9 @@ def video_facts(catalog: Catalog, video_ids: Sequence[str] | None = None) -> lis
     return catalog.query(VIDEO_FACTS_QUERY + f" WHERE v.video_id {IN_LIST}", [list(video_ids)])
 
 
+# How far a time (a gold range's end, a scene's end) may lie past the probed duration: one sampling step
+# at 1 fps (a container's duration and the last frame's time differ by up to a frame interval).
+DURATION_SLACK_S = 1.0
 # Only durations the probe measured: a video without one has no bound on its frames or ranges.
 PROBED_DURATIONS_QUERY = "SELECT video_id, duration_s FROM video_probe WHERE duration_s IS NOT NULL"
 

@@ -392,22 +392,15 @@ def evaluate_segments(
 def _video_level(fusion: Any, student_categories: Sequence[str], scores: np.ndarray) -> np.ndarray:
     """Bool ``(V, C)`` over the student's categories: the catalog's certified video-level visual decisions.
 
-    The fusion model's visual thresholds (on its calibrated student scores), gated by its visual flag, as
-    fusion applies them to frames alone.
+    Fusion's own frames-alone rule (``FusionModel.visual_fired``), so the baseline is what fusion would
+    say of the video from its frames; categories fusion does not know never fire.
     """
-    from ml.thresholds import threshold_vector
-
-    model = fusion.model
     col = {c: j for j, c in enumerate(fusion.categories)}
     idx = np.array([col.get(c, -1) for c in student_categories])
-    cut = threshold_vector(model.visual_thresholds)
-    visual = np.asarray(model.is_visual, dtype=bool) if model.is_visual else np.ones(len(cut), bool)
     full = np.full((len(scores), len(fusion.categories)), np.nan)
     known = idx >= 0
     full[:, idx[known]] = scores[:, known]
-    calibrated = model.calibrate_visual(full)
-    with np.errstate(invalid="ignore"):
-        fired = (calibrated >= cut[None, :]) & visual[None, :]
+    fired = fusion.model.visual_fired(full)
     out = np.zeros((len(scores), len(student_categories)), bool)
     out[:, known] = fired[:, idx[known]]
     return out

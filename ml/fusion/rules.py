@@ -100,6 +100,19 @@ class FusionModel:
         with np.errstate(invalid="ignore"):
             return np.where(np.isfinite(visual), 1 / (1 + np.exp(-(a * _logit(np.nan_to_num(visual)) + b))), np.nan)
 
+    def visual_fired(self, visual: np.ndarray) -> np.ndarray:
+        """Bool (n, C): frames alone give the category (raw student scores in, NaN where none).
+
+        The calibrated score passes the visual threshold, and the thresholds stage found the category
+        visual (frames alone never give one it did not). One rule for fusion's visual source and for
+        anything that judges a video on its frames alone, e.g. the copied-video baseline of
+        `vidcat eval-segments`.
+        """
+        fired = _ge(self.calibrate_visual(visual), threshold_vector(self.visual_thresholds))
+        if self.is_visual:
+            fired &= np.asarray(self.is_visual, dtype=bool)[None, :]
+        return fired
+
     def fused_score(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
         v = self.calibrate_visual(visual)
         if self.rule in ("text", "visual", "union", "max"):
@@ -111,12 +124,8 @@ class FusionModel:
         return _stack_predict(self.stackers, _features(text, v, text_chars, np.asarray(self.impute)))
 
     def decide(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> Decisions:
-        t_thr = threshold_vector(self.text_thresholds)
-        v_thr = threshold_vector(self.visual_thresholds)
         v = self.calibrate_visual(visual)
-        text_fired, visual_fired = _ge(text, t_thr), _ge(v, v_thr)
-        if self.is_visual:  # frames alone never give a category the thresholds stage found not visual
-            visual_fired &= np.asarray(self.is_visual, dtype=bool)[None, :]
+        text_fired, visual_fired = _ge(text, threshold_vector(self.text_thresholds)), self.visual_fired(visual)
         score = self.fused_score(text, visual, text_chars)
         if self.rule == "text":
             emitted = text_fired.copy()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from ml.evaluation.segments import (
+    _video_level,
     boundary_scores,
     match_boundaries,
     micro_scores,
@@ -15,7 +17,9 @@ from ml.evaluation.segments import (
     second_truth,
     segment_map,
 )
+from ml.fusion.rules import FusionModel
 from ml.segments.scenes import tile
+from ml.thresholds import Threshold
 
 
 def test_boundaries_match_one_to_one_within_the_tolerance():
@@ -60,3 +64,23 @@ def test_segment_map_ranks_every_scene_per_category():
     unscored[0] = np.nan  # an unscored scene ranks last
     assert segment_map(unscored, truth)["map"] < 1.0
     assert segment_map(perfect, np.zeros_like(truth))["categories"] == 0
+
+
+def test_the_video_copied_baseline_is_fusions_frames_alone_decision_on_the_students_categories():
+    def th(t: float | None) -> Threshold:
+        return Threshold(t, None, None, 0, 0, 0, None, enabled=t is not None, reason="" if t else "too few gold")
+
+    model = FusionModel(
+        rule="union",
+        text_thresholds=[th(0.5)] * 3,
+        visual_thresholds=[th(0.6), th(0.6), th(None)],
+        is_visual=[True, False, True],
+    )
+    fusion = SimpleNamespace(categories=["a", "b", "c"], model=model)
+    # The student's columns in its own order, one category fusion does not know ("z").
+    scores = np.array([[0.9, 0.9, 0.9, 0.9], [0.1, 0.5, 0.9, 0.2], [0.9, np.nan, 0.9, 0.9]])
+    fired = _video_level(fusion, ["c", "a", "z", "b"], scores)
+    # c: no threshold in force; b: not visual; z: unknown to fusion; a: fires at 0.9, not at 0.5 nor unscored.
+    assert fired.tolist() == [[False, True, False, False], [False] * 4, [False] * 4]
+    full = np.array([[0.9, 0.9, 0.9], [0.5, 0.2, 0.1], [np.nan, 0.9, 0.9]])  # the same scores in fusion's order
+    assert np.array_equal(fired[:, [1, 3, 0]], model.visual_fired(full))

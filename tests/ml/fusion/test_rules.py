@@ -178,3 +178,19 @@ def test_without_text_only_visual_categories_are_emitted(rule):
         (m.fused_score(with_text, strong_frames, np.full(n, 30))[:, 1] >= fused.threshold) if fused.enabled else False
     )
     assert (both.emitted[:, 1] == expected).all()
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_frames_alone_rule_is_the_visual_source_of_every_decision(rule):
+    text, visual, chars, y = synthetic(seed=7)
+    m = fit_rule(rule, text, visual, chars, y, POLICY)
+    for is_visual in ([], [True, False], [False, True]):
+        m.is_visual = is_visual
+        fired = m.visual_fired(visual)
+        assert np.array_equal(fired, m.decide(text, visual, chars).visual_fired)
+        by_hand = np.nan_to_num(m.calibrate_visual(visual), nan=-1.0) >= np.array(
+            [t.threshold if t.enabled else np.inf for t in m.visual_thresholds]
+        )
+        gate = np.asarray(is_visual or [True, True], dtype=bool)
+        assert np.array_equal(fired, by_hand & gate[None, :])
+    assert not m.visual_fired(np.full((3, 2), np.nan)).any()  # no frames, nothing said from them

@@ -13,7 +13,8 @@ same cost. This benchmark measures the library arm on the same 1 fps frames the 
    ``k - 1`` and ``k``, at the midpoint of their timestamps, as the embedding detector places its own.
 3. **Gold chooses**: each detector's threshold (a grid around its documented default) and minimum scene
    length (2, 3, 4, 6 frames: seconds at 1 fps) are swept on the gold share only; gold's best by
-   boundary F1 at +-1 s (``ml.evaluation.segments.boundary_scores``) is each detector's choice.
+   boundary F1 at +-1 s (``ml.evaluation.segments.best_boundary_settings``, as the embedding detector's
+   own sweep chooses) is each detector's choice.
 4. **Locked reports**: each detector's gold choice, and the embedding detector's ``DEFAULT_DETECTOR``
    on the stored embeddings of the same videos, with precision, recall, F1 and CPU seconds per video.
 
@@ -37,7 +38,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,20 +157,21 @@ def run_library(
 
 def sweep(
     results: dict[str, dict[str, Any]], truth: dict[str, list[float]], configs: list[Config]
-) -> dict[str, dict[str, Any]]:
-    """Each detector's best configuration by boundary F1 at +-1 s over ``results`` (gold); ties: first in grid order."""
-    from ml.evaluation.segments import boundary_scores
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Each detector's best configuration by boundary F1 at +-1 s over ``results`` (gold), and the best of
+    them; ties: first in grid order (``ml.evaluation.segments.best_boundary_settings``, as the embedding
+    detector's sweep)."""
+    from ml.evaluation.segments import best_boundary_settings
 
     ids = sorted(results)
-    best: dict[str, dict[str, Any]] = {}
-    for config in configs:
-        pred = [cut_boundaries(results[v]["cuts"][config], results[v]["timestamps"]) for v in ids]
-        s = boundary_scores(pred, [truth[v] for v in ids])
-        name = config[0]
-        if name not in best or s["f1"] > best[name]["f1"] + 1e-12:
-            best[name] = {"detector": name, "param": DETECTORS[name][0], "value": config[1],
-                          "min_scene_frames": config[2], **s}  # fmt: skip
-    return best
+
+    def candidates() -> Iterator[tuple[str, dict[str, Any], list[list[float]]]]:
+        for config in configs:
+            name, value, min_frames = config
+            setting = {"detector": name, "param": DETECTORS[name][0], "value": value, "min_scene_frames": min_frames}
+            yield name, setting, [cut_boundaries(results[v]["cuts"][config], results[v]["timestamps"]) for v in ids]
+
+    return best_boundary_settings(candidates(), [truth[v] for v in ids])
 
 
 def _rounded(s: dict[str, Any]) -> dict[str, Any]:
@@ -226,8 +228,7 @@ def run() -> dict[str, Any]:
 
     # Gold: every configuration of every detector; each detector's best; the best of them.
     gold_res = run_library(gold, options, configs, workers, f"gold sweep ({len(configs)} configurations)")
-    best = sweep(gold_res, truth, configs)
-    choice = max(best.values(), key=lambda b: b["f1"])
+    best, choice = sweep(gold_res, truth, configs)
     emb = embedding_arm(shards, rows)
     emb_gold = boundary_scores([emb[r["video_id"]]["boundaries"] for r in gold], [truth[r["video_id"]] for r in gold])
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,7 @@ SIGNALS: tuple[tuple[str, int, str], ...] = tuple(
 THRESHOLDS = tuple(round(x, 3) for x in np.arange(0.02, 1.001, 0.02))
 MIN_SCENE_S = (2.0, 3.0, 4.0, 6.0)
 Progress = Callable[[str, int, int], None]
+Group = TypeVar("Group", bound=Hashable)  # what a sweep keeps one best setting of (a signal, a library detector)
 
 
 @dataclass
@@ -117,6 +118,29 @@ def boundary_scores(
     recall = tp / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "matched": tp, "predicted": n_pred, "true": n_true}
+
+
+def best_boundary_settings(
+    candidates: Iterable[tuple[Group, dict[str, Any], Sequence[Sequence[float]]]],
+    true: Sequence[Sequence[float]],
+    tol: float = TOLERANCE_S,
+) -> tuple[dict[Group, dict[str, Any]], dict[str, Any]]:
+    """Each group's best setting by boundary F1 against ``true`` (gold), and the best of those.
+
+    A candidate is ``(group, setting, boundaries per video in true's order)``; a result is the setting
+    with its ``boundary_scores``. Gold chooses the detector of `vidcat eval-segments` and each library
+    detector's setting in `python -m bench scene_library` the same way: a later candidate replaces a
+    group's best only when its F1 is higher beyond rounding, so ties go to the first in the sweep's
+    grid order, as does the choice among groups.
+    """
+    best: dict[Group, dict[str, Any]] = {}
+    for group, setting, predicted in candidates:
+        s = boundary_scores(predicted, true, tol)
+        if group not in best or s["f1"] > best[group]["f1"] + 1e-12:
+            best[group] = {**setting, **s}
+    if not best:
+        raise ValueError("no boundary settings to choose from")
+    return best, max(best.values(), key=lambda b: b["f1"])
 
 
 def second_truth(true_scenes: Sequence[tuple[float, float, str]], duration_s: float) -> list[str]:
@@ -246,21 +270,19 @@ def run_videos(
 
 def sweep_detectors(videos: Sequence[VideoRun]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Boundary F1 at +-1 s of every swept detector on ``videos`` (gold): the best per signal, and the best."""
-    true = [v.true_boundaries for v in videos]
-    best_per: list[dict[str, Any]] = []
-    for key in SIGNALS:
-        best: dict[str, Any] | None = None
-        for threshold, min_scene in itertools.product(THRESHOLDS, MIN_SCENE_S):
-            p = DetectorParams(method=key[0], window=key[1], metric=key[2], threshold=threshold, min_scene_s=min_scene)
-            pred = [pick_boundaries(v.signals[key], v.timestamps, v.duration_s, p) for v in videos]
-            s = boundary_scores(pred, true)
-            if best is None or s["f1"] > best["f1"] + 1e-12:
-                best = {"method": key[0], "window": key[1], "metric": key[2], "threshold": threshold,
-                        "min_scene_s": min_scene, **s}  # fmt: skip
-        assert best is not None
-        best_per.append(best)
-    choice = max(best_per, key=lambda b: b["f1"])
-    return best_per, choice
+
+    def candidates() -> Iterator[tuple[tuple[str, int, str], dict[str, Any], list[list[float]]]]:
+        for key in SIGNALS:
+            for threshold, min_scene in itertools.product(THRESHOLDS, MIN_SCENE_S):
+                p = DetectorParams(
+                    method=key[0], window=key[1], metric=key[2], threshold=threshold, min_scene_s=min_scene
+                )
+                setting = {"method": key[0], "window": key[1], "metric": key[2], "threshold": threshold,
+                           "min_scene_s": min_scene}  # fmt: skip
+                yield key, setting, [pick_boundaries(v.signals[key], v.timestamps, v.duration_s, p) for v in videos]
+
+    best, choice = best_boundary_settings(candidates(), [v.true_boundaries for v in videos])
+    return list(best.values()), choice
 
 
 def _bench_videos(

@@ -50,7 +50,9 @@ def test_the_sweep_keeps_each_detectors_best_on_the_videos_it_is_given():
         "v1": {"timestamps": np.arange(20.0), "cuts": {good: [10], flood: [3, 10, 15]}},
         "v2": {"timestamps": np.arange(20.0), "cuts": {good: [5, 13], flood: [5, 9, 13]}},
     }
-    best = sweep(results, truth, [flood, good])
+    best, choice = sweep(results, truth, [flood, good])
     assert set(best) == {"ContentDetector"}
     b = best["ContentDetector"]
-    assert (b["value"], b["min_scene_frames"], b["f1"]) == (27.0, 3, 1.0)
+    assert (b["detector"], b["param"], b["value"], b["min_scene_frames"]) == ("ContentDetector", "threshold", 27.0, 3)
+    assert (b["precision"], b["recall"], b["f1"], b["matched"], b["predicted"], b["true"]) == (1.0, 1.0, 1.0, 3, 3, 3)
+    assert choice == b

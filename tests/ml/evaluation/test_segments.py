@@ -10,6 +10,7 @@ import pytest
 
 from ml.evaluation.segments import (
     _video_level,
+    best_boundary_settings,
     boundary_scores,
     match_boundaries,
     micro_scores,
@@ -37,6 +38,24 @@ def test_boundary_scores_are_micro_over_videos():
     assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
     assert s["f1"] == pytest.approx(2 / 3)
     assert boundary_scores([[]], [[]])["f1"] == 1.0  # a one-scene video found as one scene
+
+
+def test_gold_keeps_each_groups_best_setting_and_the_first_of_equals():
+    true = [[10.0], [5.0, 20.0]]
+    candidates = [
+        ("a", {"t": 0.1}, [[10.0, 30.0], [5.0, 20.0]]),  # P 3/4, R 1
+        ("a", {"t": 0.2}, [[10.0], [5.0, 20.0]]),  # perfect
+        ("a", {"t": 0.3}, [[10.4], [5.0, 19.2]]),  # perfect too, later: not kept
+        ("b", {"t": 0.5}, [[], [5.0]]),  # P 1, R 1/3
+    ]
+    best, choice = best_boundary_settings(iter(candidates), true)
+    assert list(best) == ["a", "b"]
+    assert best["a"] == {"t": 0.2, **boundary_scores(candidates[1][2], true)} and best["a"]["f1"] == 1.0
+    assert best["b"]["t"] == 0.5 and best["b"]["recall"] == pytest.approx(1 / 3)
+    assert choice is best["a"]
+    assert best_boundary_settings([("a", {}, [[11.5], []])], true, tol=2.0)[1]["matched"] == 1
+    with pytest.raises(ValueError):
+        best_boundary_settings([], true)
 
 
 def test_each_second_is_judged_at_its_midpoint():

@@ -27,7 +27,8 @@ from typing import Any
 TARGET_SHARE = 0.05
 
 
-def _student(settings: Any, catalog: Any) -> Any | None:
+def _student(catalog: Any) -> Any | None:
+    """The trained student, or None without one or without a fusion model: `evaluate_segments` needs both."""
     from ml.catalog.model_registry import latest_model
     from ml.visual.stage import load_predictor
 
@@ -84,7 +85,7 @@ def run() -> dict[str, Any]:
 
     settings = load_settings().ensure_dirs()
     catalog = open_catalog(settings.catalog_path)
-    predictor = _student(settings, catalog)
+    predictor = _student(catalog)
     out = stage_cost(
         settings,
         predictor,

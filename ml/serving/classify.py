@@ -130,13 +130,13 @@ def classify_file(
             if segments:
                 out["segments"] = _segments(
                     catalog,
-                    settings,
                     models.student,
                     sampled.timestamps,
                     emb,
-                    out,
+                    out["probe"].get("duration_s"),
                     meta,
                     bool(score.out_of_distribution),
+                    settings.fps,
                 )
             if score.out_of_distribution:
                 visual[:] = np.nan  # the same abstention as the batch path (ml.fusion.score_matrix.visual_scores)
@@ -194,13 +194,13 @@ def classify_file(
 
 def _segments(
     catalog: Catalog,
-    settings,
     student: Any,
     timestamps: np.ndarray,
     emb: np.ndarray,
-    out: dict[str, Any],
+    duration_s: float | None,
     meta: np.ndarray,
     out_of_distribution: bool,
+    fps: float,
 ) -> dict[str, Any]:
     """The file's scenes as the `segment_predictions` asset would store them (the batch path's function)."""
     from ml.segments.certification import NO_THRESHOLD, current_scene_thresholds
@@ -212,11 +212,11 @@ def _segments(
         student,
         timestamps,
         emb,
-        out["probe"].get("duration_s"),
+        duration_s,
         meta,
         thresholds,
         out_of_distribution=out_of_distribution,
-        fps=settings.fps,
+        fps=fps,
     )
     return {
         "scene_thresholds_version": thresholds.version if thresholds else None,

@@ -48,16 +48,22 @@ def replace_batch_segments(
 
 
 def current_segments(catalog: Catalog, video_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """video_id -> its current scenes in time order (``CURRENT_COLUMNS`` plus ``abstained`` and the
-    versions), from ``current_segments``; videos without scenes are absent."""
+    """video_id -> its current scenes in time order (``CURRENT_COLUMNS`` plus ``abstained``, the versions
+    and ``scores``), from ``current_segments``; videos without scenes are absent.
+
+    ``scores``: the student's score of every one of its categories (None: no frame), from the scene's
+    `segment_predictions` row: the view serves what was given, `vidcat explain` also shows the best
+    category of a scene that was given none.
+    """
     rows = catalog.query(
-        "SELECT video_id, scene_index, start_s, end_s, categories, category_scores, break_before, abstained, "
-        f"model_version, thresholds_version FROM current_segments WHERE video_id {IN_LIST} "
-        "ORDER BY video_id, scene_index",
+        "SELECT c.video_id, c.scene_index, c.start_s, c.end_s, c.categories, c.category_scores, c.break_before, "
+        "c.abstained, c.model_version, c.thresholds_version, s.scores FROM current_segments c "
+        "JOIN segment_predictions s USING (video_id, model_version, scene_index) "
+        f"WHERE c.video_id {IN_LIST} ORDER BY c.video_id, c.scene_index",
         [list(video_ids)],
     )
     out: dict[str, list[dict[str, Any]]] = {}
-    for vid, k, s, e, cats, scores, brk, abstained, version, thr in rows:
+    for vid, k, s, e, cats, scores, brk, abstained, version, thr, vector in rows:
         out.setdefault(vid, []).append(
             {
                 "scene_index": int(k),
@@ -69,6 +75,7 @@ def current_segments(catalog: Catalog, video_ids: Sequence[str]) -> dict[str, li
                 "abstained": abstained,
                 "model_version": version,
                 "thresholds_version": thr,
+                "scores": None if vector is None else [float(x) for x in vector],
             }
         )
     return out

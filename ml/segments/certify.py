@@ -11,7 +11,7 @@ with "scene" for "video".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -71,3 +71,18 @@ def scene_categories(scores: np.ndarray, thresholds: Sequence[Threshold], catego
         idx = np.flatnonzero(row)
         out.append([categories[j] for j in idx[np.argsort(-s[idx], kind="stable")]])
     return out
+
+
+def best_category(
+    scores: np.ndarray, categories: Sequence[str], certified: Collection[str]
+) -> tuple[str, float, bool] | None:
+    """A scene's best category by the student's score, that score, and whether the category has a
+    certified scene threshold; None for a scene without a score (no frame).
+
+    What says why a scene was given nothing: below its certified threshold, or no threshold to pass.
+    """
+    row = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(row).any():
+        return None
+    j = int(np.nanargmax(row))
+    return categories[j], float(row[j]), categories[j] in certified

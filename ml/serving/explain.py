@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from ml.catalog.model_registry import get_model
 from ml.catalog.results import classified_result, video_categories, video_failures
 from ml.catalog.scores import ood_rows
-from ml.catalog.segments import current_segments
+from ml.catalog.segments import current_segments, scene_threshold_rows
 from ml.catalog.store import Catalog
 from ml.catalog.videos import video_rows, video_uri
+from ml.segments.certify import best_category
 from ml.taxonomy import WorkingSet
 
 MAX_WORDS = 60
@@ -156,8 +158,12 @@ def explain_video(
 
 
 def _segments(catalog: Catalog, video_id: str) -> dict[str, Any]:
-    """The video's current scenes and the suggested breaks between them, as stored (empty: not segmented yet)."""
+    """The video's current scenes and the suggested breaks between them, as stored (empty: not segmented yet).
+
+    Each scene in the shape `vidcat classify --segments` gives it, ``top`` included, so the two read alike.
+    """
     scenes = current_segments(catalog, [video_id]).get(video_id, [])
+    tops = _scene_tops(catalog, scenes)
     return {
         "scenes": [
             {
@@ -169,13 +175,30 @@ def _segments(catalog: Catalog, video_id: str) -> dict[str, Any]:
                 ],
                 "abstained": s["abstained"],
                 "break_before": s["break_before"],
+                "top": top,
             }
-            for s in scenes
+            for s, top in zip(scenes, tops, strict=True)
         ],
         "breaks": [round(s["start_s"], 3) for s in scenes if s["break_before"]],
         "visual_model_version": scenes[0]["model_version"] if scenes else None,
         "scene_thresholds_version": scenes[0]["thresholds_version"] if scenes else None,
     }
+
+
+def _scene_tops(catalog: Catalog, scenes: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Per stored scene, its best category over the student's categories and whether it had a certified
+    scene threshold among those the scenes were given categories under (None: no frame)."""
+    if not scenes:
+        return []
+    categories = get_model(catalog, "visual_model", scenes[0]["model_version"]).categories
+    version = scenes[0]["thresholds_version"]
+    rows = scene_threshold_rows(catalog, version) if version else []
+    certified = {c for c, threshold, *_, enabled in rows if enabled and threshold is not None}
+    out: list[dict[str, Any] | None] = []
+    for s in scenes:
+        top = None if s["scores"] is None else best_category(np.asarray(s["scores"]), categories, certified)
+        out.append(None if top is None else {"id": top[0], "score": round(top[1], 4), "certified": top[2]})
+    return out
 
 
 def _ood(catalog: Catalog, visual_version: str, video_id: str, student) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pytest
 
 from ml.catalog.segments import (
     SEGMENT_COLUMNS,
@@ -51,6 +52,7 @@ def test_round_trip_and_a_rerun_replaces(catalog):
         (12.5, 30.0, ["217"], True),
     ]
     assert got["v2"][0]["categories"] == [] and "v9" not in got
+    assert [pytest.approx(sc["scores"]) for sc in got["v1"]] == [[0.1, 0.9], [0.1, 0.9]]  # every category's score
     assert catalog.scalar("SELECT count(*) FROM segment_predictions") == 3
     # A re-run that finds other scenes replaces the video's rows for that version.
     with catalog.transaction() as con:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.segments.certify import certify_scene_thresholds, emitted, scene_categories, scene_truth
+from ml.segments.certify import best_category, certify_scene_thresholds, emitted, scene_categories, scene_truth
 from ml.segments.scenes import tile
 from ml.thresholds import DEFAULT_POLICY, select_threshold
 
@@ -45,3 +45,10 @@ def test_unscored_scenes_are_not_judgements():
     got = certify_scene_thresholds(with_nan, np.vstack([truth, [[True]] * 10]))
     assert got[0] == certify_scene_thresholds(scores, truth)[0]
     assert not emitted(with_nan, got)[-10:].any()
+
+
+def test_a_scenes_best_category_says_whether_it_had_a_threshold_to_pass():
+    cats = ["a", "b", "c"]
+    assert best_category(np.array([0.2, 0.7, np.nan]), cats, {"b"}) == ("b", 0.7, True)
+    assert best_category(np.array([0.9, 0.7, 0.1]), cats, {"b"}) == ("a", 0.9, False)
+    assert best_category(np.array([np.nan] * 3), cats, {"a"}) is None  # no frame, no score

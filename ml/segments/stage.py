@@ -36,11 +36,10 @@ from ml.catalog.videos import probed_durations
 from ml.cores import available_cores
 from ml.segments.breaks import ad_breaks
 from ml.segments.certification import NO_THRESHOLD, SceneThresholds, current_scene_thresholds
-from ml.segments.certify import scene_categories
+from ml.segments.certify import best_category, scene_categories
 from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, detect_scenes
 from ml.segments.scenes import Scene
 from ml.segments.score import score_scenes
-from ml.thresholds import threshold_vector
 
 STAGE = "segments"
 OUT_OF_DISTRIBUTION = "out_of_distribution: the student abstains on these frames"
@@ -98,7 +97,6 @@ def segment_video(
     cats = list(predictor.categories)
     if thresholds is not None and thresholds.categories != cats:
         raise ValueError(f"scene thresholds {thresholds.version} are over other categories than the student's")
-    cut = threshold_vector(thresholds.thresholds) if thresholds is not None else np.full(len(cats), np.inf)
     named = scene_categories(scores, thresholds.thresholds, cats) if thresholds is not None else []
     col = {c: j for j, c in enumerate(cats)}
     given: list[list[tuple[str, float]]] = []
@@ -114,12 +112,8 @@ def segment_video(
         given.append([] if why else [(c, float(row[col[c]])) for c in named[k]])
         abstained.append(why)
     breaks = ad_breaks(scenes, [[c for c, _ in g] for g in given])
-    top = [
-        (cats[int(np.nanargmax(row))], float(np.nanmax(row)), bool(np.isfinite(cut[int(np.nanargmax(row))])))
-        if np.isfinite(row).any()
-        else None
-        for row in scores
-    ]
+    certified = set(thresholds.certified) if thresholds is not None else set()
+    top = [best_category(row, cats, certified) for row in scores]
     return VideoSegments(scenes, scores, given, abstained, breaks, top)
 
 

@@ -4,9 +4,9 @@ The probe demuxes every packet of the video stream without decoding (cheap: no p
 container's header lies often enough: live-muxed WebM has no duration, VFR files report a nominal
 rate, GIFs have neither. In the same pass it decodes the first frame, which is what proves the codec
 is really supported and the bitstream starts clean (one open and one demux: a second pass for the
-frame cost a quarter of the probe, 21 against 15.5 ms CPU for a one-minute 720p upload). Anything that stops a video here raises a `VideoError`
-subclass (``ml/frames/errors.py``, shared with the sampler) whose name becomes the
-`failures.error_class` and whose message says what to do.
+frame cost a quarter of the probe, 21 against 15.5 ms CPU for a one-minute 720p upload). Anything
+that stops a video here raises a `VideoError` subclass (``ml/frames/errors.py``, shared with the
+sampler) whose name becomes the `failures.error_class` and whose message says what to do.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ What a backfill of millions of videos costs is this figure, not any one stage's.
    floors, measured after the backfill only, differed by 5% where the pipeline's own steps did not),
    and a baseline measured at one end of the run carries that drift into the ratio.
 
-A full production batch, opt-in (about 30 minutes on 2 cores):
+A full production batch, opt-in (about 30 minutes on 2 cores once the uploads are cached):
 ``VIDCAT_BENCH_E2E_VIDEOS=2000 VIDCAT_BENCH_E2E_FLOOR_VIDEOS=200 python -m bench end_to_end``.
 
 Figures per backfill: videos (= one-minute-video equivalents) per hour over the command's wall, and

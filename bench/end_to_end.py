@@ -573,7 +573,9 @@ def backfill_once(
     backfill_id = _last_backfill(data_root / "dagster_home")
     steps = step_costs(data_root / "dagster_home", backfill_id)
     # What a backfill of millions pays once: the daemon's next backfill tick (up to 30 s) before the
-    # first run is created, and its tick after the last run ends before the backfill is marked done.
+    # first run is created, and (when the command itself started the daemon) its tick after the last run
+    # ends before the backfill is marked done; with a daemon that outlives it, the command returns once the
+    # runs have done the work.
     first, last = steps["first_run_created"], steps["last_run_end"]
     processing = (last - first) if first and last else wall
     out: dict[str, Any] = {

@@ -65,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--train", action="store_true", help="also (re)build the unpartitioned assets: registry, models, thresholds"
     )
     p.add_argument("--rescore", action="store_true", help="cover every batch, not only new ones")
-    p.add_argument("--wait", action="store_true", help="block until the backfill ends (starts a daemon if none)")
+    p.add_argument(
+        "--wait", action="store_true", help="block until the backfill's work is done (starts a daemon if none)"
+    )
     p.add_argument("--timeout", type=positive_seconds, default=3600.0, help="seconds to wait with --wait")
     p.add_argument("--batch-size", type=positive_int, help="videos per batch (default: settings)")
     p.add_argument("--json", action="store_true")

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -440,6 +441,33 @@ CONTAINERS = (
 )
 
 
+def render_in_processes(
+    render: Callable[[Any, Path], Any],
+    videos: list[Any],
+    media_dir: Path,
+    *,
+    chunksize: int,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    done: int = 0,
+    total: int | None = None,
+) -> None:
+    """``render(video, media_dir)`` for each video in worker processes (up to 4), reporting progress.
+
+    Spawned, not forked: a fork copies whatever lock another thread of the caller holds (a test
+    runner's I/O threads, a progress bar's monitor) and the child can wait on it forever. ``render``
+    is module level, so spawned workers import it by name.
+    """
+    n_workers = workers or max(1, min(os.cpu_count() or 1, 4))
+    total = len(videos) if total is None else total
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=spawn) as pool:
+        for _ in pool.map(render, videos, [media_dir] * len(videos), chunksize=chunksize):
+            done += 1
+            if progress:
+                progress(done, total)
+
+
 def plan_catalog(n_videos: int, seed: int, editor_share: float = EDITOR_SHARE) -> list[DemoVideo]:
     """Decide every video's categories, timeline, language, text and file format (no pixels yet)."""
     rng = random.Random(seed)
@@ -729,15 +757,7 @@ def build_demo_catalog(
         v.file = f"{v.video_id}{v.container}"
     todo = [v for v in videos if not (media_dir / v.file).exists()]
     done = len(videos) - len(todo)
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    # Spawned, not forked: a fork copies whatever lock another thread of the caller holds (a test
-    # runner's I/O threads, a progress bar's monitor) and the child can wait on it forever.
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-        for _ in pool.map(_render_to, todo, [media_dir] * len(todo), chunksize=4):
-            done += 1
-            if progress:
-                progress(done, len(videos))
+    render_in_processes(_render_to, todo, media_dir, chunksize=4, progress=progress, done=done, total=len(videos))
     manifest, gold, truth = [], [], []
     for i, v in enumerate(videos):
         path = media_dir / v.file

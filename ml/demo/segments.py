@@ -22,9 +22,7 @@ renamed) and reused by every later run. The main demo catalog is not touched.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -47,6 +45,7 @@ from ml.demo.catalog import (
     _grid,
     _text,
     draw_styles,
+    render_in_processes,
 )
 
 BENCH_VERSION = 1
@@ -305,15 +304,7 @@ def build_benchmark(
     shutil.rmtree(tmp, ignore_errors=True)
     media = tmp / "media"
     media.mkdir(parents=True)
-    n_workers = workers or max(1, min(os.cpu_count() or 1, 4))
-    done = 0
-    # Spawned, not forked: a fork copies whatever lock another thread of the caller holds.
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=spawn) as pool:
-        for _ in pool.map(_render_into, videos, [media] * len(videos), chunksize=2):
-            done += 1
-            if progress:
-                progress(done, len(videos))
+    render_in_processes(_render_into, videos, media, chunksize=2, progress=progress, workers=workers)
     rows = [truth_row(v) for v in videos]
     _write_jsonl(tmp / TRUTH_FILE, rows)
     manifest = [

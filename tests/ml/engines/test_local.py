@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from ml.engines.local import Engine, LocalEngine, engine_from_settings, ray_address_of
 from tests.conftest import make_video
+from tests.ml.conftest import TINY_STUDENT
 
 CATEGORIES = ["533", "216"]
 
@@ -142,17 +144,8 @@ def test_ray_engine_gives_the_local_shard_failures_and_scores(ray_cluster, world
             vid: meta_vector({"language": "en", "duration_s": 4.0, "has_audio": i % 2 == 0})
             for i, vid in enumerate(sorted(labels)[:5])
         }
-        config = VisualTrainConfig(
-            cluster_size=4,
-            groups=2,
-            hidden_size=16,
-            gating_reduction=4,
-            batch_size=2,
-            eval_batch_size=4,
-            max_epochs=2,
-            patience=5,
-            val_fraction=0.25,
-            enable_progress_bar=False,
+        config = dataclasses.replace(
+            TINY_STUDENT, batch_size=2, eval_batch_size=4, max_epochs=2, patience=5, lr=VisualTrainConfig().lr
         )
         model = train_visual_model([expected.shard], labels, meta, CATEGORIES, config, tmp_path / "visual")
         with LocalEngine() as local:

@@ -269,7 +269,11 @@ def promise_audit(
 
 class GoldRanking:
     """GAP@20 on the certification gold of the student and of each regression, over the gold videos the
-    student scored: the figure a choice between them is made on (the locked test only reports)."""
+    student scored: the figure a choice between them is made on (the locked test only reports).
+
+    All three over the fusion's categories: a category the student has no head for counts against it, as
+    it does in what the product emits (the training's own gold figure covers the student's heads only).
+    """
 
     def __init__(self, gold_ids: list[str], gold_y: np.ndarray, catalog: Catalog, fusion: LoadedFusion, cats) -> None:
         student = load_scores(

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,14 +210,17 @@ def _processes() -> dict[int, tuple[int, list[str], dict[str, str]]]:
     return out
 
 
-def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_alive: bool) -> dict[str, str]:
+def busy_batches(
+    instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_alive: bool, ignore: Collection[str] = ()
+) -> dict[str, str]:
     """Which of ``batch_ids`` a backfill or a run is working on, or is about to, and what holds each.
 
     Held: the targets of every requested (or cancelling) backfill, vidcat's or the UI's; the batches of
     every run not finished; and, while a daemon runs, those of failed runs whose automatic retry has not
     been launched yet (for ``RETRY_GRACE_S``). A backfill packs a range of batches into a run
     (``dagster/asset_partition_range_start`` .. ``_end``): batch ids sort in creation order, so the
-    range is read lexically, which errs on the side of "held".
+    range is read lexically, which errs on the side of "held". Backfills in ``ignore`` (cancelled by the
+    caller: they launch nothing more) hold nothing by themselves, only through their runs.
     """
     from orchestration.dagster_private import WILL_RETRY_TAG, BulkActionStatus
 
@@ -227,6 +230,8 @@ def busy_batches(instance: dg.DagsterInstance, batch_ids: Sequence[str], daemon_
     held: dict[str, str] = {}
     for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING):
         for b in instance.get_backfills(status=status):
+            if b.backfill_id in ignore:
+                continue
             for p in backfill_partitions(b) & set(wanted):
                 held.setdefault(p, f"backfill {b.backfill_id}")
     runs = [
@@ -262,13 +267,45 @@ def run_batches(run, ordered: Sequence[str]) -> list[str]:
     return []
 
 
+def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Batch -> the partitioned assets whose last attempt on it failed, from Dagster's partition status.
+
+    A step is failed when a run that planned it ended failed before materializing it: an error in the
+    asset, a blocking check, a step skipped because one before it failed, a run killed (and marked failed
+    by its daemon or by `recover_abandoned`). The steps after fusion leave no other trace of not having
+    run: `video_results` is complete once fusion ran.
+    """
+    from orchestration.definitions import defs
+
+    ordered = sorted(batch_ids) if batch_ids is not None else all_partitions(instance)
+    if not ordered:
+        return {}
+    graph = defs.resolve_asset_graph()
+    out: dict[str, list[str]] = {}
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+            node = graph.get(key)
+            if node.partitions_def is None or not node.is_materializable:
+                continue
+            statuses = instance.get_status_by_partition(key, ordered, node.partitions_def) or {}
+            for batch, status in statuses.items():
+                if status == dg.AssetPartitionStatus.FAILED:
+                    out.setdefault(batch, []).append(key.to_user_string())
+    return out
+
+
+def incomplete_batches(catalog: Catalog, instance: dg.DagsterInstance) -> list[UnfinishedBatch]:
+    """Batches with videos still without a result, or with a step whose last attempt failed."""
+    return unfinished_batches(catalog, failed_steps(instance))
+
+
 def owed_batches(
-    catalog: Catalog, instance: dg.DagsterInstance, daemon_alive: bool
+    catalog: Catalog, instance: dg.DagsterInstance, daemon_alive: bool, ignore: Collection[str] = ()
 ) -> tuple[list[UnfinishedBatch], dict[str, str]]:
-    """Batches with videos still without a result, split into those nobody works on (owed: a plain
+    """Incomplete batches (`incomplete_batches`), split into those nobody works on (owed: a plain
     `vidcat backfill` re-runs them) and those a run or backfill holds (with what holds them)."""
-    unfinished = unfinished_batches(catalog)
-    busy = busy_batches(instance, [u.batch_id for u in unfinished], daemon_alive)
+    unfinished = incomplete_batches(catalog, instance)
+    busy = busy_batches(instance, [u.batch_id for u in unfinished], daemon_alive, ignore)
     owed = [
         u
         for u in unfinished
@@ -278,12 +315,14 @@ def owed_batches(
 
 
 def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, object]]:
-    """Batches whose videos lack a result, each with its state: held by a run or backfill, or owed (and
-    then what to run). For `vidcat status`; reads the instance only when there is something to say."""
-    unfinished = unfinished_batches(catalog)
-    if not unfinished:
+    """Incomplete batches (videos without a result, or a failed step), each with its state: held by a run
+    or backfill, or owed (and then what to run). For `vidcat status`."""
+    if not all_batches(catalog):
         return []
     instance = get_instance(settings)
+    unfinished = incomplete_batches(catalog, instance)
+    if not unfinished:
+        return []
     alive = daemon_running(instance, settings.dagster_home, observe_s=0.0)
     owed, busy = owed_batches(catalog, instance, alive)
     owed_ids = {u.batch_id for u in owed}
@@ -301,6 +340,7 @@ def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, ob
                 "origin": u.origin,
                 "videos": u.n_videos,
                 "without_result": u.without_result,
+                "failed_steps": ", ".join(u.failed_steps) or "-",
                 "state": state,
             }
         )
@@ -407,7 +447,6 @@ def launch_backfill(
     what a crash interrupted).
     """
     from orchestration.dagster_private import (
-        BulkActionStatus,
         PartitionBackfill,
         PartitionRangeSelector,
         PartitionsByAssetSelector,
@@ -423,27 +462,35 @@ def launch_backfill(
     if rescore or train:
         # This backfill covers every batch: an earlier one still requested (say, abandoned when its
         # daemon was killed) would otherwise be resumed beside it and score the same batches twice.
-        for b in earlier:
-            instance.update_backfill(b.with_status(BulkActionStatus.CANCELING))
-            superseded.append(b.backfill_id)
+        superseded = supersede(instance, earlier, daemon_alive)
     pending = [b.backfill_id for b in earlier if b.backfill_id not in superseded]
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
     missing = [p for p in all_batches(catalog) if p not in existing]
     # Retraining learns from every batch and re-scores them all with the new models. Otherwise only new
     # batches, plus backfill batches whose partition was never added: a launch that died after
     # committing them (the sensor requests its own batches itself).
-    # Unfinished batches (videos without a result: a run killed or failed) that nothing works on are
-    # re-run, so a plain re-run of this command completes them.
-    owed, busy = owed_batches(catalog, instance, daemon_alive)
+    # Incomplete batches (videos without a result, or a step whose last attempt failed: a run killed or
+    # failed) that nothing works on are re-run, so a plain re-run of this command completes them.
+    owed, busy = owed_batches(catalog, instance, daemon_alive, superseded)
     if not rerun_unfinished:
         owed = []
     temporaries = shard_temporaries(settings)
-    busy |= busy_batches(instance, [b for b in temporaries if b not in busy], daemon_alive)
+    busy |= busy_batches(instance, [b for b in temporaries if b not in busy], daemon_alive, superseded)
+    steps: dict[str, set[str]] = {}
     if rescore or train:
-        partitions = all_batches(catalog)
+        # Every batch but those a live run (or another backfill) still works on: two runs of one batch
+        # must never overlap (the frame step's temporaries, the serving store's order).
+        rest = [b for b in all_batches(catalog) if b not in busy]
+        busy |= busy_batches(instance, rest, daemon_alive, superseded)
+        partitions = [b for b in all_batches(catalog) if b not in busy]
     else:
         stranded = set(missing) & set(all_batches(catalog, origin="backfill"))
-        partitions = sorted({b.batch_id for b in new} | stranded | set(include or ()) | {u.batch_id for u in owed})
+        whole = {b.batch_id for b in new} | stranded | set(include or ())
+        partitions = sorted(whole | {u.batch_id for u in owed})
+        # A batch whose videos all have results but a later step failed re-runs that step and what
+        # depends on it, not its probe, frames and models.
+        steps = {u.batch_id: set(u.failed_steps) for u in owed if u.failed_steps and not u.without_result}
+        steps = {b: s for b, s in steps.items() if b not in whole}
     removed = remove_stale_temporaries(settings, busy)
     if missing:
         instance.add_dynamic_partitions(BATCHES_PARTITION_NAME, missing)
@@ -455,12 +502,16 @@ def launch_backfill(
             None, new, [], [k.to_user_string() for k in selection], pending, superseded, [], busy, removed
         )
     graph = defs.resolve_asset_graph()
+    redo = {b: _with_downstream(graph, s) for b, s in steps.items()}
     selectors = []
     for key in selection:
         if graph.get(key).partitions_def is None:
             selectors.append(PartitionsByAssetSelector(asset_key=key, partitions=None))
-        else:
-            ranges = [PartitionRangeSelector(start=p, end=p) for p in partitions]
+            continue
+        name = key.to_user_string()
+        mine = [p for p in partitions if p not in redo or name in redo[p]]
+        if mine:
+            ranges = [PartitionRangeSelector(start=p, end=p) for p in mine]
             selectors.append(PartitionsByAssetSelector(asset_key=key, partitions=PartitionsSelector(ranges=ranges)))
     backfill_id = make_new_backfill_id()
     with dg.partition_loading_context(dynamic_partitions_store=instance):
@@ -487,6 +538,46 @@ def launch_backfill(
         busy,
         removed,
     )
+
+
+def _with_downstream(graph, names: set[str]) -> set[str]:
+    """The named assets and every asset downstream of them, as user strings."""
+    todo = [dg.AssetKey.from_user_string(n) for n in names]
+    seen: set[dg.AssetKey] = set()
+    while todo:
+        key = todo.pop()
+        if key in seen or not graph.has(key):
+            continue
+        seen.add(key)
+        todo += list(graph.get(key).child_keys)
+    return {k.to_user_string() for k in seen}
+
+
+# How long a --rescore or --train waits for the backfills it supersedes to stop their runs.
+SUPERSEDE_WAIT_S = 120.0
+
+
+def supersede(instance: dg.DagsterInstance, backfills: Sequence, daemon_alive: bool, poll_s: float = 1.0) -> list[str]:
+    """Cancel ``backfills`` and wait (up to ``SUPERSEDE_WAIT_S``) until each is CANCELED: the daemon
+    marks it so once it has stopped launching and its runs have ended, so the new backfill's runs do not
+    overlap them. One with no run in flight, or with no daemon to move it on, is marked CANCELED here.
+    Batches of runs still going after the wait are left out of the new backfill by the caller."""
+    from orchestration.dagster_private import BulkActionStatus
+
+    statuses = [dg.DagsterRunStatus(s) for s in IN_FLIGHT_STATUSES]
+    waiting = []
+    for b in backfills:
+        live = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": b.backfill_id}, statuses=statuses))
+        if live and daemon_alive:
+            instance.update_backfill(b.with_status(BulkActionStatus.CANCELING))
+            waiting.append(b.backfill_id)
+        else:
+            instance.update_backfill(b.with_status(BulkActionStatus.CANCELED).with_end_timestamp(time.time()))
+    deadline = time.monotonic() + SUPERSEDE_WAIT_S
+    while waiting and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        waiting = [i for i in waiting if (b := instance.get_backfill(i)) and b.status == BulkActionStatus.CANCELING]
+    return [b.backfill_id for b in backfills]
 
 
 def local_daemon_pids(dagster_home: Path) -> list[int]:

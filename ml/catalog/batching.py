@@ -10,7 +10,7 @@ numbers from an index instead of anti-joining millions of rows. A video enters a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ml.catalog.store import Catalog
@@ -164,24 +164,35 @@ class UnfinishedBatch:
     n_videos: int
     without_result: int  # members with no row in video_results (classified or failed) under any model
     age_s: float  # since the batch was created
+    # Steps whose last attempt on the batch failed (from the orchestrator): the steps after fusion write
+    # no video_results, so without this a batch whose export failed would look finished.
+    failed_steps: tuple[str, ...] = ()
 
 
-def unfinished_batches(catalog: Catalog) -> list[UnfinishedBatch]:
-    """Batches some of whose videos have no result at all: their run died, failed, or has not finished.
+def unfinished_batches(
+    catalog: Catalog, failed_steps: Mapping[str, Sequence[str]] | None = None
+) -> list[UnfinishedBatch]:
+    """Batches some of whose videos have no result at all, or named in ``failed_steps``.
 
     Fusion writes a result for every member of a batch it runs (``classified``, or ``failed`` with the
     reason in ``failures``), so a member without any is work still owed, whatever happened to the run.
-    One anti-join over the members: a few hundred milliseconds at millions of videos, fine for
-    `vidcat backfill` and `vidcat status`, not for a sensor tick.
+    The steps after fusion leave no such trace; the caller, which can read the orchestrator, passes
+    the batches where one of them failed. One anti-join over the members: a few hundred milliseconds at
+    millions of videos, fine for `vidcat backfill` and `vidcat status`, not for a sensor tick.
     """
+    steps = {b: tuple(s) for b, s in (failed_steps or {}).items() if s}
     rows = catalog.query(
         """
-        SELECT b.batch_id, b.origin, b.created_at, b.n_videos, count(*) AS without_result,
+        SELECT b.batch_id, b.origin, b.created_at, b.n_videos,
+               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id))
+                   AS without_result,
                epoch(now()::TIMESTAMP) - epoch(b.created_at) AS age_s
         FROM batch_members m
         JOIN batches b USING (batch_id)
-        WHERE NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id)
+        WHERE list_contains(?::VARCHAR[], b.batch_id)
+           OR NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id)
         GROUP BY ALL ORDER BY b.batch_id
-        """
+        """,
+        [sorted(steps)],
     )
-    return [UnfinishedBatch(b, o, c, int(n), int(w), float(a)) for b, o, c, n, w, a in rows]
+    return [UnfinishedBatch(b, o, c, int(n), int(w), float(a), steps.get(b, ())) for b, o, c, n, w, a in rows]

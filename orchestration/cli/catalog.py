@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 
-from ml.catalog.batching import unfinished_batches
 from ml.catalog.summary import batch_table, md_table, registry_stats
 from ml.config import load_settings
 from orchestration.cli import CommandError, emit, open_context, positive_int, positive_seconds
@@ -296,7 +295,7 @@ def cmd_status(args) -> int:
             more = f"verify {g['more_positives']} more" if g["more_positives"] else "no cut holds the bound"
             print(f"  {g['category_id']}: {g['gold_scenes']} positive gold scenes; {more}")
     if unfinished:
-        print("\nbatches with videos that have no result yet:")
+        print("\nunfinished batches (videos without a result, or a step that failed):")
         print(md_table([list(u.values()) for u in unfinished[:20]], list(unfinished[0])))
         if len(unfinished) > 20:
             print(f"... and {len(unfinished) - 20} more (`vidcat status --json` lists them all)")
@@ -409,12 +408,21 @@ def cmd_backfill(args) -> int:
         }
         for b in launch.superseded:
             print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
+        if launch.busy and (args.rescore or args.train):
+            held = sorted(launch.busy)
+            print(
+                f"left out {len(held)} batch(es) that a run or backfill is working on now (never two runs of a batch "
+                f"at once): {', '.join(held[:10])}{' ...' if len(held) > 10 else ''}; run this command again once "
+                "they finish to cover them too",
+                file=sys.stderr,
+            )
         for b in launch.pending:
             print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
         if launch.unfinished:
             print(
-                f"re-running {len(launch.unfinished)} batch(es) whose videos have no result yet (a run died or "
-                f"failed): {', '.join(launch.unfinished[:10])}{' ...' if len(launch.unfinished) > 10 else ''}",
+                f"re-running {len(launch.unfinished)} batch(es) with videos that have no result yet or a step that "
+                f"failed (a run died or failed): {', '.join(launch.unfinished[:10])}"
+                f"{' ...' if len(launch.unfinished) > 10 else ''}",
                 file=sys.stderr,
             )
         for tmp in launch.removed_temporaries:
@@ -452,11 +460,17 @@ def cmd_backfill(args) -> int:
                 emit(result, args.json)
                 what = f"{len(result['failed_runs'])} run(s) failed" if result["failed_runs"] else "the backfill ended"
                 left = result["unfinished_after"]
-                owed = f" and {len(left)} batch(es) still have videos without a result" if left else ""
+                if left:
+                    raise CommandError(
+                        f"{what} and {len(left)} batch(es) are unfinished (videos without a result, or a step that "
+                        f"failed) ({', '.join(outcome['waited'])}); run `vidcat backfill --wait` again to re-run "
+                        "them, and open the failed runs in the UI (`make up`) or the daemon log under DAGSTER_HOME "
+                        "if it fails again"
+                    )
                 raise CommandError(
-                    f"{what}{owed} ({', '.join(outcome['waited'])}); run `vidcat backfill --wait` again to re-run "
-                    "what is unfinished, and open the failed runs in the UI (`make up`) or the daemon log under "
-                    "DAGSTER_HOME if it fails again"
+                    f"{what} ({', '.join(outcome['waited'])}), though every batch it covered is complete now (a later "
+                    "run did the work): nothing is left to re-run; open the failed runs in the UI (`make up`) or the "
+                    "daemon log under DAGSTER_HOME to see what failed"
                 )
     emit(result, args.json)
     return 0
@@ -480,6 +494,7 @@ def wait_until_finished(
     """
     from orchestration.backfill import (
         busy_batches,
+        incomplete_batches,
         launch_backfill,
         launch_lock,
         owed_batches,
@@ -512,8 +527,9 @@ def wait_until_finished(
         retried += retried_runs(instance, backfill_id)
         if queue:
             continue
-        left_over = sorted(u.batch_id for u in unfinished_batches(catalog) if u.batch_id in waited)
-        # Batches of failed runs too: a run killed after fusion has results, but its later steps did not run.
+        # Videos without a result, and steps that failed (after fusion a batch has all its results).
+        left_over = sorted(u.batch_id for u in incomplete_batches(catalog, instance) if u.batch_id in waited)
+        # Batches of failed runs too: a retry may still make them good.
         troubled = set(left_over) | _failed_batches(instance, failed, statuses)
         if not troubled:
             break

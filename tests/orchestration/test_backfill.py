@@ -207,3 +207,72 @@ def _for(backfill_id: str):
     from dagster import RunsFilter
 
     return RunsFilter.for_backfill(backfill_id)
+
+
+def _fail_step(instance, name: str, batch: str) -> None:
+    """A run that planned ``name`` for ``batch`` and failed in it, as an error in the asset leaves it."""
+    import dagster as dg
+
+    from assets.core.partitions import video_batches
+
+    @dg.asset(name=name, partitions_def=video_batches)
+    def broken() -> None:
+        raise RuntimeError("the serving store refused the batch")
+
+    result = dg.materialize([broken], partition_key=batch, instance=instance, raise_on_error=False)
+    assert not result.success
+
+
+def test_a_batch_whose_step_after_fusion_failed_is_owed_and_only_that_step_is_rerun(settings, catalog):
+    """Every video has its result, but the export failed: the batch is not finished. `vidcat status`
+    says so and a plain `vidcat backfill` re-runs the export (and what follows it), not the whole batch."""
+    from orchestration.backfill import unfinished_report
+    from orchestration.dagster_private import BulkActionStatus
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    _, b2 = first.partitions
+    instance = get_instance(settings)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
+    _results(catalog, [f"v{i}" for i in range(1, 9)])
+    assert launch_backfill(settings, catalog).backfill_id is None  # all results in, no step failed
+
+    _fail_step(instance, "serving_export", b2)
+    report = unfinished_report(settings, catalog)
+    assert [(r["batch"], r["without_result"], r["failed_steps"]) for r in report] == [(b2, 0, "serving_export")]
+    assert str(report[0]["state"]).startswith("owed")
+
+    rerun = launch_backfill(settings, catalog)
+    assert rerun.partitions == [b2] and rerun.unfinished == [b2]
+    backfill = instance.get_backfill(rerun.backfill_id)
+    targeted = {k.to_user_string() for k in backfill.asset_backfill_data.target_subset.asset_keys}
+    assert targeted == {"serving_export"}
+    # Held by that backfill now: a second command launches nothing.
+    assert launch_backfill(settings, catalog).backfill_id is None
+
+
+def test_rescore_leaves_out_batches_a_live_run_holds_and_waits_for_what_it_supersedes(settings, catalog, monkeypatch):
+    """--rescore and --train cover every batch but those a run is working on now (reported, never run
+    twice at once); the backfills they supersede are cancelled before the new one is stored."""
+    import orchestration.backfill as backfill_mod
+    from orchestration.dagster_private import BulkActionStatus
+
+    registry_rows(catalog, 12)
+    first = launch_backfill(settings, catalog)
+    b1, b2, b3 = first.partitions
+    instance = get_instance(settings)
+    live = _run(instance, "STARTED", {"dagster/partition": b3, "dagster/backfill": first.backfill_id})
+    monkeypatch.setattr(backfill_mod, "SUPERSEDE_WAIT_S", 0.3)
+    rescore = launch_backfill(settings, catalog, rescore=True)
+    assert rescore.superseded == [first.backfill_id]
+    assert rescore.partitions == [b1, b2] and rescore.busy == {b3: f"run {live.run_id}"}
+    # A daemon serves the instance, so the cancelled backfill with a run in flight is left CANCELING to it.
+    assert instance.get_backfill(first.backfill_id).status == BulkActionStatus.CANCELING
+
+    # Once that run has ended (and the daemon recorded the cancellation), --train covers everything; a
+    # superseded backfill with no run in flight is CANCELED at once.
+    instance.report_run_canceled(live)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.CANCELED))
+    retrain = launch_backfill(settings, catalog, train=True)
+    assert retrain.partitions == [b1, b2, b3] and retrain.busy == {}
+    assert instance.get_backfill(rescore.backfill_id).status == BulkActionStatus.CANCELED

@@ -647,28 +647,72 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
     """A `dagster-daemon` for the duration, unless one is already serving this instance.
 
     Yields whether it started one (then stopped on exit: what it must record, it records before).
+    The daemon runs in its own session, so a signal to this command does not reach it: SIGTERM and
+    SIGHUP are turned into ``SystemExit`` meanwhile (their default action skips ``finally``), and the
+    daemon is stopped with its runs on the way out.
     """
     if daemon_running(instance, settings.dagster_home):
         log("using the dagster-daemon already running for this instance")
         yield False
         return
     log_path = settings.dagster_home / "daemon.log"
-    env = settings.child_env()
-    daemon_bin = Path(sys.executable).with_name("dagster-daemon")
-    with open(log_path, "ab") as out:
+    with exit_on_stop_signals(), open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [str(daemon_bin), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            daemon_argv(),
             cwd=REPO_ROOT,
-            env=env,
+            env=settings.child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopping it stops its runs' launchers too
         )
-    log(f"started dagster-daemon (pid {proc.pid}, log {log_path})")
+        log(f"started dagster-daemon (pid {proc.pid}, log {log_path})")
+        try:
+            yield True
+        finally:
+            with ignoring_stop_signals():  # a second SIGTERM must not cut the stop short
+                stop_process_group(proc)
+
+
+def daemon_argv() -> list[str]:
+    return [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def exit_on_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``SystemExit(128 + signal)`` inside the block, so its ``finally`` runs."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a caller there is not a command to signal
+        return
+
+    def raise_exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, raise_exit) for s in STOP_SIGNALS}
     try:
-        yield True
+        yield
     finally:
-        stop_process_group(proc)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def ignoring_stop_signals() -> Iterator[None]:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:

@@ -417,7 +417,15 @@ def cmd_backfill(args) -> int:
                 file=sys.stderr,
             )
         for b in launch.pending:
-            print(f"earlier backfill {b} is unfinished: the daemon resumes it", file=sys.stderr)
+            resumes = "the daemon resumes it" if alive or args.wait else "a daemon resumes it once one runs"
+            print(f"earlier backfill {b} is unfinished: {resumes}", file=sys.stderr)
+        if not (alive or args.wait) and waits:
+            result["daemon"] = "none"
+            print(
+                f"no dagster-daemon serves {settings.dagster_home}: nothing runs this backfill until one does; "
+                "run `vidcat up` (UI and daemon) or add `--wait` (starts one for the duration)",
+                file=sys.stderr,
+            )
         if launch.unfinished:
             print(
                 f"re-running {len(launch.unfinished)} batch(es) with videos that have no result yet or a step that "
@@ -490,7 +498,8 @@ def wait_until_finished(
     a crash, another command's), or one re-launch of the batches they left unfinished (their runs failed and
     no automatic retry made them good). Returns the statuses, failed and retried runs, what is still unfinished.
     ``runs_suffice``: the daemon outlives this command, so a backfill whose runs did all its work is done
-    without waiting for the daemon's next loop to record it (`wait_for_backfill`).
+    without waiting for the daemon's next loop to record it (`wait_for_backfill`); false when the daemon is
+    this command's own, stopped when it returns.
     """
     from orchestration.backfill import (
         busy_batches,
@@ -519,6 +528,11 @@ def wait_until_finished(
                 instance, backfill_id, left, progress=log, runs_suffice=runs_suffice
             )
         except TimeoutError as exc:
+            if not runs_suffice:  # the daemon is this command's own, stopped with its runs on the way out
+                raise CommandError(
+                    f"{exc}; the dagster-daemon this command started is stopped now, with its runs: run "
+                    "`vidcat backfill --wait` again (with a longer --timeout) to resume the work"
+                ) from exc
             raise CommandError(
                 f"{exc}; the backfill goes on in the daemon: wait again with a longer --timeout "
                 "or follow it in the UI (`make up`)"

@@ -135,3 +135,30 @@ def test_import_gold_with_scene_ranges_says_what_to_fix(capsys, settings, catalo
     assert out["scene_videos"] == 1 and out["scene_ranges"] == 1 and out["scenes_unchecked_duration"] == 1
     assert "rejected line 2: scenes[0]: start_s 9 is not before end_s 3; write start < end" in captured.err
     assert "not probed yet" in captured.err
+
+
+def test_backfill_without_a_daemon_says_nothing_runs_it_and_what_to_do(capsys, settings, catalog):
+    """Stored, but with no daemon for this DAGSTER_HOME nothing would run it: the command says so."""
+    registry_rows(catalog, 3)
+    assert main(["backfill", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["daemon"] == "none"
+    assert "no dagster-daemon serves" in captured.err and "`vidcat up`" in captured.err and "--wait" in captured.err
+    assert "the daemon resumes it" not in captured.err
+
+
+def test_a_wait_that_times_out_says_whether_the_daemon_goes_on(settings, catalog):
+    """A daemon this command started is stopped on the way out: the message must not say the work goes on."""
+    from orchestration.backfill import get_instance, launch_backfill
+    from orchestration.cli import CommandError
+    from orchestration.cli.catalog import wait_until_finished
+
+    registry_rows(catalog, 3)
+    launch = launch_backfill(settings, catalog)
+    instance = get_instance(settings)
+    for own, said in ((True, "started is stopped now"), (False, "goes on in the daemon")):
+        with pytest.raises(CommandError, match=said) as exc:
+            wait_until_finished(
+                settings, catalog, instance, [launch.backfill_id], set(launch.partitions), 0.1, print, not own
+            )
+        assert ("`vidcat backfill --wait` again" in str(exc.value)) == own

@@ -87,11 +87,23 @@ def summarize_embeddings(records: Iterable[Any], durations: Mapping[str, float |
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
-def _expectations() -> list[Any]:
+def _expectations(with_expected_rows: bool = False) -> list[Any]:
     import great_expectations.expectations as gxe
 
     crit, warn = "critical", "warning"
+    counted = (
+        [
+            gxe.ExpectTableRowCountToEqual(
+                value=param("expected_rows"),
+                severity=crit,
+                meta={"why": "every probed member is in the shard or has a frames failure; a gap is a video dropped"},
+            )
+        ]
+        if with_expected_rows
+        else []
+    )
     return [
+        *counted,
         gxe.ExpectColumnValuesToNotBeNull(column="video_id", severity=crit, meta={"why": "the key"}),
         gxe.ExpectColumnValuesToBeUnique(column="video_id", severity=crit, meta={"why": "one matrix per video"}),
         gxe.ExpectColumnValuesToBeBetween(
@@ -148,11 +160,13 @@ def validate_frame_embeddings(
     fps: float = 1.0,
     max_frames: int = 300,
     norm_range: tuple[float, float] = DEFAULT_NORM_RANGE,
+    expected_rows: int | None = None,
 ) -> CheckOutcome:
     """Validate a `summarize_embeddings` frame against the encoder's ``dim`` and the sampler's settings.
 
     Frame count bounds, where the duration is known: ``min(cap, floor(d*fps)) - 1 <= n <=
     min(cap, ceil(d*fps) + 1)``; the slack of one covers a frame at t=0 and rounding at the end.
+    ``expected_rows`` (probed members minus frames failures) proves no video was dropped silently.
     """
     frame = df.copy()
     duration = frame["duration_s"].astype("float64")
@@ -163,7 +177,19 @@ def validate_frame_embeddings(
     return run_suite(
         SUITE,
         frame,
-        _expectations,
-        parameters={"dims": [int(dim)], "norm_lo": float(norm_range[0]), "norm_hi": float(norm_range[1])},
-        context={"dim": dim, "fps": fps, "max_frames": max_frames, "norm_range": list(norm_range)},
+        lambda: _expectations(expected_rows is not None),
+        cache_key=expected_rows is not None,
+        parameters={
+            "dims": [int(dim)],
+            "norm_lo": float(norm_range[0]),
+            "norm_hi": float(norm_range[1]),
+            "expected_rows": expected_rows,
+        },
+        context={
+            "dim": dim,
+            "fps": fps,
+            "max_frames": max_frames,
+            "norm_range": list(norm_range),
+            "expected_rows": expected_rows,
+        },
     )

@@ -12,6 +12,7 @@ from assets.core.partitions import video_batches
 from assets.core.resources import VidcatResource
 from assets.frames.frame_embeddings import frame_embeddings
 from data_checks.embeddings_suite import summarize_embeddings, validate_frame_embeddings
+from ml.catalog.check_inputs import failure_count, probed_count
 from ml.catalog.videos import probed_durations_of_batches
 from ml.frames.embedding_store import iter_videos, shard_path
 
@@ -25,12 +26,33 @@ def embedding_expectations(context: dg.AssetCheckExecutionContext, vidcat: Vidca
     settings = vidcat.settings()
     catalog = vidcat.catalog()
     batch_ids = list(context.partition_keys)
-    shards = [p for b in batch_ids if (p := shard_path(settings.embeddings_dir, settings.image_encoder, b)).exists()]
+    paths = {b: shard_path(settings.embeddings_dir, settings.image_encoder, b) for b in batch_ids}
+    missing = [b for b, p in paths.items() if not p.exists()]
+    if missing:
+        # The frame step writes a shard for every batch it runs, even an empty one: none means its
+        # videos would silently have no visual score.
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"batches": dg.MetadataValue.text(",".join(batch_ids)), "missing": ",".join(missing)},
+            description=f"no frame-embedding shard for batch(es) {', '.join(missing)}: re-run their frame step "
+            "(`vidcat backfill --wait`)",
+        )
     durations = probed_durations_of_batches(catalog, batch_ids)
-    df = summarize_embeddings(iter_videos(shards), durations)
+    df = summarize_embeddings(iter_videos(list(paths.values())), durations)
+    probed = probed_count(catalog, batch_ids)
+    failed = failure_count(catalog, batch_ids, stage="frames")
     outcome = validate_frame_embeddings(
-        df, dim=get_spec(settings.image_encoder).dim, fps=settings.fps, max_frames=settings.max_frames
+        df,
+        dim=get_spec(settings.image_encoder).dim,
+        fps=settings.fps,
+        max_frames=settings.max_frames,
+        expected_rows=probed - failed,
     )
     return outcome_check_result(
-        outcome, batches=dg.MetadataValue.text(",".join(batch_ids)), shards=dg.MetadataValue.int(len(shards))
+        outcome,
+        batches=dg.MetadataValue.text(",".join(batch_ids)),
+        shards=dg.MetadataValue.int(len(paths)),
+        probed=dg.MetadataValue.int(probed),
+        frame_failures=dg.MetadataValue.int(failed),
     )

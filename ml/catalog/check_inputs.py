@@ -36,6 +36,23 @@ def member_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
     return int(catalog.scalar(f"SELECT count(*) FROM batch_members WHERE batch_id {IN_LIST}", [list(batch_ids)]) or 0)
 
 
+def probed_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
+    """Members of the batches the probe could read: each should reach the frame step's shard."""
+    return int(catalog.scalar(f"SELECT count(*) FROM video_probe WHERE batch_id {IN_LIST}", [list(batch_ids)]) or 0)
+
+
+def result_count(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> int:
+    """Members of the batches with a fusion result (classified or failed) under ``model_version``."""
+    return int(
+        catalog.scalar(
+            f"SELECT count(DISTINCT r.video_id) FROM video_results r JOIN batch_members m USING (video_id) "
+            f"WHERE r.model_version = ? AND m.batch_id {IN_LIST}",
+            [model_version, list(batch_ids)],
+        )
+        or 0
+    )
+
+
 def failure_count(catalog: Catalog, batch_ids: Sequence[str], stage: str) -> int:
     """Members of the batches with a ``stage`` failure on record (they are expected to have no row there)."""
     return int(

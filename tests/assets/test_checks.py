@@ -159,3 +159,98 @@ def test_checks_are_loaded_and_run_with_the_batch_job():
     job = defs.resolve_job_def("score_batch")
     assert "video_probe_probe_expectations" in {n.name for n in job.nodes}
     assert job.backfill_policy == batch_backfill_policy  # the partitioned check does not change packing
+
+
+def _stand_in(name: str, body):
+    """An asset with the real asset's key (so the real check runs on it) that writes what ``body`` writes."""
+
+    @dg.asset(name=name, partitions_def=video_batches)
+    def stand_in(context):
+        return body(context.partition_key)
+
+    return stand_in
+
+
+def _expectation_names(evaluation) -> set[str]:
+    return {f["expectation"] for f in evaluation.metadata["failed_expectations"].value}
+
+
+def test_embedding_check_fails_on_a_missing_shard_or_a_dropped_video(batch, settings):
+    """Every probed member must be in the batch's shard or have a frames failure; no shard at all fails."""
+    import numpy as np
+
+    from assets.frames.embeddings_checks import embedding_expectations
+    from ml.frames.embedding_store import VideoEmbeddings, shard_path, write_shard
+    from ml.frames.image_encoder import get_spec
+
+    batch_id, instance = batch
+    assert run_probe(batch_id, instance).success
+    dim = get_spec(settings.image_encoder).dim
+    path = shard_path(settings.embeddings_dir, settings.image_encoder, batch_id)
+
+    def check(videos: list[str] | None):
+        def write(b: str) -> None:
+            if videos is None:
+                return
+            rng = np.random.default_rng(0)
+            rows = []
+            for v in videos:
+                emb = rng.normal(size=(1, dim)).astype(np.float32)
+                rows.append(VideoEmbeddings(v, np.zeros(1, np.float32), emb / np.linalg.norm(emb)))
+            write_shard(path, rows, encoder=settings.image_encoder)
+
+        result = dg.materialize(
+            [_stand_in("frame_embeddings", write), embedding_expectations],
+            partition_key=batch_id,
+            instance=instance,
+            resources={"vidcat": VidcatResource()},
+            raise_on_error=False,
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    missing = check(None)
+    assert not missing.passed and "no frame-embedding shard" in missing.description
+    dropped = check(["v1", "v2"])
+    assert not dropped.passed and "expect_table_row_count_to_equal" in _expectation_names(dropped)
+    complete = check(["v1", "v2", "v3"])
+    assert "expect_table_row_count_to_equal" not in _expectation_names(complete)
+    assert complete.metadata["probed"].value == 3
+
+
+def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(batch, catalog):
+    """The rows of the fusion version the asset recorded, not the newest model's; a member without a result
+    under it fails the check instead of passing on zero rows."""
+    import datetime as dt
+
+    from assets.fusion.predictions_checks import prediction_expectations
+    from ml.catalog.store import insert_rows
+
+    batch_id, instance = batch
+
+    def check(results_for: list[str]):
+        def fuse(b: str) -> dg.MaterializeResult:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            with catalog.transaction() as con:
+                insert_rows(
+                    con,
+                    "video_results",
+                    ["video_id", "model_version", "batch_id", "status", "n_categories", "classified_at"],
+                    [(v, "f-written", b, "classified", 0, now) for v in results_for],
+                )
+            return dg.MaterializeResult(metadata={"fusion_version": "f-written"})
+
+        result = dg.materialize(
+            [_stand_in("fused_predictions", fuse), prediction_expectations],
+            partition_key=batch_id,
+            instance=instance,
+            resources={"vidcat": VidcatResource()},
+            raise_on_error=False,
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    short = check(["v1", "v2"])
+    assert not short.passed and "2 of 3 videos have a result under f-written" in short.description
+    done = check(["v3"])  # no category for any video: no rows, every member has its result
+    assert done.passed and done.metadata["fusion_versions"].value == "f-written"

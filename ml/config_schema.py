@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from ml.errors import UserFacingError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserFacingError, ValueError):
     """A setting is missing or invalid; the message says which, where it came from and how to fix it."""
 
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ml.errors import UserFacingError
+
 EXPECTED_NODES = 704
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UserFacingError, ValueError):
     """The taxonomy or the working-set rule is malformed; the message names the file and row."""
 
 

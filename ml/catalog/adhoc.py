@@ -19,17 +19,18 @@ from typing import Any
 import duckdb
 
 from ml.catalog.store import SANDBOX_CONFIG, Catalog
+from ml.errors import UserFacingError
 
 
-class QueryRefused(PermissionError):
+class QueryRefused(UserFacingError, PermissionError):
     """The query tried to write, or to read or write a file: not what a read-only query tool does."""
 
 
-class QueryTimedOut(TimeoutError):
+class QueryTimedOut(UserFacingError, TimeoutError):
     """The query ran past its time limit and was interrupted."""
 
 
-class QueryFailed(ValueError):
+class QueryFailed(UserFacingError, ValueError):
     """The query is not valid SQL for the catalog (a typo, an unknown column)."""
 
 

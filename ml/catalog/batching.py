@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ml.catalog.store import Catalog
+from ml.errors import InvalidInput
 
 BATCH_ID_WIDTH = 8
 
@@ -62,7 +63,7 @@ def create_batches(
     pending video has waited long enough). Runs in one transaction.
     """
     if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
+        raise InvalidInput("batch_size must be >= 1")
     with catalog.transaction() as con:
         cursor = con.execute("SELECT coalesce(max(last_seq), 0) FROM batches").fetchone()[0]
         next_no = con.execute(

@@ -27,12 +27,13 @@ import duckdb
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.catalog.videos import DURATION_SLACK_S
+from ml.errors import UserFacingError
 
 CSV_ENTRY = re.compile(r"^\s*([0-9.eE+-]+)\s*-\s*([0-9.eE+-]+)\s*=\s*(\S+)\s*$")
 TimeRange = tuple[float, float, str]
 
 
-class SceneRangeError(ValueError):
+class SceneRangeError(UserFacingError, ValueError):
     """A scene range that cannot be stored, with what to write instead."""
 
 

@@ -28,12 +28,13 @@ import hashlib
 from collections.abc import Iterable
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.errors import InvalidInput, UserFacingError
 
 LOCKED_TEST_SOURCES = ("gold-split", "demo-ground-truth", "manual")
 GOLD_SPLIT_SALT = "vidcat-locked-test-v1"
 
 
-class HeldOutLeak(ValueError):
+class HeldOutLeak(UserFacingError, ValueError):
     """A held-out video (gold or locked test) was about to be used for training."""
 
 
@@ -87,7 +88,7 @@ class HoldoutGuard:
 def lock_test(catalog: Catalog, video_ids: Iterable[str], source: str) -> int:
     """Record videos as the locked test (idempotent: re-locking replaces their source)."""
     if source not in LOCKED_TEST_SOURCES:
-        raise ValueError(f"source must be one of {LOCKED_TEST_SOURCES}, got {source!r}")
+        raise InvalidInput(f"source must be one of {LOCKED_TEST_SOURCES}, got {source!r}")
     ids = sorted(set(video_ids))
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with catalog.transaction() as con:
@@ -105,7 +106,7 @@ def in_test_split(video_id: str, share: float, salt: str = GOLD_SPLIT_SALT) -> b
 def split_gold(video_ids: Iterable[str], share: float) -> tuple[list[str], list[str]]:
     """(certify, locked test) of gold videos by ``in_test_split``; ``share`` in [0, 1)."""
     if not 0.0 <= share < 1.0:
-        raise ValueError(f"the locked test's share of gold must be in [0, 1), got {share}")
+        raise InvalidInput(f"the locked test's share of gold must be in [0, 1), got {share}")
     certify, test = [], []
     for v in sorted(set(video_ids)):
         (test if in_test_split(v, share) else certify).append(v)

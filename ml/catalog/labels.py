@@ -28,6 +28,7 @@ from ml.catalog.gold_scenes import (
 )
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.catalog.videos import probed_durations
+from ml.errors import InvalidInput
 from ml.taxonomy import WorkingSet
 
 LABEL_SETS = ("editor", "gold")
@@ -79,7 +80,7 @@ def read_label_file(path: str | Path) -> list[tuple[int, dict]]:
         return rows
     if path.suffix.lower() == ".csv":
         return [(i, dict(r)) for i, r in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
-    raise ValueError(f"{path}: use a .jsonl or .csv label file")
+    raise InvalidInput(f"{path}: use a .jsonl or .csv label file")
 
 
 def import_labels(
@@ -87,7 +88,7 @@ def import_labels(
 ) -> ImportReport:
     """Validate rows against the registry and taxonomy, then write them in one transaction."""
     if label_set not in LABEL_SETS:
-        raise ValueError(f"label_set must be one of {LABEL_SETS}")
+        raise InvalidInput(f"label_set must be one of {LABEL_SETS}")
     report = ImportReport()
     wanted = sorted({str(r.get("video_id") or r.get("id") or "").strip() for _, r in rows if isinstance(r, dict)})
     known = {

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
+from ml.errors import UserFacingError
 
 # The `thresholds` table's columns, in the order its writers give them.
 THRESHOLD_COLUMNS = (
@@ -46,7 +47,7 @@ class ModelRecord:
     training_data: dict[str, Any]
 
 
-class ModelNotTrained(RuntimeError):
+class ModelNotTrained(UserFacingError, RuntimeError):
     """A stage needs a model that has no registered version yet."""
 
 

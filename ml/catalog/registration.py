@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ml.catalog.store import Catalog, insert_rows
+from ml.errors import UserFacingError
 from ml.taxonomy import WorkingSet
 
 MAX_TITLE_CHARS = 1_000
@@ -33,7 +34,7 @@ MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 COLUMNS = ("id", "uri", "title", "description", "tags", "language", "creator", "uploaded_at", "labels")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserFacingError, ValueError):
     """The manifest as a whole is unusable (missing file, unknown format, no id/uri columns)."""
 
 

@@ -27,12 +27,14 @@ from typing import Any
 
 import duckdb
 
+from ml.errors import UserFacingError
+
 LOCK_RETRY_S = 60.0
 # `column IN_LIST` with one parameter, a list of ids: a whole id list in one bound array.
 IN_LIST = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
-class CatalogLockedError(RuntimeError):
+class CatalogLockedError(UserFacingError, RuntimeError):
     """Another process kept the DuckDB file locked for longer than we are willing to wait."""
 
 

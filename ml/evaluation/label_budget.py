@@ -19,6 +19,7 @@ import numpy as np
 
 from ml.catalog.holdout import HeldOutLeak
 from ml.catalog.store import Catalog
+from ml.errors import InvalidInput
 from ml.evaluation.student import EvalContext, guard_of, score_baseline, student_config, train_and_score
 
 BUDGET_SALT = "vidcat-label-budget-v1"
@@ -118,7 +119,7 @@ def label_budget(
     out: dict[str, Any] = {"categories": len(ctx.categories), "budgets": {}}
     for b in budgets:
         if not 0 < b <= 1:
-            raise ValueError(f"a label budget is a share of the editor labels in (0, 1], got {b}")
+            raise InvalidInput(f"a label budget is a share of the editor labels in (0, 1], got {b}")
         kept = {v: t for v, t in ctx.editor.items() if budget_position(v) < b}
         entry: dict[str, Any] = {"editor_videos": len(kept)}
         say(f"budget {b:g}: {len(kept)} editor-labelled videos")

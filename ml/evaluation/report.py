@@ -16,10 +16,11 @@ from pathlib import Path
 
 from ml.catalog.model_registry import ModelNotTrained
 from ml.catalog.store import Catalog
+from ml.errors import UserFacingError
 from ml.evaluation.locked import LockedTest
 
 
-class NoLockedTest(LookupError):
+class NoLockedTest(UserFacingError, LookupError):
     """The catalog keeps no locked test to measure on."""
 
 

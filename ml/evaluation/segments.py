@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ml.demo.segments import DEFAULT_SEED, GOLD_VIDEOS, LOCKED_VIDEOS, build_benchmark, load_benchmark
+from ml.errors import MissingPrerequisite
 from ml.segments.breaks import ad_breaks
 from ml.segments.certify import certify_scene_thresholds, emitted, scene_truth
 from ml.segments.detect import DEFAULT_DETECTOR, DetectorParams, boundary_signal, detect_scenes, pick_boundaries
@@ -198,10 +199,12 @@ def _require_models(settings: Any, catalog: Any) -> tuple[Any, Any]:
         latest_model(catalog, "fusion", required=False) is None
         or latest_model(catalog, "visual_model", required=False) is None
     ):
-        raise LookupError(f"no trained student in {settings.data_root}: run make demo first")
+        raise MissingPrerequisite(f"no trained student in {settings.data_root}: run make demo first")
     fusion = load_current_fusion(catalog)
     if fusion.visual_record is None:
-        raise LookupError(f"the current fusion model in {settings.data_root} has no student: run make demo first")
+        raise MissingPrerequisite(
+            f"the current fusion model in {settings.data_root} has no student: run make demo first"
+        )
     return fusion, fusion.visual_record
 
 

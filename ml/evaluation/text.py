@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.errors import InvalidInput, UserFacingError
 from ml.text.features import CachedEncoder, TextEncoder, get_encoder, prepare_text
 
 CSV_SUFFIX = "_youtube_trending_data.csv"
@@ -46,7 +47,7 @@ EVAL_MAX_CHARS = 300
 Progress = Callable[[str, int, int], None]
 
 
-class TrendingDataError(ValueError):
+class TrendingDataError(UserFacingError, ValueError):
     """The folder is not in the YouTube trending export format; the message says what is missing."""
 
 
@@ -256,10 +257,10 @@ def evaluate_text_model(
     train_cc = [c.strip().upper() for c in train_countries if c.strip()]
     test_cc = [c.strip().upper() for c in test_countries if c.strip()]
     if not train_cc or not test_cc:
-        raise ValueError("need at least one train and one test country")
+        raise InvalidInput("need at least one train and one test country")
     unknown = set(systems) - set(DEFAULT_SYSTEMS)
     if unknown:
-        raise ValueError(f"unknown systems {sorted(unknown)}; known: {list(DEFAULT_SYSTEMS)}")
+        raise InvalidInput(f"unknown systems {sorted(unknown)}; known: {list(DEFAULT_SYSTEMS)}")
     all_cc = list(dict.fromkeys(train_cc + test_cc))
     rows, file_stats = load_trending(data_dir, all_cc)
     names = category_names(data_dir, all_cc)
@@ -469,7 +470,7 @@ def _budget_systems(
     score_system(f"{enc.name}/prior@0", "the taxonomy prior alone: YouTube's category names, no label", predict(zero))
     for b in budgets:
         if not 0 < b <= 1:
-            raise ValueError(f"a budget is a share of the sampled titles in (0, 1], got {b}")
+            raise InvalidInput(f"a budget is a share of the sampled titles in (0, 1], got {b}")
         ids = [train_ids[i] for i in order[: max(1, round(b * len(order)))]]
         x, y = emb[[vindex[v] for v in ids]], _one_hot([label_of[v] for v in ids], classes)
         for head in ("logreg", "prior"):

@@ -23,6 +23,7 @@ from ml.catalog.scores import ood_rows
 from ml.catalog.segments import current_segments, scene_threshold_rows
 from ml.catalog.store import Catalog
 from ml.catalog.videos import video_rows, video_uri
+from ml.errors import UserFacingError
 from ml.segments.certify import best_category
 from ml.taxonomy import WorkingSet
 
@@ -31,7 +32,7 @@ TOP_WORDS = 6
 TOP_FRAMES = 3
 
 
-class NotClassified(LookupError):
+class NotClassified(UserFacingError, LookupError):
     """The video has no classification to explain yet."""
 
 

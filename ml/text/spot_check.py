@@ -21,6 +21,7 @@ from ml.catalog.labels import review_candidates
 from ml.catalog.model_registry import latest_model
 from ml.catalog.segments import current_segments
 from ml.catalog.store import Catalog
+from ml.errors import InvalidInput, MissingPrerequisite
 from ml.taxonomy import WorkingSet
 
 COLUMNS = (
@@ -44,11 +45,11 @@ def spot_check(
     from ml.frames.thumbnails import evenly_spaced, jpeg_data_uri, sample_for_review
 
     if category not in ws.taxonomy:
-        raise KeyError(f"{category!r} is not an IAB Content Taxonomy 3.1 id")
+        raise InvalidInput(f"{category!r} is not an IAB Content Taxonomy 3.1 id")
     teacher = latest_model(catalog, "text_model")
     rows = review_candidates(catalog, teacher.version, category)
     if not rows:
-        raise LookupError(f"no positive pseudo-label for category {category} from teacher {teacher.version}")
+        raise MissingPrerequisite(f"no positive pseudo-label for category {category} from teacher {teacher.version}")
     picked = random.Random(seed).sample(rows, k=min(n, len(rows)))
     j = teacher.categories.index(category) if category in teacher.categories else None
     name = ws.taxonomy[category].full_name

@@ -21,6 +21,7 @@ from ml.catalog.model_registry import ModelRecord, latest_model, register_model
 from ml.catalog.scores import all_text_scores
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.catalog.videos import video_facts
+from ml.errors import UserFacingError
 from ml.frames.embedding_store import list_shards, shard_path
 from ml.visual.targets import (
     StudentTargets,
@@ -48,7 +49,7 @@ class StudentResult:
     ood: dict[str, Any] = field(default_factory=dict)
 
 
-class NotEnoughLabels(ValueError):
+class NotEnoughLabels(UserFacingError, ValueError):
     """Too little labelled data for the student: a state of the catalog, reported with what is missing."""
 
 

@@ -10,9 +10,7 @@ import pkgutil
 import sys
 from typing import Any
 
-from ml.catalog.model_registry import ModelNotTrained
-from ml.catalog.store import CatalogLockedError
-from ml.config import ConfigError
+from ml.errors import UserFacingError
 
 
 class CommandError(RuntimeError):
@@ -94,17 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (
-        ConfigError,
-        CommandError,
-        FileNotFoundError,
-        ValueError,
-        LookupError,
-        ModelNotTrained,
-        CatalogLockedError,
-    ) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its message
-        print(f"vidcat {args.command}: error: {message}", file=sys.stderr)
+    except (UserFacingError, CommandError, FileNotFoundError) as exc:
+        # Only errors whose message says what to do: anything else is a bug and keeps its traceback.
+        print(f"vidcat {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         sys.stderr.close()  # output piped into `head`: not an error

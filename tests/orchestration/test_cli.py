@@ -162,3 +162,23 @@ def test_a_wait_that_times_out_says_whether_the_daemon_goes_on(settings, catalog
                 settings, catalog, instance, [launch.backfill_id], set(launch.partitions), 0.1, print, not own
             )
         assert ("`vidcat backfill --wait` again" in str(exc.value)) == own
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_exits_2(capsys, settings, monkeypatch):
+    """Only errors that say what to do become one line and exit 2; a KeyError from a bug is not one."""
+    import orchestration.cli.catalog as catalog_cli
+    from ml.errors import InvalidInput
+
+    def buggy(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(catalog_cli, "cmd_status", buggy)
+    with pytest.raises(KeyError):
+        main(["status"])
+
+    def refused(args):
+        raise InvalidInput("the file is not a manifest; give the .jsonl")
+
+    monkeypatch.setattr(catalog_cli, "cmd_status", refused)
+    assert main(["status"]) == 2
+    assert "vidcat status: error: the file is not a manifest" in capsys.readouterr().err

@@ -31,7 +31,7 @@ LAYERS = [
     "demo",
     "evaluation",
 ]
-SHARED = {"config", "config_schema", "cores", "taxonomy", "metrics", "plots", "thresholds"}
+SHARED = {"config", "config_schema", "cores", "errors", "taxonomy", "metrics", "plots", "thresholds"}
 ML = REPO_ROOT / "ml"
 
 

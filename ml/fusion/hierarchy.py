@@ -17,8 +17,8 @@ bets": more information at a fixed error rate).
   only videos on which the node is ever emitted.
 - **Emission** (`decide_backoff`): deepest nodes first; a node is emitted when its certified cut
   holds and nothing in its subtree is. A video never gets a node and one of its ancestors: where the
-  leaf decisions emit both a category and a descendant of it, the ancestor is dropped
-  (`drop_ancestors`).
+  leaf decisions emit both a category and a descendant of it, or a node fires below a category the
+  leaf rule said, the ancestor is dropped (`drop_ancestors`) and the more specific one stays.
 """
 
 from __future__ import annotations
@@ -118,10 +118,18 @@ def drop_ancestors(emitted: np.ndarray, tree: Tree) -> np.ndarray:
 
 def _walk(
     emitted: np.ndarray, nscore: np.ndarray, tree: Tree, cut: list[float], fit: Any = None
-) -> tuple[np.ndarray, list[Any]]:
-    """Deepest nodes first: a node may fire only where nothing of its subtree (leaf or node) fired."""
-    n = emitted.shape[0]
-    covered = emitted.copy()  # (n, C): category columns already said, by a leaf or a node
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Deepest nodes first: a node may fire only where nothing of its subtree (leaf or node) fired.
+
+    A node's subtree does not hold its ancestors, so a node can fire on a video whose leaf rule said an
+    ancestor of it (a parent with a head of its own). The node is certified on exactly those videos and
+    says more, so the leaf-rule ancestor is dropped afterwards, as ``drop_ancestors`` does among leaves.
+    Dropping it cannot change what fired: every node above it has the fired node in its subtree and
+    was closed already. Returns the leaf decisions left, the nodes fired and the fitted cuts.
+    """
+    leaves = drop_ancestors(emitted, tree)
+    n = leaves.shape[0]
+    covered = leaves.copy()  # (n, C): category columns already said, by a leaf or a node
     fired = np.zeros((n, len(tree.nodes)), bool)
     fitted = []
     for k, (col, cols) in enumerate(zip(tree.node_columns, tree.subtree, strict=True)):
@@ -134,7 +142,8 @@ def _walk(
         with np.errstate(invalid="ignore"):
             fired[:, k] = open_ & np.isfinite(nscore[:, k]) & (nscore[:, k] >= thr)
         covered[:, col] |= fired[:, k]
-    return fired, fitted
+    leaves = drop_ancestors(with_nodes(leaves, fired, tree), tree) & leaves
+    return leaves, fired, fitted
 
 
 def fit_backoff(
@@ -147,7 +156,7 @@ def fit_backoff(
         s = np.where(open_, nscore[:, k], np.nan)  # NaN: not a video the node could be emitted on
         return select_threshold(s, ny[:, k], policy)
 
-    _, fitted = _walk(drop_ancestors(emitted, tree), nscore, tree, [np.inf] * len(tree.nodes), fit)
+    _, _, fitted = _walk(emitted, nscore, tree, [np.inf] * len(tree.nodes), fit)
     return fitted
 
 
@@ -155,9 +164,8 @@ def decide_backoff(
     score: np.ndarray, emitted: np.ndarray, tree: Tree, thresholds: list[Threshold], combiner: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leaf decisions without ancestors, the nodes emitted (n, nodes), and the node scores."""
-    leaves = drop_ancestors(emitted, tree)
     nscore = node_scores(score, tree, combiner)
-    fired, _ = _walk(leaves, nscore, tree, list(threshold_vector(thresholds)))
+    leaves, fired, _ = _walk(emitted, nscore, tree, list(threshold_vector(thresholds)))
     return leaves, fired, nscore
 
 

@@ -105,8 +105,12 @@ def test_drop_ancestors_keeps_the_more_specific():
     ]
 
 
-def _look_alike(n: int, seed: int):
-    """Mid's children A and B look the same: each scores ~0.5 on videos of either, so no leaf certifies."""
+def _look_alike(n: int, seed: int, root_head: bool = False):
+    """Mid's children A and B look the same: each scores ~0.5 on videos of either, so no leaf certifies.
+
+    With ``root_head`` Root has a column of its own that its leaf rule says on those same videos, so
+    back-off to Mid lands on videos that already carry Mid's ancestor.
+    """
     rng = np.random.default_rng(seed)
     cats = ["r", "m", "a", "b", "c"]
     y = np.zeros((n, 5), bool)
@@ -119,13 +123,16 @@ def _look_alike(n: int, seed: int):
     s[ab, 2] = 0.45 + 0.1 * rng.random(ab.sum())
     s[ab, 3] = 0.45 + 0.1 * rng.random(ab.sum())
     s[truth == 4, 4] = 0.9
-    s[:, :2] = np.nan  # no head for the parents themselves
-    emitted = s >= 0.8  # C is said by its leaf; A and B never
+    s[:, :2] = np.nan  # no head for Mid
+    if root_head:
+        s[:, 0] = np.where(ab, 0.85, 0.1)
+    emitted = s >= 0.8  # C (and Root, with its head) said by the leaf rule; A and B never
     return cats, s, y, emitted
 
 
-def test_the_parent_is_certified_where_its_children_cannot_be_told_apart():
-    cats, s, y, emitted = _look_alike(400, 1)
+@pytest.mark.parametrize("root_head", [False, True])
+def test_the_parent_is_certified_where_its_children_cannot_be_told_apart(root_head: bool):
+    cats, s, y, emitted = _look_alike(400, 1, root_head)
     tree = build_tree(cats, _tax())
     ths = fit_backoff(s, emitted, y, tree, POLICY, "noisy-or")
     by = dict(zip(tree.nodes, ths, strict=True))
@@ -133,7 +140,7 @@ def test_the_parent_is_certified_where_its_children_cannot_be_told_apart():
     # Root is certified only on what Mid and C leave unsaid: nothing of its own left to gain.
     assert not by["r"].enabled or by["r"].predicted < 20
     # Held out: Mid said on look-alike videos, never with its ancestor Root or beside a leaf of its subtree.
-    _cats2, s2, y2, e2 = _look_alike(400, 2)
+    _cats2, s2, y2, e2 = _look_alike(400, 2, root_head)
     leaves, fired, _ = decide_backoff(s2, e2, tree, ths, "noisy-or")
     said = with_nodes(leaves, fired, tree)
     mid, root = tree.nodes.index("m"), tree.nodes.index("r")

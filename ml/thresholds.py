@@ -16,7 +16,9 @@ A cut also needs ``min_support`` verified positives above it. A category with no
 *not emitted* by that source, with the reason and how many more verified positives it would need.
 
 ``scan = "none"`` keeps the old rule (every cut whose bound passes is eligible, the best F1 among
-them): it is optimistic, since the best of many cuts is kept, and is there for comparisons only.
+them): it is optimistic, since the best of many cuts is kept, and is there for comparisons only; its
+``promise()`` says so and claims no confidence. A Wilson bound's coverage is approximate, and its
+sentence says "about". ``promise(units="scenes")`` is the sentence for scene thresholds.
 
 A cut separates the lowest emitted score from the highest one left out; the threshold is put in the
 middle of that gap (in logit space, scores being probabilities), not on the lowest emitted score.
@@ -43,9 +45,22 @@ SCANS = ("fixed-sequence", "none")
 # not the promise, so a Wilson bound at 80% over the scanned cuts.
 PSEUDO_LABEL_BOUND = {"bound": "wilson", "confidence": 0.80, "scan": "none"}
 PROMISE = (
-    "for each emitted category and source, precision on videos like the certification set is at least "
-    "{target:.0%} with {confidence:.0%} confidence (one-sided Clopper-Pearson, fixed-sequence testing over the cuts)"
+    "for each emitted category and source, precision on {units} like the certification set is at least "
+    "{target} with {confidence} confidence ({method}, fixed-sequence testing over the cuts)"
 )
+# Without the fixed sequence the best of many cuts is kept: the bound is the chosen cut's own, and no
+# confidence for new videos follows from it, so the sentence says only what was measured.
+PROMISE_UNCORRECTED = (
+    "for each emitted category and source, the one-sided {confidence} {bound} lower bound of precision on the "
+    "certification set's {units} reaches {target} at the chosen cut; the cut is the best of many, so no "
+    "confidence is claimed for {units} like the certification set"
+)
+UNITS = ("videos", "scenes")
+
+
+def percent(x: float) -> str:
+    """0.8 as 80% and 0.825 as 82.5%: a promise must not round its own target."""
+    return f"{round(x * 100, 2):g}%"
 
 
 @dataclass(frozen=True)
@@ -71,14 +86,24 @@ class ThresholdPolicy:
         if self.scan not in SCANS:
             raise ValueError(f"scan must be one of {SCANS}, got {self.scan!r}")
 
-    def promise(self) -> str:
-        """The promise these thresholds keep, in words (the same sentence everywhere)."""
-        text = PROMISE.format(target=self.target_precision, confidence=self.confidence)
-        if self.bound != "clopper-pearson" or self.scan != "fixed-sequence":
-            text = text.replace(
-                "one-sided Clopper-Pearson, fixed-sequence testing over the cuts", f"{self.bound}, scan {self.scan}"
-            )
-        return text
+    def promise(self, units: str = "videos") -> str:
+        """The promise these thresholds keep, in words (the same sentence everywhere).
+
+        ``units``: what a gold row is, "videos" or "scenes". Clopper-Pearson over scenes takes the
+        scenes as independent, which scenes of one gold video are not, so the scene sentence says so.
+        """
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+        bound = {"clopper-pearson": "Clopper-Pearson", "wilson": "Wilson"}[self.bound]
+        target, confidence = percent(self.target_precision), percent(self.confidence)
+        if self.scan != "fixed-sequence":
+            return PROMISE_UNCORRECTED.format(units=units, target=target, confidence=confidence, bound=bound)
+        method = f"one-sided {bound}"
+        if self.bound == "wilson":  # its coverage is approximate, and the sentence says so
+            confidence, method = f"about {confidence}", f"{method}, an approximate bound"
+        if units == "scenes":
+            method += ", scenes taken as independent"
+        return PROMISE.format(units=units, target=target, confidence=confidence, method=method)
 
 
 DEFAULT_POLICY = ThresholdPolicy()
@@ -181,6 +206,51 @@ def min_emitted(policy: ThresholdPolicy) -> int:
     return n
 
 
+def _not_certified(
+    policy: ThresholdPolicy,
+    certified: np.ndarray,
+    passing: np.ndarray,
+    lb: np.ndarray,
+    precision: np.ndarray,
+    tp: np.ndarray,
+    n: np.ndarray,
+    start: int,
+) -> tuple[str, int]:
+    """Why no cut is eligible, and the verified positives still needed (0 where support is not the limit).
+
+    Two different failures, told apart because they call for different work: the bound failing
+    (better scores or cleaner gold) and too few positives above a cut that holds (more gold). Under
+    the fixed sequence the cut named is where the sequence stopped; cuts below it were never tested,
+    so their bounds say nothing.
+    """
+    at = f"the {policy.bound} bound at {percent(policy.confidence)}"
+    target, support = percent(policy.target_precision), policy.min_support
+    if policy.scan == "fixed-sequence":
+        stop = start + int(certified[start:].sum())  # the first cut that failed (len: none failed)
+        if not certified.any():
+            return (
+                f"no cut certified: the fixed sequence stops at its first cut ({int(n[stop])} emitted, precision "
+                f"{precision[stop]:.2f}), where {at} is {lb[stop]:.2f}, below {target}"
+            ), 0
+        last = stop - 1
+        tail = f", and stops at {int(n[stop])} emitted ({at} {lb[stop]:.2f}, below {target})" if stop < len(n) else ""
+        return (
+            f"too little support: the fixed sequence certifies cuts down to {int(n[last])} emitted with "
+            f"{int(tp[last])} verified positives{tail}; a cut needs {support} positives above it"
+        ), support - int(tp[last])
+    if passing.any():
+        last = int(np.flatnonzero(passing)[-1])  # true positives grow down the cuts: the most support
+        return (
+            f"too little support: the cuts where {at} reaches {target} have at most {int(tp[last])} verified "
+            f"positives above them; a cut needs {support}"
+        ), support - int(tp[last])
+    j = int(np.argmax(lb))
+    return (
+        f"no cut certified: {at} never reaches {target} at any cut (best {lb[j]:.2f} at precision "
+        f"{precision[j]:.2f}, {int(n[j])} emitted)"
+    ), 0
+
+
 def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPolicy = DEFAULT_POLICY) -> Threshold:
     """The threshold of one category from its scores and 0/1 verified labels over judged videos."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -199,8 +269,8 @@ def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPo
     lb = lower_bounds(tp, n, policy)
     supported = tp >= policy.min_support
     passing = lb >= policy.target_precision
+    start = int(np.searchsorted(n, n_min))  # n grows down the cuts: the first cut emitting n_min
     if policy.scan == "fixed-sequence":
-        start = int(np.searchsorted(n, n_min))  # n grows down the cuts: the first cut emitting n_min
         certified = np.zeros(len(cut), bool)
         for i in range(start, len(cut)):
             if not passing[i]:
@@ -216,13 +286,7 @@ def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPo
                 f"and {policy.min_support} positives to be certified ({need} more verified positives)"
             )
         else:
-            j = int(np.argmax(np.where(n >= n_min, lb, -1.0)))
-            reason = (
-                f"no cut certified: the {policy.bound} bound at {policy.confidence:.0%} never reaches "
-                f"{policy.target_precision:.0%} from the top down (best {lb[j]:.2f} at precision {precision[j]:.2f}, "
-                f"{int(n[j])} emitted)"
-            )
-            need = 0
+            reason, need = _not_certified(policy, certified, passing, lb, precision, tp, n, start)
         return Threshold(None, None, None, 0, 0, positives, None, False, reason, need)
     idx = np.flatnonzero(eligible)
     if policy.objective == "recall":

@@ -104,7 +104,7 @@ def test_fixed_sequence_stops_at_the_first_cut_that_fails(rank, certified_recall
     """
     r = select_threshold(*_sixty_positives_and_one_negative_at(rank), ThresholdPolicy())
     if certified_recall is None:
-        assert not r.enabled and "never reaches 80% from the top down" in r.reason and r.more_positives == 0
+        assert not r.enabled and "the fixed sequence stops at its first cut" in r.reason and r.more_positives == 0
     else:
         assert r.enabled and r.recall == pytest.approx(certified_recall) and r.lower_bound >= 0.8
 
@@ -148,7 +148,7 @@ def test_a_lower_cut_holding_the_bound_is_not_missed():
 
 def test_unreachable_category_is_not_emitted():
     r = select_threshold(np.linspace(1, 0, 40), np.array([0, 1] * 20), ThresholdPolicy())
-    assert not r.enabled and r.threshold is None and "never reaches 80%" in r.reason
+    assert not r.enabled and r.threshold is None and "no cut certified" in r.reason and "below 80%" in r.reason
     assert threshold_vector([r])[0] == np.inf
 
 
@@ -247,3 +247,37 @@ def test_the_promise_reads_the_same_in_the_readme_and_the_docs():
     for doc in ("README.md", "docs/fusion.md"):
         text = " ".join((root / doc).read_text(encoding="utf-8").split()).replace("*", "")
         assert sentence in text, f"{doc} must state the promise as the code does: {sentence!r}"
+
+
+def test_the_reason_names_the_cut_where_the_sequence_stopped_not_the_best_below_it():
+    """A negative at rank 20 stops the sequence there (19 of 20, bound 0.78); the cuts below it pass
+    again (39 of 40: 0.89) but were never tested, so the reason must not quote them."""
+    scores, labels = _sixty_positives_and_one_negative_at(20)
+    r = select_threshold(scores, labels, ThresholdPolicy(min_support=25))
+    assert not r.enabled and r.reason.startswith("too little support")
+    assert "down to 19 emitted with 19 verified positives" in r.reason
+    assert "stops at 20 emitted" in r.reason and "0.78, below 80%" in r.reason
+    assert "0.89" not in r.reason and r.more_positives == 25 - 19
+
+
+def test_a_failed_sequence_and_too_little_support_read_differently():
+    """A clean top of 19 is certified, but min_support=20 asks for one positive more than it holds."""
+    scores, labels = _sixty_positives_and_one_negative_at(20)
+    r = select_threshold(scores, labels, ThresholdPolicy(min_support=20))
+    assert not r.enabled and r.reason.startswith("too little support") and "never" not in r.reason
+    failed = select_threshold(*_sixty_positives_and_one_negative_at(1), ThresholdPolicy())
+    assert failed.reason.startswith("no cut certified: the fixed sequence stops at its first cut (14 emitted")
+    uncorrected = select_threshold(np.linspace(1, 0, 40), np.array([0, 1] * 20), ThresholdPolicy(scan="none"))
+    assert "never reaches 80% at any cut" in uncorrected.reason
+
+
+def test_the_promise_says_what_each_policy_certifies():
+    """Only Clopper-Pearson with the fixed sequence earns the full sentence; the target is not rounded."""
+    assert "at least 82.5% with 95% confidence" in ThresholdPolicy(target_precision=0.825).promise()
+    uncorrected = ThresholdPolicy(scan="none").promise()
+    assert "with 95% confidence" not in uncorrected and "no confidence is claimed" in uncorrected
+    assert "with about 95% confidence (one-sided Wilson" in ThresholdPolicy(bound="wilson").promise()
+    scenes = ThresholdPolicy().promise("scenes")
+    assert "precision on scenes like the certification set" in scenes and "scenes taken as independent" in scenes
+    with pytest.raises(ValueError):
+        ThresholdPolicy().promise("frames")

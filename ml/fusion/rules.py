@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from ml.fusion.hierarchy import Backoff
-from ml.thresholds import DEFAULT_POLICY, Threshold, ThresholdPolicy, select_thresholds, threshold_vector
+from ml.thresholds import (
+    DEFAULT_POLICY,
+    Threshold,
+    ThresholdPolicy,
+    min_emitted,
+    select_thresholds,
+    threshold_vector,
+)
 
 RULES = ("text", "visual", "union", "max", "stacked")
 EPS = 1e-4
@@ -226,8 +233,9 @@ def _features(text: np.ndarray, visual_cal: np.ndarray, text_chars: np.ndarray, 
 def _fit_lr(x: np.ndarray, y: np.ndarray) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    if y.min(initial=1) == y.max(initial=0):
-        return {"w": [0.0] * x.shape[1], "b": float(_logit(np.array([max(y.mean(), EPS)]))[0])}
+    if y.size == 0 or y.min() == y.max():  # no rows (a fold of a tiny gold set) or one class: a constant
+        base = y.mean() if y.size else 0.0
+        return {"w": [0.0] * x.shape[1], "b": float(_logit(np.array([max(base, EPS)]))[0])}
     lr = LogisticRegression(C=1.0, max_iter=500).fit(x, y)
     return {"w": lr.coef_[0].tolist(), "b": float(lr.intercept_[0])}
 
@@ -279,6 +287,20 @@ def fit_rule(
         model.impute = impute.tolist()
         feats = _features(text, v, text_chars, impute)
         rows = np.flatnonzero(both)
+        n_min = min_emitted(policy)
+        if len(rows) < n_min:
+            # No cut could be certified on so few videos, and cross-fitting them would leave folds with
+            # nothing to learn from: fused emissions are off, and the reason says why.
+            model.stackers = _stack_fit(feats[rows], labels[rows])
+            reason = (
+                f"{len(rows)} gold video(s) scored by both sources: a fused cut needs {n_min} verified "
+                "videos above it, so the stacker is not certified"
+            )
+            model.fused_thresholds = [
+                Threshold(None, None, None, 0, 0, int(labels[rows, j].sum()), None, False, reason, 0)
+                for j in range(labels.shape[1])
+            ]
+            return model
         # Thresholds on out-of-fold stacker scores: in-sample scores would set them too low.
         oof = np.full(labels.shape, np.nan)
         for train, test in _folds(len(rows), 3, seed):

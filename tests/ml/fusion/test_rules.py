@@ -194,3 +194,18 @@ def test_the_frames_alone_rule_is_the_visual_source_of_every_decision(rule):
         gate = np.asarray(is_visual or [True, True], dtype=bool)
         assert np.array_equal(fired, by_hand & gate[None, :])
     assert not m.visual_fired(np.full((3, 2), np.nan)).any()  # no frames, nothing said from them
+
+
+@pytest.mark.parametrize("both", [0, 1, 5])
+def test_stacked_with_too_few_videos_scored_by_both_sources_turns_fused_emissions_off(both):
+    """Where almost no gold video has text and frames, the stacker cannot be fitted or certified: the
+    rule still fits (compare_rules runs every rule), says why, and the single sources decide the rest."""
+    text, visual, chars, y = synthetic(seed=8)
+    text[both:] = np.nan
+    m = fit_rule("stacked", text, visual, chars, y, POLICY)
+    assert m.fused_thresholds is not None and not any(t.enabled for t in m.fused_thresholds)
+    assert all("scored by both sources" in t.reason for t in m.fused_thresholds)
+    d = m.decide(text, visual, chars)
+    assert np.array_equal(d.emitted[both:], d.visual_fired[both:])
+    table = compare_rules(text, visual, chars, y, POLICY, rules=("visual", "stacked"))
+    assert set(table) == {"visual", "stacked"}

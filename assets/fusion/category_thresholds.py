@@ -29,11 +29,12 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
     """Thresholds per category and source on human-verified labels, which categories are visual, the fusion rule."""
     settings = vidcat.settings()
     ws = vidcat.working_set()
+    policy = settings.threshold_policy()  # one object: the promise stated is the one certified
     fitted = fit_fusion_on_gold(
         vidcat.catalog(),
         ws,
         settings.models_dir,
-        settings.threshold_policy(),
+        policy,
         rule=settings.fusion_rule,
         promised_precision=settings.target_precision,
         backoff=settings.fusion_backoff,
@@ -76,7 +77,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
     yield dg.MaterializeResult(
         metadata={
             "version": fitted.version,
-            "promise": settings.threshold_policy().promise(),
+            "promise": policy.promise(),
             "rule": fitted.rule,
             "gold_videos": dg.MetadataValue.int(fitted.gold_videos),
             "categories": dg.MetadataValue.int(len(fitted.categories)),
@@ -124,7 +125,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "rule": fitted.rule,
-            "promise": settings.threshold_policy().promise(),
+            "promise": policy.promise(),
             "failing_categories": dg.MetadataValue.md(
                 md_table(failing_rows, ["id", "category", "emitted out of fold", "precision"])
                 if failing_rows

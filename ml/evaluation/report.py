@@ -91,20 +91,29 @@ def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None
     test = reported_locked_test(catalog, settings.demo_dir)
     fusion = load_current_fusion(catalog)
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
+    policy = fusion.policy or settings.threshold_policy()  # what the served thresholds were certified under
     report = evaluate_locked_test(
-        catalog, fusion, test, shards, promise=settings.target_precision, confidence=settings.threshold_confidence
+        catalog, fusion, test, shards, promise=policy.target_precision, confidence=policy.confidence
     )
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else None
     return report, format_report(report, names)
 
 
 def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
-    """`vidcat report`: the fusion comparison, the visual student's training, and the locked test."""
+    """`vidcat report`: the promise, the fusion comparison, the visual student's training, and the locked test.
+
+    The promise heads it because the audit below checks it: a reader must see what was certified
+    (under the policy the current fusion recorded) before the verdict on it.
+    """
     from ml.catalog.model_registry import latest_model
+    from ml.fusion.stage import served_policy
 
     data, table = fusion_comparison(catalog)
+    data["promise"] = served_policy(catalog, settings).promise()
     choice = data.get("choice") or {}
     lines = [
+        f"The promise: {data['promise']}.",
+        "",
         f"Fusion {data['fusion_version']}: rules compared out of fold on {data['gold_videos']} gold videos "
         f"(certification share; * = chosen: {choice.get('reason', 'best held-out F1')})",
         table,

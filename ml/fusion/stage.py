@@ -257,6 +257,27 @@ class LoadedFusion:
     visual_categories: list[str]
     text_record: ModelRecord
     visual_record: ModelRecord | None
+    policy: ThresholdPolicy | None = None  # what its thresholds were certified under (None: not recorded)
+
+
+def recorded_policy(params: dict[str, Any]) -> ThresholdPolicy | None:
+    """The policy a fusion record's thresholds were certified under, from its params.
+
+    The promise stated beside served thresholds must be the one they were certified under, not what
+    the settings say today: a changed setting does not re-certify anything until the fusion is refit.
+    """
+    stored = params.get("policy")
+    if not isinstance(stored, dict):
+        return None
+    known = {f for f in ThresholdPolicy.__dataclass_fields__}
+    return ThresholdPolicy(**{k: v for k, v in stored.items() if k in known})
+
+
+def served_policy(catalog: Catalog, settings: Any) -> ThresholdPolicy:
+    """The policy behind the thresholds served now; the settings' only while no fusion model exists."""
+    record = latest_model(catalog, "fusion", required=False)
+    policy = recorded_policy(record.params) if record is not None else None
+    return policy if policy is not None else settings.threshold_policy()
 
 
 def load_current_fusion(catalog: Catalog) -> LoadedFusion:
@@ -275,6 +296,7 @@ def load_current_fusion(catalog: Catalog) -> LoadedFusion:
         visual.categories if visual else [],
         text,
         visual,
+        recorded_policy(record.params),
     )
 
 

@@ -109,7 +109,8 @@ def explain_video(
         "abstained": {"text": result[5], "visual": result[6]},
         "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
-        "promise": settings.threshold_policy().promise(),
+        # The promise its thresholds were certified under, not today's settings.
+        "promise": (fusion.policy or settings.threshold_policy()).promise(),
         "segments": _segments(catalog, video_id),
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}

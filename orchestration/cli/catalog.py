@@ -269,13 +269,13 @@ def cmd_status(args) -> int:
     print(summary_text(settings, catalog))
     gaps = _certification_gaps(catalog)
     if gaps:
-        from ml.thresholds import PROMISE
+        from ml.fusion.stage import served_policy
 
         names = {c.id: c.full_name for c in ws.categories} if ws is not None else {}
         need = [g for g in gaps if g["more_positives"]]
         print(
             f"\nnot emitted: {len(gaps)} categories with gold positives have no certified threshold (the promise: "
-            + PROMISE.format(target=settings.target_precision, confidence=settings.threshold_confidence)
+            + served_policy(catalog, settings).promise()
             + ")"
         )
         for g in need:

@@ -281,3 +281,36 @@ def test_the_promise_says_what_each_policy_certifies():
     assert "precision on scenes like the certification set" in scenes and "scenes taken as independent" in scenes
     with pytest.raises(ValueError):
         ThresholdPolicy().promise("frames")
+
+
+def test_the_served_promise_is_the_one_the_fusion_was_certified_under(catalog, settings, ws, tmp_path):
+    """`vidcat report` (and `make demo`, which prints it) heads with the promise of the current fusion's
+    recorded policy, not of today's settings; status, explain and the asset state it through the same
+    policy object, never by formatting the template themselves."""
+    from pathlib import Path
+
+    from ml.catalog.model_registry import register_model
+    from ml.evaluation.report import pipeline_report
+    from ml.fusion.stage import served_policy
+
+    assert served_policy(catalog, settings) == settings.threshold_policy()  # no fusion yet: the settings
+    certified = ThresholdPolicy(target_precision=0.825, confidence=0.9, min_support=3)
+    register_model(
+        catalog,
+        "fusion",
+        "fusion-test",
+        tmp_path / "fusion.json",
+        ["483"],
+        params={"rule": "union", "policy": certified.__dict__},
+        metrics={"comparison": {}, "choice": {}},
+        training_data={"gold_videos": 40},
+    )
+    assert served_policy(catalog, settings) == certified != settings.threshold_policy()
+    data, text = pipeline_report(settings, catalog, ws)
+    assert data["promise"] == certified.promise()
+    assert text.splitlines()[0] == f"The promise: {certified.promise()}."
+    root = Path(__file__).resolve().parents[2]
+    for folder in ("orchestration", "assets", "ml/serving", "ml/evaluation", "ml/segments"):
+        for path in (root / folder).rglob("*.py"):
+            code = path.read_text(encoding="utf-8")
+            assert "PROMISE.format" not in code and "threshold_policy().promise()" not in code, path

@@ -167,6 +167,10 @@ def evaluate_locked_test(
         "text": (emitted["text only"], [t.enabled for t in fusion.model.text_thresholds]),
         "visual": (emitted["visual only"], [t.enabled for t in fusion.model.visual_thresholds]),
     }
+    if fusion.model.rule in ("max", "stacked") and fusion.model.fused_thresholds is not None:
+        # The fused thresholds are certified too (a source of the promise): audited on what they decide.
+        fused = fusion.model.fused_fired(t, v, chars) & served
+        audited["fused"] = (_pad(fused, len(cols)), [x.enabled for x in fusion.model.fused_thresholds])
     backoff = fusion.model.backoff
     if backoff is not None and d.nodes is not None:
         tree = backoff.tree

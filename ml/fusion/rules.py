@@ -7,6 +7,9 @@ Rules, all sharing one interface (`fit` on gold data, `decide` on any videos):
 - ``stacked``: per category, a logistic regression on both calibrated logits, their product, a
   no-text and a no-visual flag and the text length, trained on gold labels; threshold chosen the same
   way on out-of-fold stacker scores. Categories with too few gold positives share one pooled model.
+  The cut is certified for the cross-fitted stackers (each fitted on two thirds of the gold videos
+  both sources judged) on the third it did not see; the stacker served is refit on all of them, so
+  its own scores were not what was certified (docs/fusion.md says what the fused promise covers).
 Scores are NaN where a source did not score a video (no usable text, frames failed to decode):
 missing is a state the rules see, not a zero.
 
@@ -129,6 +132,18 @@ class FusionModel:
                 return v
             return np.fmax(text, v)
         return _stack_predict(self.stackers, _features(text, v, text_chars, np.asarray(self.impute)))
+
+    def fused_fired(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
+        """Bool (n, C): the fused score passes its own certified cut on a video both sources judged.
+
+        The fused source of the promise: these are the only emissions the fused thresholds decide, so
+        they are what the locked-test audit holds to them. All False for rules without fused thresholds.
+        """
+        if self.fused_thresholds is None:
+            return np.zeros(np.shape(text), bool)
+        has_t, has_v = _present(text).any(axis=1), _present(self.calibrate_visual(visual)).any(axis=1)
+        fired = _ge(self.fused_score(text, visual, text_chars), threshold_vector(self.fused_thresholds))
+        return fired & (has_t & has_v)[:, None]
 
     def decide(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> Decisions:
         v = self.calibrate_visual(visual)

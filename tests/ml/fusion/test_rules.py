@@ -209,3 +209,18 @@ def test_stacked_with_too_few_videos_scored_by_both_sources_turns_fused_emission
     assert np.array_equal(d.emitted[both:], d.visual_fired[both:])
     table = compare_rules(text, visual, chars, y, POLICY, rules=("visual", "stacked"))
     assert set(table) == {"visual", "stacked"}
+
+
+@pytest.mark.parametrize("rule", ["max", "stacked", "union"])
+def test_fused_fired_is_what_the_fused_thresholds_decide(rule):
+    """The audit holds the fused thresholds to exactly the emissions they make: where both sources judged."""
+    text, visual, chars, y = synthetic(seed=9)
+    m = fit_rule(rule, text, visual, chars, y, POLICY)
+    d = m.decide(text, visual, chars)
+    fused = m.fused_fired(text, visual, chars)
+    both = np.isfinite(text).any(axis=1) & np.isfinite(visual).any(axis=1)
+    assert not fused[~both].any()
+    if rule == "union":
+        assert not fused.any()
+    else:
+        assert fused.any() and np.array_equal(fused[both], d.emitted[both])

@@ -421,12 +421,15 @@ def format_hierarchy(hierarchy: dict[str, Any]) -> str:
 def format_audit(audit: dict[str, Any], names: dict[str, str] | None = None) -> str:
     """The promise audit as text: the verdict line, then one row per certified (category, source)."""
     from ml.catalog.summary import md_table
+    from ml.thresholds import percent
 
     names = names or {}
+    # Stated from the audit's own confidence: the fixture and other policies do not audit at 95%.
+    conf, target = percent(audit["confidence"]), percent(audit["promise"])
     head = (
         f"Promise audit on the locked test: {audit['certified']} certified (category, source) pairs; "
-        f"{audit['below_promise']} measured below {audit['promise']:.0%}, {audit['evidence_below_promise']} "
-        f"with their {audit['confidence']:.0%} upper bound below it; {audit['confidence']:.0%} confidence "
+        f"{audit['below_promise']} measured below {target}, {audit['evidence_below_promise']} "
+        f"with their one-sided {conf} upper bound below it; {conf} confidence "
         f"allows {audit['allowed']}: {'holds' if audit['holds'] else 'DOES NOT HOLD'}"
     )
     rows = [
@@ -440,5 +443,6 @@ def format_audit(audit: dict[str, Any], names: dict[str, str] | None = None) -> 
         )
         for r in audit["rows"]
     ]
-    table = md_table(rows, ["source", "id", "category", "emitted", "precision", "95% one-sided bounds"])
+    bounds = f"one-sided {conf} Clopper-Pearson bounds"
+    table = md_table(rows, ["source", "id", "category", "emitted", "precision", bounds])
     return head + "\n" + table

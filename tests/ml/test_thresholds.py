@@ -244,7 +244,7 @@ def test_the_promise_reads_the_same_in_the_readme_and_the_docs():
     policy = ThresholdPolicy(target_precision=settings.target_precision, confidence=settings.threshold_confidence)
     sentence = policy.promise()
     root = Path(__file__).resolve().parents[2]
-    for doc in ("README.md", "docs/fusion.md"):
+    for doc in ("README.md", "docs/fusion.md", "docs/benchmarks.md"):
         text = " ".join((root / doc).read_text(encoding="utf-8").split()).replace("*", "")
         assert sentence in text, f"{doc} must state the promise as the code does: {sentence!r}"
 

@@ -25,6 +25,13 @@ def test_the_audit_counts_certified_pairs_below_the_promise():
     assert "3 certified (category, source) pairs" in format_audit(audit, {"a": "Arts"})
 
 
+def test_the_audit_states_its_own_confidence():
+    y = np.ones((30, 1), bool)
+    audit = promise_audit({"text": (y, [True])}, y, ["a"], promise=0.825, confidence=0.9)
+    text = format_audit(audit)
+    assert "one-sided 90% Clopper-Pearson bounds" in text and "below 82.5%" in text and "95%" not in text
+
+
 def test_a_source_may_bring_its_own_truth_and_uncertified_pairs_are_not_audited():
     y = np.zeros((10, 2), bool)
     parents = np.ones((10, 2), bool)

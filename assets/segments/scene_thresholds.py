@@ -12,7 +12,7 @@ from ml.segments.certification import certified_summary, certify_on_gold
 @dg.asset(deps=["visual_model", "frame_embeddings"], group_name="segments", kinds={"duckdb"})
 @metered
 def scene_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource) -> dg.MaterializeResult:
-    """The video promise for scenes: thresholds certified on the detected scenes of gold videos with verified ranges."""
+    """The promise for scenes: thresholds certified on the detected scenes of gold videos with verified ranges."""
     settings = vidcat.settings()
     catalog = vidcat.catalog()
     record = latest_model(catalog, "visual_model", required=False)
@@ -47,7 +47,7 @@ def scene_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
         metadata={
             "version": thresholds.version,
             "visual_model_version": record.version,
-            "promise": policy.promise(),
+            "promise": policy.promise("scenes"),
             "gold_videos": dg.MetadataValue.int(len(gold.videos)),
             "gold_scenes": dg.MetadataValue.int(int(gold.truth.shape[0])),
             "positive_scenes": dg.MetadataValue.int(int(gold.truth.any(axis=1).sum())),

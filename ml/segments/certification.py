@@ -1,6 +1,7 @@
 """Scene thresholds certified on the catalog's gold scenes: what the `scene_thresholds` asset runs.
 
-The promise is the same sentence for a scene as for a video, so the thresholds come from the same
+The promise is the video sentence with scenes for videos (``policy.promise("scenes")``, which also says
+that the bound takes scenes as independent), so the thresholds come from the same
 policy (`Settings.threshold_policy`, `ml/thresholds.py`) applied by ``certify.certify_scene_thresholds``
 to the student's scores of the scenes the detector finds in gold videos, judged against the ranges an
 editor verified (`ml/catalog/gold_scenes.py`; a scene is a positive where a category covers most of
@@ -139,7 +140,7 @@ def certify_on_gold(
     gold = gold_scenes(catalog, settings, predictor, params)
     thresholds = certify_scene_thresholds(gold.scores, gold.truth, policy)
     cats = list(predictor.categories)
-    version = new_version(MODEL_NAME, record.version, gold.videos, int(gold.truth.sum()), policy.promise())
+    version = new_version(MODEL_NAME, record.version, gold.videos, int(gold.truth.sum()), policy.promise("scenes"))
     result = SceneThresholds(
         version, record.version, cats, thresholds, len(gold.videos), len(gold.scores), params.__dict__.copy()
     )
@@ -165,7 +166,7 @@ def certify_on_gold(
                 "certified": len(result.certified),
                 "gold_videos": result.gold_videos,
                 "gold_scenes": result.gold_scenes,
-                "promise": policy.promise(),
+                "promise": policy.promise("scenes"),
             },
             training_data={"gold_videos": gold.videos},
         )
@@ -182,7 +183,7 @@ def _as_json(t: SceneThresholds, policy: ThresholdPolicy) -> dict[str, Any]:
         "gold_scenes": t.gold_scenes,
         "detector": t.detector,
         "min_share": MIN_SHARE,
-        "promise": policy.promise(),
+        "promise": policy.promise("scenes"),
     }
 
 

@@ -6,7 +6,8 @@ judged against those ranges: it is a positive for a category when the category c
 ``min_share`` of its duration (a majority, by default). The thresholds are then
 ``ml.thresholds.select_thresholds`` on (scene scores, scene truth) at the configured bound and
 confidence: the same fixed-sequence Clopper-Pearson cut as for videos, so the promise reads the same
-with "scene" for "video".
+with "scenes" for "videos", and one more clause: the bound counts each scene as an independent draw,
+which scenes of one gold video are not (docs/segments.md).
 """
 
 from __future__ import annotations

@@ -52,3 +52,16 @@ def test_a_scenes_best_category_says_whether_it_had_a_threshold_to_pass():
     assert best_category(np.array([0.2, 0.7, np.nan]), cats, {"b"}) == ("b", 0.7, True)
     assert best_category(np.array([0.9, 0.7, 0.1]), cats, {"b"}) == ("a", 0.9, False)
     assert best_category(np.array([np.nan] * 3), cats, {"a"}) is None  # no frame, no score
+
+
+def test_docs_state_the_scene_promise_as_the_code_does():
+    """The scene sentence, with its independence assumption, reads in docs/segments.md word for word."""
+    from pathlib import Path
+
+    from ml.thresholds import ThresholdPolicy
+
+    sentence = ThresholdPolicy().promise("scenes")
+    assert "scenes taken as independent" in sentence
+    root = Path(__file__).resolve().parents[3]
+    text = " ".join((root / "docs/segments.md").read_text(encoding="utf-8").split()).replace("*", "")
+    assert sentence in text

@@ -25,7 +25,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,23 +44,16 @@ def video_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def ensure_ffmpeg() -> tuple[str | None, str]:
-    """The ffmpeg binary, installing the distribution's package when we may; else why not."""
+def find_ffmpeg() -> tuple[str | None, str]:
+    """The ffmpeg binary on PATH, else why the baseline is skipped.
+
+    Never installed here: a benchmark that changes the machine it measures is not reproducible, and
+    the machines reach a package mirror only at setup (docs/benchmarks.md, "Setup").
+    """
     found = shutil.which("ffmpeg")
     if found:
         return found, "found"
-    if os.environ.get("VIDCAT_BENCH_NO_INSTALL") or not shutil.which("apt-get") or os.geteuid() != 0:
-        return None, "ffmpeg is not installed (apt-get install ffmpeg); the baseline is skipped"
-    print("bench: ffmpeg missing, installing it with apt-get ...", file=sys.stderr, flush=True)
-    for cmd in (
-        ["apt-get", "install", "-y", "-qq", "ffmpeg"],
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "ffmpeg"],
-    ):
-        subprocess.run(cmd, capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if shutil.which("ffmpeg"):
-            return shutil.which("ffmpeg"), "installed with apt-get"
-    return None, "ffmpeg is not installed and apt-get could not install it; the baseline is skipped"
+    return None, "ffmpeg is not on PATH; the baseline is skipped (install it at setup: apt-get install ffmpeg)"
 
 
 def ffmpeg_one(ffmpeg: str, path: Path) -> int:
@@ -256,7 +248,7 @@ def run() -> dict[str, Any]:
     files = video_files(folder)
     for p in files:  # page cache warm for both contenders
         p.read_bytes()
-    ffmpeg, ffmpeg_note = ensure_ffmpeg()
+    ffmpeg, ffmpeg_note = find_ffmpeg()
     repeats = int(os.environ.get("VIDCAT_BENCH_REPEATS", "3"))
     ours_runs, ff_runs = [], []
     import resource

@@ -120,6 +120,44 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
+def write_audio_with_cover(path: Path, seconds: float = 1.0) -> Path:
+    """An AAC song with its cover picture: the picture is a video stream flagged ``attached_pic``."""
+    import av
+
+    write_audio_only(path.with_suffix(".tmp.m4a"), seconds)
+    with av.open(str(path.with_suffix(".tmp.m4a"))) as src, av.open(str(path), "w", format="mp4") as out:
+        audio = out.add_stream_from_template(src.streams.audio[0])
+        cover = out.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")
+        for packet in [*cover.encode(picture.reformat(format="yuvj420p")), *cover.encode()]:
+            out.mux(packet)
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.size:
+                packet.stream = audio
+                out.mux(packet)
+    path.with_suffix(".tmp.m4a").unlink()
+    return path
+
+
+def declare_shorter_duration(mkv: Path, out: Path, declared_s: float) -> Path:
+    """A copy of a Matroska file whose header declares ``declared_s`` while its packets run longer.
+
+    The Segment Info's Duration (EBML id 0x4489, an 8-byte float in milliseconds at PyAV's timecode
+    scale) is rewritten in place; every packet stays.
+    """
+    import struct
+
+    data = bytearray(mkv.read_bytes())
+    at = data.find(b"\x44\x89\x88")
+    if at < 0:
+        raise ValueError(f"{mkv} has no 8-byte Duration element to rewrite")
+    data[at + 3 : at + 11] = struct.pack(">d", declared_s * 1000.0)
+    out.write_bytes(bytes(data))
+    return out
+
+
 @functools.cache
 def shared_data_root() -> Path:
     """One data root for the whole test session, so the ONNX export (seconds) happens once."""

@@ -24,11 +24,11 @@ from ml.frames.errors import (
     DecodeTimeout,
     EmptyFile,
     MissingFile,
-    NoVideoStream,
     TooLarge,
     UnsupportedCodec,
     VideoError,
 )
+from ml.frames.streams import video_stream
 
 PROBE_TIMEOUT_S = 30.0
 FIRST_FRAME_PACKETS = 600  # packets decoded, at most, before a stream that yields no frame is corrupt
@@ -75,10 +75,7 @@ def probe(
     except av.error.FFmpegError as exc:
         raise CorruptFile(f"FFmpeg failed to open {path.name}: {exc}") from exc
     with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise NoVideoStream(f"{path.name} has no video stream (streams: {', '.join(kinds)})")
-        stream = container.streams.video[0]
+        stream = video_stream(container, path.name)
         ctx = stream.codec_context
         if ctx is None:  # FFmpeg knows no decoder for this codec id or fourcc: nothing can read its frames
             tag = getattr(stream, "codec_tag", None) or "unknown"

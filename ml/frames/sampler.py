@@ -47,6 +47,7 @@ import numpy as np
 from ml.frames.errors import DecodeError, DecodeTimeout, EmptyFile, FrameTooLarge, MissingFile, NoVideoStream
 from ml.frames.errors import FrameSamplingError as FrameSamplingError  # the name callers catch
 from ml.frames.pool import WorkerPool
+from ml.frames.streams import video_stream
 
 
 @dataclass(frozen=True)
@@ -278,12 +279,11 @@ def _open(path: Path, opts: SampleOptions):
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
         raise DecodeError(f"cannot open {path.name}: {exc}") from exc
-    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
-    if not videos:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+    try:
+        stream = video_stream(container, path.name)
+    except NoVideoStream:
         container.close()
-        raise NoVideoStream(f"{path.name} has no video stream (streams: {', '.join(kinds)})")
-    stream = videos[0]
+        raise
     cc = stream.codec_context
     w, h = cc.width or 0, cc.height or 0
     if w * h > opts.max_pixels:

@@ -73,6 +73,20 @@ def test_audio_only_file(tmp_path):
         probe(path)
 
 
+def test_a_cover_picture_is_not_a_video_stream(tmp_path):
+    """An AAC file with cover art: the probe refuses it as the sampler does, naming the picture."""
+    from ml.frames.sampler import sample_frames
+    from tests.videogen import write_audio_with_cover
+
+    path = write_audio_with_cover(tmp_path / "song.m4a")
+    with pytest.raises(NoVideoStream, match="only a cover picture"):
+        probe(path)
+    with pytest.raises(NoVideoStream, match="only a cover picture"):
+        sample_frames(path)
+    ok, failed = probe_many([("s", str(path))])
+    assert not ok and [f.error_class for f in failed] == ["NoVideoStream"]
+
+
 def test_probe_many_keeps_going(tmp_path):
     good = make_video(tmp_path / "good.mp4")
     (tmp_path / "zero.mp4").write_bytes(b"")

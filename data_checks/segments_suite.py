@@ -8,8 +8,9 @@ duplicated rows instead of replacing them.
 
 The tiling is judged per row against the row before it in the same video (``scene_index`` order), so
 GE sees plain boolean columns. "Within the duration": the last scene ends at the probed duration (a
-video whose frames run past a header that claims less is extended to its last frame, `scenes.video_duration`,
-so one sampling step of slack), and no scene ends past it; a video without a probed duration is
+video whose frames reach a duration that claims less is extended one step past its last frame,
+`scenes.video_duration`, so one sampling step of slack; the probe already trusts packets over a header
+that claims less than they hold), and no scene ends past it; a video without a probed duration is
 judged on the tiling alone.
 """
 

@@ -150,11 +150,15 @@ def _duration(container, stream, pts_list: list[int], last_duration: int, tb: Fr
     A container's header can declare anything (an MKV declaring an hour around two seconds of
     packets; an upload cut off after its header was written): what the file holds is what will be
     sampled. When the claim is well above the packets, the packets win and the source says so
-    ("truncated?"), which the probe check and the stage's log surface.
+    ("truncated?"), which the probe check and the stage's log surface. A claim below the packets by
+    more than a frame is as wrong the other way: the sampler decodes every packet, so its frames would
+    lie past the duration and the scenes, which end at it, would fail the segment check.
     """
     from_packets = None
+    frame_s = 0.0
     if pts_list:
         from_packets = float((max(pts_list) - min(pts_list) + (last_duration or 0)) * tb) or None
+        frame_s = float(last_duration * tb) if last_duration else (from_packets or 0.0) / len(pts_list)
     declared, where = None, None
     if container.duration:
         declared, where = container.duration / 1_000_000, "container"
@@ -167,6 +171,8 @@ def _duration(container, stream, pts_list: list[int], last_duration: int, tb: Fr
         and declared - from_packets > TRUNCATED_MIN_S
     ):
         return from_packets, f"packets; the {where} declares {declared:.1f}s (truncated?)"
+    if from_packets and declared and from_packets - declared > frame_s:
+        return from_packets, f"packets; the {where} declares {declared:.1f}s, less than its packets"
     if declared:
         return declared, where or "container"
     if from_packets:

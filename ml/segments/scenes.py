@@ -36,13 +36,17 @@ class Scene:
 def video_duration(timestamps: np.ndarray, fps: float = 1.0, duration_s: float | None = None) -> float:
     """The duration scenes tile: the probed one when known, else one sampling step past the last frame.
 
-    A probed duration shorter than the frames say (a truncated file that kept its header) is extended
-    to cover every frame, so no frame falls outside every scene.
+    A probed duration that does not lie past the last frame (a header that claims less than the file
+    holds) is extended one sampling step past it: scenes are half-open, so a scene ending at the last
+    frame's time would leave that frame in none. Otherwise the probed duration stands, so a normal
+    video's last scene ends where the video does, not up to a step beyond.
     """
     last = float(timestamps[-1]) + 1.0 / fps if len(timestamps) else 0.0
     if duration_s is None or not np.isfinite(duration_s) or duration_s <= 0:
         return last
-    return max(float(duration_s), float(timestamps[-1]) if len(timestamps) else 0.0)
+    if len(timestamps) and float(duration_s) <= float(timestamps[-1]):
+        return last
+    return float(duration_s)
 
 
 def tile(boundaries: Sequence[float], timestamps: np.ndarray, duration_s: float) -> list[Scene]:

@@ -101,16 +101,22 @@ def test_every_real_clip_probes_like_its_manifest():
     with open(REAL_CLIPS / "manifest.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 30
+    past_header = set()
     for row in rows:
         r = probe(REAL_CLIPS / row["file"])
         assert r.video_codec == row["vcodec"], row["file"]
         assert (r.width, r.height) == (int(row["width"]), int(row["height"])), row["file"]
-        if row["duration_s"]:
+        if "less than its packets" in r.duration_source:
+            past_header.add(row["file"])
+            assert float(row["duration_s"]) < r.duration_s < float(row["duration_s"]) + 0.5, row["file"]
+        elif row["duration_s"]:
             assert r.duration_s == pytest.approx(float(row["duration_s"]), abs=0.1), row["file"]
         else:  # no container duration: measured from packets
             assert r.duration_source == "packets" and r.duration_s > 1, row["file"]
         assert r.n_frames == int(row["frames"]), row["file"]
         assert r.has_audio == bool(row["audio"]), row["file"]
+    # Its last frame is stamped 14.18 s (decoded there too), past the 14.08 s the header declares.
+    assert past_header == {"Video-LLaMA__skateboarding_dog.mp4"}
     vfr = probe(REAL_CLIPS / "PySceneDetect__goldeneye-vfr-drop3.mp4")
     assert vfr.vfr
 
@@ -146,3 +152,16 @@ def test_a_declared_duration_the_packets_do_not_back_is_not_trusted(tmp_path):
     assert r.duration_s < 5 and "declares 10.0s (truncated?)" in r.duration_source
     whole = probe(path)
     assert whole.duration_s == pytest.approx(10.0, abs=0.2) and whole.duration_source == "container"
+
+
+def test_a_declared_duration_shorter_than_the_packets_gives_way_to_them(tmp_path):
+    """A header claiming 4 s around 10 s of packets: the sampler decodes all 10, so the probe says 10."""
+    from tests.videogen import declare_shorter_duration
+
+    path = make_video(tmp_path / "full.mkv", duration_s=10.0, fps=10, container=".mkv")
+    short = probe(declare_shorter_duration(path, tmp_path / "short.mkv", 4.0))
+    assert short.duration_s == pytest.approx(10.0, abs=0.2)
+    assert "declares 4.0s, less than its packets" in short.duration_source
+    # Within a frame of the packets, the header stands.
+    near = probe(declare_shorter_duration(path, tmp_path / "near.mkv", 9.95))
+    assert near.duration_s == pytest.approx(9.95) and near.duration_source == "container"

@@ -88,3 +88,36 @@ def test_rendered_cuts_and_fades_are_found_within_a_second(tmp_path):
         assert len(found) == len(v.boundaries), (v.video_id, found, v.boundaries)
         for f, b in zip(found, v.boundaries, strict=True):
             assert abs(f - b) <= 1.0, (v.video_id, found, v.boundaries)
+
+
+def test_a_header_shorter_than_the_packets_leaves_no_frame_outside_the_scenes(tmp_path):
+    """10 s of packets under a header that declares 4 s, through probe, sampler, detector and the
+    blocking segment check: the last frame is in the last scene and no scene passes the duration."""
+    import pandas as pd
+
+    from data_checks.segments_suite import validate_segments
+    from ml.frames.probe import probe
+    from ml.frames.sampler import sample_frames
+    from tests.conftest import make_video
+    from tests.videogen import declare_shorter_duration
+
+    full = make_video(tmp_path / "full.mkv", duration_s=10.0, fps=10, container=".mkv")
+    path = declare_shorter_duration(full, tmp_path / "short.mkv", 4.0)
+    duration = probe(path).duration_s
+    sampled = sample_frames(path)
+    assert len(sampled.timestamps) == 10
+    ts = np.asarray(sampled.timestamps, dtype=np.float64)
+    scenes = detect_scenes(ts, np.random.default_rng(0).random((len(ts), 8), dtype=np.float32), duration)
+    check_tiling(scenes, scenes[-1].end_s, n_frames=len(ts))
+    assert scenes[-1].end_s > ts[-1]
+    rows = pd.DataFrame(
+        {
+            "video_id": "v",
+            "scene_index": range(len(scenes)),
+            "start_s": [s.start_s for s in scenes],
+            "end_s": [s.end_s for s in scenes],
+            "duration_s": duration,
+        }
+    )
+    outcome = validate_segments(rows)
+    assert outcome.passed, outcome.summary()

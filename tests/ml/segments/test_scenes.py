@@ -39,5 +39,8 @@ def test_duration_is_the_probed_one_unless_frames_lie_past_it():
     ts = np.arange(10, dtype=np.float32)
     assert video_duration(ts) == 10.0
     assert video_duration(ts, duration_s=12.5) == 12.5
-    assert video_duration(ts, duration_s=4.0) == 9.0  # a truncated file's header: every frame stays covered
+    # A header that claims less than the frames: one step past the last frame, so the last is in a scene.
+    assert video_duration(ts, duration_s=4.0) == 10.0
+    assert video_duration(ts, duration_s=9.0) == 10.0
+    assert video_duration(ts, duration_s=9.5) == 9.5  # the last frame lies inside: the probe stands
     assert video_duration(ts, duration_s=float("nan")) == 10.0

@@ -217,7 +217,7 @@ def test_assets_mirror_the_stage_packages():
     assert groups, "assets/ has no group folders"
     for g in groups - {ASSET_GLUE.split(".")[1]}:
         assert g in LAYERS, f"assets/{g}/ has no ml/{g}/ counterpart"
-        assert (REPO_ROOT / "tests" / "ml" / g).is_dir() or g == "monitoring", f"tests/ml/{g}/ is missing"
+        assert (REPO_ROOT / "tests" / "ml" / g).is_dir(), f"tests/ml/{g}/ is missing"
 
 
 # SQL against the catalog lives in ml/catalog/, next to the schema it depends on (the migrations are in

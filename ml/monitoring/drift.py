@@ -1,8 +1,9 @@
 """Drift of a batch against the training reference, on features that matter to this product.
 
-The reference is the data the current visual model learnt from (its pseudo-labelled videos): a fixed
-PCA of their mean-pooled frame embeddings (fitted once, stored), their language mix and text
-presence, their container facts, and their final categories. It is built once per visual-model
+The reference is the data the current visual model learnt from (its pseudo-labelled videos, a seeded
+random sample of at most REFERENCE_MAX_VIDEOS of them): a fixed PCA of their mean-pooled frame
+embeddings (fitted once, stored), their language mix and text presence, their container facts, and
+their final categories. It is built once per visual-model
 version and kept under the reports folder, so every batch of that model is compared to the same
 frame. Reports follow the retention policy of data_checks/report_retention.py.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from ml.catalog.store import Catalog
 from ml.frames.embedding_store import iter_videos, list_shards, shard_path
 
 REFERENCE_MAX_VIDEOS = 5000
+# Fixed so that two runs building the same visual version's reference (or a rebuild after a cleanup)
+# draw the same videos.
+REFERENCE_SEED = 0
 TOP_CATEGORIES = 10
 
 
@@ -71,6 +76,18 @@ def training_videos(catalog: Catalog, visual: ModelRecord) -> list[str]:
     return pseudo_labelled_ids(catalog, visual.training_data.get("teacher_version"))
 
 
+def reference_sample(ids: list[str], k: int = REFERENCE_MAX_VIDEOS, seed: int = REFERENCE_SEED) -> list[str]:
+    """At most ``k`` of ``ids`` drawn at random, sorted.
+
+    Training ids arrive sorted, and ids sort roughly by upload: the first ``k`` would be the oldest
+    uploads, a reference from another era than the model's training data as a whole.
+    """
+    ordered = sorted(ids)
+    if len(ordered) <= k:
+        return ordered
+    return sorted(random.Random(seed).sample(ordered, k))
+
+
 def build_reference(
     catalog: Catalog, settings, visual: ModelRecord, text_version: str | None, fusion_version: str | None
 ) -> Reference:
@@ -84,7 +101,7 @@ def build_reference(
         meta = json.loads(meta_path.read_text())
         features = pd.read_parquet(folder / "features.parquet")
         return Reference(features, meta["pca"], meta["languages"], meta["categories"], visual.version)
-    ids = training_videos(catalog, visual)[:REFERENCE_MAX_VIDEOS]
+    ids = reference_sample(training_videos(catalog, visual), REFERENCE_MAX_VIDEOS)
     if not ids:
         raise ValueError(f"the visual model {visual.version} names no training videos to build a drift reference")
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)

@@ -29,7 +29,17 @@ def newest_videos(catalog: Catalog, limit: int) -> Any:  # -> pandas.DataFrame
 
 
 def probe_rows(catalog: Catalog, batch_ids: Sequence[str]) -> Any:  # -> pandas.DataFrame
-    return catalog.query_df(f"SELECT * FROM video_probe WHERE batch_id {IN_LIST} ORDER BY video_id", [list(batch_ids)])
+    """The probe rows of the batches' members, whatever batch each row names.
+
+    Chosen by membership, not by the row's own ``batch_id``: selecting on that column would make the
+    probe suite's "rows of another batch" expectation true by construction, and a member whose row
+    was written under another batch would read as a member never probed.
+    """
+    return catalog.query_df(
+        f"SELECT p.* FROM video_probe p JOIN batch_members m USING (video_id) WHERE m.batch_id {IN_LIST} "
+        "ORDER BY p.video_id",
+        [list(batch_ids)],
+    )
 
 
 def member_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:

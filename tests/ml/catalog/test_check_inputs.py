@@ -39,6 +39,29 @@ def test_batch_reads_cover_only_the_batches_asked_for(catalog):
     assert check_inputs.failure_count(catalog, ["b00000002"], stage="probe") == 0
 
 
+def test_a_member_probed_under_another_batch_fails_the_probe_suite(catalog):
+    """The probe rows are read by membership, so a row naming another batch reaches the suite."""
+    from data_checks.probe_suite import validate_probe
+
+    registry_rows(catalog, 2)
+    create_batches(catalog, 2, "backfill", close_partial=True)  # b00000001: v1, v2
+    facts = ["width", "height", "n_frames", "size_bytes", "video_codec", "probed_at"]
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "video_probe",
+            ["video_id", "batch_id", *facts],
+            [("v1", "b00000001", 64, 64, 10, 100, "h264", NOW), ("v2", "b00000009", 64, 64, 10, 100, "h264", NOW)],
+        )
+    rows = check_inputs.probe_rows(catalog, ["b00000001"])
+    assert list(rows["video_id"]) == ["v1", "v2"]
+    outcome = validate_probe(rows, batch_ids=["b00000001"], expected_rows=2)
+    assert not outcome.passed
+    assert [(f.name, f.column, f.severity) for f in outcome.failed] == [
+        ("expect_column_values_to_be_in_set", "batch_id", "critical")
+    ]
+
+
 def test_registry_reads_count_all_and_return_the_newest(catalog):
     registry_rows(catalog, 5)
     assert check_inputs.count_videos(catalog) == 5

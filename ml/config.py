@@ -64,6 +64,10 @@ class Settings:
     config_file: Path | None = None
     # Text teacher (ml/text/model.py) and its pseudo-labels (ml/text/pseudo_labels.py).
     text_max_chars: int = 1500
+    # Known positives, and as many known negatives, a category needs for a per-category (logreg) head.
+    # The teacher itself is the prior head, which scores every working-set category however few its
+    # editor labels (docs/text-model.md), so this governs only the label-budget report's teacher
+    # without the prior (ml/evaluation/label_budget.py).
     text_min_positives: int = 10
     pseudo_label_precision: float = 0.90
     pseudo_label_min_support: int = 20

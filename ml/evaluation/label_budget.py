@@ -126,6 +126,7 @@ def label_budget(
         text_ids = [v for v in kept if v in text_of]
         pseudo: tuple[dict, dict] = ({}, {})
         text_probs: dict[str, np.ndarray] = {}
+        # Only the comparison's per-category heads need a minimum; the teacher (prior head) covers all.
         text_min = max(2, round(settings.text_min_positives * b))
         try:
             guard_of(ctx)(text_ids, f"the label-budget teacher at {b:g}")
@@ -134,8 +135,6 @@ def label_budget(
                 np.stack([kept[v] for v in text_ids]),
                 ctx.categories,
                 encoder=encoder,
-                min_positives=text_min,
-                min_negatives=text_min,
             )
             pool = [v for v in text_of if v not in kept]
             probs = (

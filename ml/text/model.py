@@ -434,8 +434,8 @@ def train_text_model(
     encoder: TextEncoder | str = "multilingual-e5-small",
     head: str = DEFAULT_HEAD,
     params: Mapping[str, Any] | None = None,
-    min_positives: int = DEFAULT_MIN_POSITIVES,
-    min_negatives: int = DEFAULT_MIN_NEGATIVES,
+    min_positives: int | None = None,
+    min_negatives: int | None = None,
     folds: int = DEFAULT_FOLDS,
     calibration: str = "auto",
     groups: Sequence[Any] | None = None,
@@ -451,15 +451,18 @@ def train_text_model(
 
     ``texts_or_embeddings``: prepared texts (ml.text.features.prepare_records) or their embeddings by
     ``encoder``. ``label_matrix``: (n, len(categories)) of 1 / 0 / NaN (unknown); see
-    label_matrix_from_rows. A category gets a head when it has ``min_positives`` known positives and
-    ``min_negatives`` known negatives. ``groups``: rows with the same group (copies of one upload)
+    label_matrix_from_rows. With a per-category head (``logreg``, ``mlp``) a category gets a head when
+    it has ``min_positives`` known positives and ``min_negatives`` known negatives (None: 10 each).
+    ``groups``: rows with the same group (copies of one upload)
     always land in the same fold, so held-out scores never come from a head that saw a copy.
     ``segment_max`` (texts only): heads learn from whole texts and score each segment too; held-out
     scores, calibration and pseudo-label cuts are computed the way the model will score.
     ``head="prior"`` (the default): every category has a head, starting from the taxonomy prior
     (ml/text/prior.py; ``phrases`` per category, by default the taxonomy's own words) and refined by
     whatever labels there are, zero included; one calibrator is fitted on all categories' held-out
-    scores pooled, since a few labels per category cannot calibrate each.
+    scores pooled, since a few labels per category cannot calibrate each. Minimum label counts would
+    contradict that design, so passing ``min_positives`` or ``min_negatives`` with it is an error rather
+    than a silently ignored setting.
     """
     progress = progress or _noop
     enc = get_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -480,14 +483,23 @@ def train_text_model(
         raise ValueError(f"unknown head {head!r}; known: {HEADS}")
     if folds < 2:
         raise ValueError("folds must be >= 2: calibration and thresholds need held-out scores")
+    if head == "prior" and (min_positives is not None or min_negatives is not None):
+        raise ValueError(
+            "the prior head scores every category, those with few or no editor labels included (its "
+            "per-category corrections shrink to the taxonomy prior), so min_positives / min_negatives do "
+            "not apply to it; they are for the per-category heads (logreg, mlp)"
+        )
 
     hp = {**default_params(head), **(params or {}), "seed": seed}
     known = ~np.isnan(y_all)
     pos = np.nansum(y_all, axis=0)
     neg = known.sum(0) - pos
-    keep = [j for j in range(len(categories)) if pos[j] >= min_positives and neg[j] >= min_negatives]
     if head == "prior":
-        keep = list(range(len(categories)))
+        keep = list(range(len(categories)))  # the manifest records no minimum (None): none applies
+    else:
+        min_positives = DEFAULT_MIN_POSITIVES if min_positives is None else min_positives
+        min_negatives = DEFAULT_MIN_NEGATIVES if min_negatives is None else min_negatives
+        keep = [j for j in range(len(categories)) if pos[j] >= min_positives and neg[j] >= min_negatives]
     uncovered = {
         categories[j]: f"{int(pos[j])} known positives, {int(neg[j])} known negatives "
         f"(needs {min_positives} and {min_negatives})"

@@ -20,7 +20,11 @@ from ml.catalog.videos import video_rows
 
 
 def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[Any, Path, dict]:
-    """Fit the text model on every video with editor labels; save and register it."""
+    """Fit the text model on every video with editor labels; save and register it.
+
+    The teacher is the prior head, which scores every working-set category however few its editor
+    labels, so no minimum label count (``text_min_positives``) applies here.
+    """
     from ml.taxonomy import working_set_for
     from ml.text.features import prepare_records
     from ml.text.model import label_matrix_from_rows, train_text_model
@@ -52,8 +56,6 @@ def train_teacher(catalog: Catalog, categories: list[str], settings) -> tuple[An
         y,
         categories,
         encoder=settings.text_encoder,
-        min_positives=settings.text_min_positives,
-        min_negatives=settings.text_min_positives,
         max_chars=settings.text_max_chars,
         phrases=category_phrases([working_set.by_id(c) for c in categories]),
         training_data={

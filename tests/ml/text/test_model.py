@@ -213,3 +213,14 @@ def test_prior_head_covers_every_category_and_learns_from_few_labels():
         assert top > truth[:, j].mean() + 0.2, (cats[j], top)  # precision at R against the base rate
     zero = tm.train_text_model([], np.zeros((0, len(cats)), np.float32), cats, encoder=HashEncoder(), head="prior")
     assert zero.categories == cats and np.isfinite(zero.predict_proba(["football"])).all()
+    assert zero.params["min_positives"] is None and zero.params["min_negatives"] is None
+
+
+def test_prior_head_refuses_label_minimums_rather_than_ignoring_them():
+    """A minimum would silently do nothing with the prior head, which scores every category by design."""
+    texts, y, cats = make_data(60)
+    for kw in ({"min_positives": 8}, {"min_negatives": 8}):
+        with pytest.raises(ValueError, match="prior head scores every category"):
+            tm.train_text_model(texts, y, cats, encoder=HashEncoder(), head="prior", **kw)
+    few = tm.train_text_model(texts, y, cats, encoder=HashEncoder(), head="logreg", min_positives=4, min_negatives=4)
+    assert "rare" in few.uncovered and few.params["min_positives"] == 4

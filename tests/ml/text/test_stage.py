@@ -63,7 +63,7 @@ def test_removing_held_out_videos_leaves_the_teacher_unchanged(tmp_path, setting
 
     models = []
     for with_held_out in (True, False):
-        s = settings.with_overrides(data_root=tmp_path / str(with_held_out), text_min_positives=4).ensure_dirs()
+        s = settings.with_overrides(data_root=tmp_path / str(with_held_out)).ensure_dirs()
         catalog = open_catalog(s.catalog_path)
         editor, held = _populate(catalog, with_held_out=with_held_out)
         model, _, info = train_teacher(catalog, CATS, s)
@@ -85,4 +85,4 @@ def test_a_leak_is_refused_before_training(catalog, settings, monkeypatch):
     # A catalog query that forgot the exclusion: the guard reads the catalog itself and stops the run.
     monkeypatch.setattr(stage, "held_out_ids", lambda c: frozenset())
     with pytest.raises(holdout.HeldOutLeak, match="the text teacher would train on"):
-        stage.train_teacher(catalog, CATS, settings.with_overrides(text_min_positives=4))
+        stage.train_teacher(catalog, CATS, settings)

@@ -623,9 +623,13 @@ def _train_prior(
     folds: int,
     progress: Progress,
 ) -> tuple[dict[str, np.ndarray], list[Calibrator], np.ndarray, dict[str, Any], dict[str, Any]]:
-    """The prior head: shrinkage chosen by cross-validation, one pooled calibrator, cross-fitted."""
+    """The prior head: shrinkage chosen by cross-validation, one pooled calibrator, cross-fitted.
+
+    Held-out scores come from nested selection, so the pooled calibrator's held-out ECE, the AP and
+    the pseudo-label cut chosen on them are measured on folds that did not pick the shrinkage.
+    """
     from ml.text.calibration import PlattCalibrator
-    from ml.text.prior import category_phrases, choose_lambda, cross_fit, fit_prior_head, initial_weights
+    from ml.text.prior import DEFAULT_LAMBDA, category_phrases, fit_prior_head, initial_weights, nested_cross_fit
     from ml.text.prior import prototypes as make_prototypes
 
     if phrases is None:
@@ -637,13 +641,15 @@ def _train_prior(
         raise ValueError(f"{len(phrases)} phrase lists for {len(categories)} categories")
     protos = make_prototypes(enc, phrases)
     seg = seg_emb if len(seg_emb) else None
+    owner = seg_owner if seg is not None else None
     progress("cross-fit", 0, folds + 1)
-    lam, cv = choose_lambda(x, y, protos, fold, seg, seg_owner if seg is not None else None)
     raw_oof = np.full_like(y, np.nan, dtype=np.float32)
     labelled = bool((~np.isnan(y)).any()) and len(x) >= folds
-    if labelled:
-        owner = seg_owner if seg is not None else None
-        raw_oof = cross_fit(x, y, protos, lam, fold, seg, owner, lambda i: progress("cross-fit", i + 1, folds + 1))
+    lam, cv, fold_lambdas = DEFAULT_LAMBDA, {}, []
+    if labelled:  # nested: the lambda scoring fold k was chosen without fold k (ml/text/prior.py)
+        raw_oof, lam, cv, fold_lambdas = nested_cross_fit(
+            x, y, protos, fold, seg, owner, on_fold=lambda i: progress("cross-fit", i + 1, folds + 1)
+        )
     known = ~np.isnan(y) & ~np.isnan(raw_oof)
     heldout = np.full_like(y, np.nan, dtype=np.float32)
     pooled = PlattCalibrator()  # a = 1, b = 0: the head's own probabilities when nothing is known
@@ -661,15 +667,12 @@ def _train_prior(
         kj = known[:, j] & ~np.isnan(heldout[:, j])
         if kj.any() and 0 < y[kj, j].sum() < kj.sum():
             per_category[cat] = {**_category_metrics(heldout[kj, j], raw_oof[kj, j], y[kj, j]), "calibration": "platt"}
-    weights = (
-        fit_prior_head(x, y, protos, lam, seg, seg_owner if seg is not None else None)
-        if labelled
-        else initial_weights(protos)
-    )
+    weights = fit_prior_head(x, y, protos, lam, seg, owner) if labelled else initial_weights(protos)
     calibrators: list[Calibrator] = [pooled] * len(categories)
     info = {
         "prior_lambda": lam,
         "prior_lambda_cv_gap": cv,
+        "prior_lambda_per_fold": fold_lambdas,
         "pooled_calibration": True,
         "prior_phrases": sum(map(len, phrases)),
     }

@@ -1,0 +1,49 @@
+"""Nested shrinkage selection: the held-out scores of a fold never helped choose their own lambda."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.text.prior import LAMBDAS, cross_fit, gap_known, nested_cross_fit
+
+
+def _data(n: int = 90, d: int = 16, c: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    protos = np.eye(c, d, dtype=np.float32)
+    x = rng.normal(0, 1, (n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.stack([x[:, 0] > 0.2, x[:, 1] > 0.1, x[:, 5] > 0.2], axis=1).astype(np.float32)
+    y[rng.random(y.shape) < 0.2] = np.nan
+    fold = rng.permutation(n) % 3
+    return x, y, protos, fold
+
+
+def test_each_fold_is_scored_with_the_lambda_its_training_part_chose():
+    x, y, protos, fold = _data()
+    oof, deployed, table, chosen = nested_cross_fit(x, y, protos, fold)
+    for k, lam_k in enumerate(chosen):
+        rest = fold != k
+        # The inner cross-validation, redone from scratch on the training part alone.
+        gap = {
+            lam: round(gap_known(cross_fit(x[rest], y[rest], protos, lam, fold[rest]), y[rest]), 4) for lam in LAMBDAS
+        }
+        assert lam_k == max(LAMBDAS, key=lambda lam: (gap[lam], lam))
+        expected = cross_fit(x, y, protos, lam_k, fold)
+        np.testing.assert_allclose(oof[fold == k], expected[fold == k], rtol=1e-5, atol=1e-5)
+    assert deployed == max(LAMBDAS, key=lambda lam: (table[f"{lam:g}"], lam))
+
+
+def test_labels_of_a_fold_do_not_move_its_lambda():
+    x, y, protos, fold = _data(seed=1)
+    _, _, _, chosen = nested_cross_fit(x, y, protos, fold)
+    flipped = y.copy()
+    flipped[fold == 0] = 1 - flipped[fold == 0]  # nonsense labels in fold 0 only
+    _, _, _, again = nested_cross_fit(x, flipped, protos, fold)
+    assert again[0] == chosen[0]
+
+
+def test_too_few_folds_fall_back_to_the_default():
+    x, y, protos, _ = _data()
+    fold = np.arange(len(x)) % 2
+    oof, deployed, table, chosen = nested_cross_fit(x, y, protos, fold)
+    assert table == {} and chosen == [deployed, deployed] and np.isfinite(oof).all()

@@ -77,8 +77,9 @@ class Settings:
     visual_max_epochs: int = 15
     visual_min_positives: int = 5
     # What the student learns from (ml/visual/targets.py): editor labels, the teacher's pseudo-labels
-    # (soft: calibrated scores weighted by confidence), its own certified calls on videos nothing
-    # else labels, and frame-level augmentation. docs/visual-model.md measures each.
+    # (soft: calibrated scores weighted by confidence), round one's own calibrated scores on pool
+    # videos without text (self-training: no certified cut), and frame-level augmentation.
+    # docs/visual-model.md measures each.
     student_editor_labels: bool = True
     student_pseudo_labels: bool = True
     student_soft_targets: bool = True

@@ -167,8 +167,6 @@ def train_and_score(
                 guard=guard_of(ctx),
                 meta=ctx.meta,
                 min_positives=settings.visual_min_positives,
-                self_precision=settings.pseudo_label_precision,
-                negative_max_score=settings.pseudo_label_negative_max_score,
                 ood_flag_share=settings.ood_flag_share,
                 ood_k=settings.ood_k,
             )

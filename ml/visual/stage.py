@@ -152,9 +152,6 @@ def fit_student(
     guard: Callable[[Iterable[str], str], None],
     meta: dict[str, np.ndarray] | None = None,
     min_positives: int = 5,
-    self_precision: float = 0.9,
-    self_min_support: int = 3,
-    negative_max_score: float = 0.05,
     ood_flag_share: float = 0.03,
     ood_k: int = 5,
     calibration_folds: int = 3,
@@ -364,8 +361,6 @@ def train_student(
         guard=HoldoutGuard(catalog),
         meta=meta,
         min_positives=settings.visual_min_positives,
-        self_precision=settings.pseudo_label_precision,
-        negative_max_score=settings.pseudo_label_negative_max_score,
         ood_flag_share=settings.ood_flag_share,
         ood_k=settings.ood_k,
     )

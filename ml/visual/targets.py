@@ -6,8 +6,10 @@ Sources, in order of trust (a video takes its targets from the first source that
 2. **pseudo-labels** from the text teacher, for every language (``ml/text/pseudo_labels.py``): with
    ``soft`` the teacher's calibrated score is the target and ``pseudo_weight x |2p - 1|`` its weight;
    without, positives are 1 and negatives 0 at ``pseudo_weight``, and in-between rows are dropped;
-3. **self-training** labels: the student's own calls on videos nothing else labels, accepted per
-   category only above a cut certified on held-out human labels (``ml/visual/stage.py``).
+3. **self-training** targets: on pool videos without text, round one's calibrated score itself
+   (soft, weight ``self_weight x |2p - 1|``; ``ml/visual/cotrain.py``). No cut is certified for them:
+   the calibrated score is trusted as it is, so a miscalibrated round one teaches round two its own
+   mistakes, which the ablation measures (``vidcat eval-visual --ablation``).
 Anything no source speaks about stays NaN: unknown, left out of the loss, never a negative.
 
 Held-out videos (gold, locked test) never get a target: ``build_targets`` drops them, and the
@@ -160,30 +162,3 @@ def build_targets(
             if ok(v):
                 out.add(v, t, weights[v], "pseudo")
     return out
-
-
-def self_training_targets(
-    scores: Mapping[str, np.ndarray],
-    cuts: np.ndarray,
-    negative_max_score: float,
-    weight: float,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(targets, weights) from the student's own scores on unlabelled videos.
-
-    A category whose score reaches its certified cut is a positive (1); on a video with at least one
-    positive, a category scoring at most ``negative_max_score`` is a negative (0); everything else is
-    unknown. ``cuts`` holds +inf for categories no cut was certified for.
-    """
-    targets: dict[str, np.ndarray] = {}
-    weights: dict[str, np.ndarray] = {}
-    for vid, s in scores.items():
-        s = np.asarray(s, dtype=np.float64)
-        positive = s >= cuts
-        if not positive.any():
-            continue
-        t = np.full(len(s), np.nan, np.float32)
-        t[positive] = 1.0
-        t[(s <= negative_max_score) & ~positive] = 0.0
-        targets[vid] = t
-        weights[vid] = np.where(np.isnan(t), 0.0, weight).astype(np.float32)
-    return targets, weights

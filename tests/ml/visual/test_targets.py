@@ -13,7 +13,6 @@ from ml.visual.targets import (
     build_targets,
     editor_targets,
     pseudo_targets,
-    self_training_targets,
 )
 
 CATS = ["a", "b", "c"]
@@ -74,15 +73,6 @@ def test_unknown_targets_contribute_nothing_to_the_loss_and_weights_scale_the_re
     moved = logits.clone()
     moved[0, 1] = 40.0
     assert torch.allclose(masked_bce(moved, soft, weights), expected)
-
-
-def test_self_training_keeps_certified_calls_and_leaves_the_rest_unknown():
-    scores = {"u1": np.array([0.97, 0.02, 0.5]), "u2": np.array([0.6, 0.6, 0.6])}
-    cuts = np.array([0.9, np.inf, 0.95])  # no cut certified for b
-    t, w = self_training_targets(scores, cuts, negative_max_score=0.05, weight=0.5)
-    assert set(t) == {"u1"}  # u2 reaches no certified cut: no label at all
-    assert t["u1"][0] == 1.0 and t["u1"][1] == 0.0 and np.isnan(t["u1"][2])
-    assert w["u1"].tolist() == [0.5, 0.5, 0.0]
 
 
 def test_policy_refuses_a_student_without_labels():

@@ -19,7 +19,8 @@ N = 160
 def _populate(catalog, settings, tmp_path, *, with_gold: bool):
     """Synthetic shards and a catalog: 60% editor-labelled, 20% gold, the rest pseudo-labelled only.
 
-    The teacher pseudo-labels every video with text, gold ones included (as the batch assets do); with
+    The teacher scores and pseudo-labels every video with text, gold ones included (as the batch assets
+    do); with
     ``with_gold`` False the gold videos are removed altogether: rows, labels, pseudo-labels, embeddings.
     """
     syn = synthetic_catalog(tmp_path / "syn", N, dim=32, n_categories=4, frames=(4, 12), seed=3)
@@ -69,6 +70,18 @@ def _populate(catalog, settings, tmp_path, *, with_gold: bool):
             ["video_id", "category_id", "model_version", "batch_id", "target", "weight", "kind"],
             pseudo,
         )
+        # The teacher's calibrated scores, the text half of the pool's targets: gold videos have them too.
+        scored = [
+            (v, "t1", None, True, "en", 100, [0.9 if t else 0.04 for t in syn.targets[v]], now)
+            for v in keep
+            if v not in set(editor)
+        ]
+        insert_rows(
+            con,
+            "text_predictions",
+            ["video_id", "model_version", "batch_id", "has_text", "language", "text_chars", "scores", "predicted_at"],
+            scored,
+        )
     register_model(catalog, "text_model", "t1", tmp_path / "teacher", list(syn.categories))
     return syn, gold
 
@@ -84,13 +97,31 @@ def _train(catalog, settings, syn):
     return train_student(catalog, settings, list(syn.categories))
 
 
-def test_gold_videos_never_train_the_student(catalog, student_settings, tmp_path):
-    syn, gold = _populate(catalog, student_settings, tmp_path, with_gold=True)
-    result = _train(catalog, student_settings, syn)
+@pytest.mark.parametrize("editor_labels", [True, False])
+def test_gold_videos_never_train_the_student(catalog, student_settings, tmp_path, editor_labels):
+    """Gold carries pseudo-labels and teacher scores like the pool: neither reaches the student.
+
+    Without editor labels round one learns the pseudo-labels ``build_targets`` keeps; with them, round
+    two learns the pool's posteriors from the teacher's scores (source ``pseudo``).
+    """
+    from ml.visual.stage import student_inputs
+    from ml.visual.targets import TargetPolicy
+
+    settings = student_settings.with_overrides(student_editor_labels=editor_labels)
+    syn, gold = _populate(catalog, settings, tmp_path, with_gold=True)
+    inputs = student_inputs(catalog, list(syn.categories), TargetPolicy.from_settings(settings))
+    assert set(gold) <= set(inputs.pseudo[0]) and not set(inputs.text_probs) & set(gold)
+    result = _train(catalog, settings, syn)
     record = latest_model(catalog, "visual_model")
-    assert result.sources["editor"] == int(0.6 * N)
+    assert result.sources["editor"] == (int(0.6 * N) if editor_labels else 0)
+    assert result.sources["pseudo"] > 0
     # the pool: every video neither editor nor gold (the gold fifth had pseudo-labels too: dropped)
-    assert result.sources["pseudo"] + result.sources["self"] == N - int(0.8 * N)
+    pool = N - int(0.8 * N)
+    if editor_labels:
+        assert result.sources["pseudo"] + result.sources["self"] == pool
+    else:  # round one learnt the pool's pseudo-labels; the unused editor videos are pool videos without text
+        assert result.sources["pseudo"] == pool
+        assert result.sources["self"] <= int(0.6 * N)
     targets = np.load(result.model_dir / "targets.npz")
     assert not set(targets["video_ids"].tolist()) & set(gold)
     assert record.training_data["held_out_videos"] == len(gold)

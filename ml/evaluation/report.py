@@ -134,7 +134,7 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
             "",
             f"Visual student {visual.version}: targets by source {visual.training_data.get('sources')}; "
             f"self-training accepted {(visual.training_data.get('self_training') or {}).get('accepted_videos', 0)} "
-            f"video(s); on gold (never trained on): {gold_line}",
+            f"video(s); on certification gold (never trained on, locked test left out): {gold_line}",
         ]
     test, text = locked_test_report(settings, catalog, ws)
     data["locked_test"] = test

@@ -16,7 +16,7 @@ import numpy as np
 
 from ml.catalog.batching import batch_video_ids
 from ml.catalog.holdout import HoldoutGuard
-from ml.catalog.labels import exhaustive_ids, judgements, label_matrix, pseudo_label_rows
+from ml.catalog.labels import certification_matrix, exhaustive_ids, judgements, pseudo_label_rows
 from ml.catalog.model_registry import ModelRecord, latest_model, register_model
 from ml.catalog.scores import all_text_scores
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
@@ -402,11 +402,15 @@ def train_student(
 def gold_report(
     catalog: Catalog, model_dir: Path, categories: list[str], shards: list[Path], meta: dict[str, np.ndarray]
 ) -> dict[str, float]:
-    """GAP@20 and mAP of the model on the gold set: the truth the pseudo-labels only approximate."""
+    """GAP@20 and mAP of the model on the certification gold: the truth the pseudo-labels only approximate.
+
+    The locked test's share of gold is left out: a figure registered with the model is read and compared
+    (``vidcat report``), and the locked test only reports.
+    """
     from ml.metrics import gap_at_k, mean_average_precision
     from ml.visual.predictor import VisualPredictor
 
-    ids, y = label_matrix(catalog, "gold", categories)
+    ids, y = certification_matrix(catalog, categories)
     if not ids:
         return {"videos": 0}
     scores = {s.video_id: s.scores for s in VisualPredictor(model_dir).predict_shards(shards, meta, video_ids=ids)}

@@ -130,6 +130,17 @@ def test_gold_videos_never_train_the_student(catalog, student_settings, tmp_path
     assert not set(load_detector(result.model_dir).reference_ids) & set(gold)
 
 
+def test_the_students_gold_figure_leaves_the_locked_test_out(catalog, student_settings, tmp_path):
+    from ml.catalog.holdout import lock_test
+
+    syn, gold = _populate(catalog, student_settings, tmp_path, with_gold=True)
+    locked = gold[::3]
+    lock_test(catalog, locked, "gold-split")
+    _train(catalog, student_settings, syn)
+    figures = latest_model(catalog, "visual_model").metrics["gold"]
+    assert [g["videos"] for g in figures.values()] == [len(gold) - len(locked)]
+
+
 def test_removing_gold_labels_and_embeddings_leaves_the_student_unchanged(tmp_path, student_settings):
     from ml.catalog.store import open_catalog
     from ml.visual.predictor import VisualPredictor

@@ -56,8 +56,12 @@ def gold_locked_test(catalog: Catalog) -> LockedTest:
     )
 
 
-def _matrix(test: LockedTest, categories: list[str]) -> tuple[list[str], np.ndarray]:
-    """Labels over ``categories`` plus one column per true category no model covers (always missed)."""
+def locked_labels(test: LockedTest, categories: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels over ``categories`` plus one column per true category no model covers (always missed).
+
+    Every locked-test figure (this report, ``vidcat eval-visual``) counts those misses: a system is not
+    measured only where it chose to look.
+    """
     extra = sorted({c for v in test.video_ids for c in test.labels[v]} - set(categories))
     cols = list(categories) + extra
     index = {c: j for j, c in enumerate(cols)}
@@ -68,9 +72,10 @@ def _matrix(test: LockedTest, categories: list[str]) -> tuple[list[str], np.ndar
     return cols, y
 
 
-def _pad(emitted: np.ndarray, width: int) -> np.ndarray:
-    out = np.zeros((emitted.shape[0], width), bool)
-    out[:, : emitted.shape[1]] = emitted
+def pad_columns(a: np.ndarray, width: int, fill: float | bool = False) -> np.ndarray:
+    """``a`` widened to ``width`` columns with ``fill``: the columns of the categories no model covers."""
+    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
     return out
 
 
@@ -101,11 +106,11 @@ def evaluate_locked_test(
     d = fusion.model.decide(t, v, chars)
     failed = failed_results(catalog, fusion.version, ids)
     served = np.array([vid not in failed for vid in ids])[:, None]
-    cols, y = _matrix(test, cats)
+    cols, y = locked_labels(test, cats)
     emitted = {
-        "text only": _pad(d.text_fired & served, len(cols)),
-        "visual only": _pad(d.visual_fired & served, len(cols)),
-        "chosen rule": _pad(d.emitted & served, len(cols)),
+        "text only": pad_columns(d.text_fired & served, len(cols)),
+        "visual only": pad_columns(d.visual_fired & served, len(cols)),
+        "chosen rule": pad_columns(d.emitted & served, len(cols)),
     }
     scores = {"text only": t, "visual only": fusion.model.calibrate_visual(v), "chosen rule": d.score}
     report: dict[str, Any] = {
@@ -132,7 +137,7 @@ def evaluate_locked_test(
         probs, n_train = baseline_scores(list(shards), train, cats, ids + gold_ids, guard=guard)
         if probs:
             b = np.stack([probs.get(vid, np.zeros(len(cats))) for vid in ids])
-            emitted["baseline"] = _pad((b >= 0.5) & served, len(cols))
+            emitted["baseline"] = pad_columns((b >= 0.5) & served, len(cols))
             scores["baseline"] = b
             gold.add("baseline", probs)
             baseline_note = f"trained on {n_train} editor-labelled videos (no held-out video), cut 0.5"
@@ -141,7 +146,7 @@ def evaluate_locked_test(
                 both = {**{v: t for v, t in pool.items() if v not in train}, **train}
                 probs, n_both = baseline_scores(list(shards), both, cats, ids + gold_ids, guard=guard)
                 b = np.stack([probs.get(vid, np.zeros(len(cats))) for vid in ids])
-                emitted["baseline + pseudo-labels"] = _pad((b >= 0.5) & served, len(cols))
+                emitted["baseline + pseudo-labels"] = pad_columns((b >= 0.5) & served, len(cols))
                 scores["baseline + pseudo-labels"] = b
                 gold.add("baseline + pseudo-labels", probs)
                 report["baseline_pseudo"] = (
@@ -170,11 +175,11 @@ def evaluate_locked_test(
     if fusion.model.rule in ("max", "stacked") and fusion.model.fused_thresholds is not None:
         # The fused thresholds are certified too (a source of the promise): audited on what they decide.
         fused = fusion.model.fused_fired(t, v, chars) & served
-        audited["fused"] = (_pad(fused, len(cols)), [x.enabled for x in fusion.model.fused_thresholds])
+        audited["fused"] = (pad_columns(fused, len(cols)), [x.enabled for x in fusion.model.fused_thresholds])
     backoff = fusion.model.backoff
     if backoff is not None and d.nodes is not None:
         tree = backoff.tree
-        truth = _pad(closure(y[:, : len(cats)], tree), len(cols)) | y
+        truth = pad_columns(closure(y[:, : len(cats)], tree), len(cols)) | y
         nodes = np.zeros((len(ids), len(cols)), bool)
         enabled = [False] * len(cols)
         for k, col in enumerate(tree.node_columns):

@@ -24,7 +24,7 @@ from ml.catalog.holdout import HoldoutGuard, held_out_ids
 from ml.catalog.labels import certification_matrix, label_matrix
 from ml.catalog.scores import labelled_categories
 from ml.catalog.store import Catalog
-from ml.evaluation.locked import LockedTest
+from ml.evaluation.locked import LockedTest, locked_labels, pad_columns
 from ml.fusion.rules import rule_metrics
 from ml.thresholds import ThresholdPolicy, select_thresholds, threshold_vector
 
@@ -39,6 +39,8 @@ class EvalContext:
     certify_ids: list[str]
     certify_y: np.ndarray
     test: LockedTest
+    # Over ``categories`` then one column per true category none of them covers: always missed, counted
+    # as the locked report counts them (``locked_labels``).
     test_y: np.ndarray
     settings: Any
     policy: ThresholdPolicy
@@ -58,12 +60,7 @@ def eval_context(catalog: Catalog, settings, test: LockedTest, ws_ids: list[str]
     categories = [c for c in ws_ids if c in labelled]
     ids, y = label_matrix(catalog, "editor", categories, exclude=set(held_out))
     certify_ids, certify_y = certification_matrix(catalog, categories)
-    index = {c: j for j, c in enumerate(categories)}
-    test_y = np.zeros((len(test.video_ids), len(categories)), bool)
-    for i, v in enumerate(test.video_ids):
-        for c in test.labels[v]:
-            if c in index:
-                test_y[i, index[c]] = True
+    _, test_y = locked_labels(test, categories)
     return EvalContext(
         categories,
         list_shards(settings.embeddings_dir, settings.image_encoder),
@@ -112,11 +109,18 @@ def score_student(ctx: EvalContext, model_dir: Path, categories: list[str]) -> d
     cuts = threshold_vector(select_thresholds(g, ctx.certify_y, ctx.policy))
     with np.errstate(invalid="ignore"):
         emitted = np.where(np.isfinite(t), t >= cuts[None, :], False)
+    emitted, t = _widen(ctx, emitted, t)
     # The figure a choice may be made on: certification gold (never trained on), not the locked test.
     return _figures(ctx, emitted, t) | {
         "gap_at_20": float(gap_at_k(np.nan_to_num(t, nan=-1.0), ctx.test_y, 20)),
         "gold_gap_at_20": float(gap_at_k(np.nan_to_num(g, nan=-1.0), ctx.certify_y, 20)),
     }
+
+
+def _widen(ctx: EvalContext, emitted: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calls and scores over the test's columns: nothing emitted, no score where no category is learnt."""
+    width = ctx.test_y.shape[1]
+    return pad_columns(emitted, width, False), pad_columns(score.astype(np.float64), width, np.nan)
 
 
 def _figures(ctx: EvalContext, emitted: np.ndarray, score: np.ndarray) -> dict[str, Any]:
@@ -136,6 +140,7 @@ def score_baseline(ctx: EvalContext, editor: dict[str, np.ndarray]) -> dict[str,
     t = np.stack([probs.get(v, np.full(len(ctx.categories), np.nan)) for v in ctx.test.video_ids])
     with np.errstate(invalid="ignore"):
         emitted = np.where(np.isfinite(t), t >= 0.5, False)
+    emitted, t = _widen(ctx, emitted, t)
     return _figures(ctx, emitted, t) | {
         "gap_at_20": float(gap_at_k(np.nan_to_num(t, nan=-1.0), ctx.test_y, 20)),
         "train_videos": n_train,

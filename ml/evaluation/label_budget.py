@@ -31,22 +31,41 @@ def budget_position(video_id: str) -> float:
 
 
 def _over_seeds(run, seeds: int) -> dict[str, Any]:
-    """``run(seed)`` for each seed; the first run's figures, with mean and spread of F1 across seeds."""
+    """``run(seed)`` for each seed: every figure the mean over the seeds that trained, F1's spread beside it.
+
+    A seed that could not train (its result holds ``error``) is counted out, never copied into the row:
+    ``seeds`` says how many seeds the means are over, ``failed_seeds`` how many were left out. Only
+    when every seed failed is the row the first error. Figures one run cannot average (the failing
+    categories of a single seed) are dropped when more than one seed counts, so nothing printed beside
+    a mean comes from seed 0 alone.
+    """
     results = [run(seed) for seed in range(seeds)]
-    first = dict(results[0])
     ok = [r for r in results if "error" not in r]
-    if seeds > 1 and ok:
-        f1 = np.array([r["f1"] for r in ok])
-        first.update({k: float(np.mean([r[k] for r in ok])) for k in ("coverage", "precision", "recall", "f1")})
-        first["f1_sd"] = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
-        if all("no_text" in r for r in ok):
-            first["no_text"] = {
-                k: float(np.mean([r["no_text"][k] for r in ok]))
-                for k in ("coverage", "f1")
-                if all(r["no_text"].get(k) is not None for r in ok)
-            }
-        first["seeds"] = len(ok)
-    return first
+    if not ok:
+        return dict(results[0])
+    out = _mean(ok)
+    if seeds > 1:
+        f1 = np.array([r["f1"] for r in ok], dtype=np.float64)
+        out["f1_sd"] = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
+        out["seeds"] = len(ok)
+        if len(ok) < seeds:
+            out["failed_seeds"] = seeds - len(ok)
+    return out
+
+
+def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of every number the runs share (nested dicts too), NaN-aware; one run is itself."""
+    if len(runs) == 1:
+        return dict(runs[0])
+    out: dict[str, Any] = {}
+    for k in runs[0]:
+        values = [r.get(k) for r in runs]
+        if all(isinstance(v, dict) for v in values):
+            out[k] = _mean(values)
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            x = np.array(values, dtype=np.float64)
+            out[k] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+    return out
 
 
 def _student_runs(ctx: EvalContext, kept, pseudo, policy, config, seeds: int, text_probs=None) -> dict[str, Any]:
@@ -97,9 +116,9 @@ def label_budget(
 ) -> dict[str, Any]:
     """Per budget: teacher retrained on the kept editor labels, student with and without its pseudo-labels.
 
-    With ``seeds`` > 1 each student is trained that many times (seeds 0..n-1) and the figures are the
-    mean, with the F1's standard deviation: on a few dozen labelled videos one run's luck is as large
-    as the effect being measured.
+    With ``seeds`` > 1 each student is trained that many times (seeds 0..n-1) and every figure is the
+    mean over the seeds that trained, with the F1's standard deviation: on a few dozen labelled videos
+    one run's luck is as large as the effect being measured.
     """
     from ml.catalog.videos import video_rows
     from ml.text.features import CachedEncoder, get_encoder, prepare_records

@@ -230,7 +230,10 @@ def format_rows(results: dict[str, dict[str, Any]], first: str = "variant") -> t
             rows.append((name, "", "error: " + m["error"][:80], "", "", "", "", "", ""))
             continue
         nt = m.get("no_text", {})
-        f1 = f(m["f1"]) + (f" ± {m['f1_sd']:.3f} ({m['seeds']} seeds)" if "f1_sd" in m else "")
+        f1 = f(m["f1"])
+        if "f1_sd" in m:
+            counted = f"{m['seeds']} of {m['seeds'] + m['failed_seeds']}" if m.get("failed_seeds") else m["seeds"]
+            f1 += f" ± {m['f1_sd']:.3f} ({counted} seeds)"
         rows.append(
             (
                 name,

@@ -25,3 +25,33 @@ def test_teacher_calls_on_the_pool():
     assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 3)
     assert teacher_on_pool(probs, None, ["a", "b", "c", "d"], ["x", "y"], truth)["calls"] == 0
     assert teacher_on_pool(probs, 0.5, ["a", "b", "c", "d"], ["x", "y"], {}) == {}
+
+
+def _run(seed: int) -> dict:
+    if seed == 0:
+        return {"error": "no category has 3 positive targets"}
+    return {
+        "coverage": 0.5 * seed,
+        "precision": 0.9,
+        "recall": 0.1 * seed,
+        "f1": 0.2 * seed,
+        "gap_at_20": 0.6 + 0.1 * seed,
+        "gold_gap_at_20": 0.7 + 0.1 * seed,
+        "failing_categories": [{"category_id": f"c{seed}"}],
+        "no_text": {"coverage": 0.1 * seed, "precision": 0.8, "recall": 0.2 * seed, "f1": 0.3 * seed, "videos": 4},
+    }
+
+
+def test_seeds_that_failed_are_counted_out_and_every_figure_is_a_mean():
+    from ml.evaluation.label_budget import _over_seeds
+    from ml.evaluation.student import format_rows
+
+    row = _over_seeds(_run, 3)  # seed 0 failed; seeds 1 and 2 trained
+    assert "error" not in row and row["seeds"] == 2 and row["failed_seeds"] == 1
+    assert row["f1"] == pytest.approx(0.3) and row["f1_sd"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert row["gap_at_20"] == pytest.approx(0.75) and row["gold_gap_at_20"] == pytest.approx(0.85)
+    assert row["no_text"]["precision"] == pytest.approx(0.8) and row["no_text"]["recall"] == pytest.approx(0.3)
+    assert "failing_categories" not in row  # one seed's list, not a mean
+    assert "(2 of 3 seeds)" in format_rows({"editor only": row})[0][0][5]
+    assert _over_seeds(lambda seed: _run(0), 2) == _run(0)  # every seed failed: the error
+    assert _over_seeds(_run, 2)["f1"] == pytest.approx(0.2)  # one seed counts: its own figures

@@ -69,6 +69,11 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
         f"fusion {fitted.version}: rule {fitted.rule} on {fitted.gold_videos} gold videos; "
         f"enabled text {enabled['text']}, visual {enabled['visual']}, fused {enabled['fused']}"
     )
+    if fitted.student_trained_on:
+        context.log.warning(
+            f"{fitted.student_trained_on} certification gold video(s) were training videos of visual model "
+            f"{fitted.visual_version} and were left out; retrain the student to certify on them"
+        )
     png = precision_coverage_png(fitted.curves, target=settings.target_precision, max_panels=12)
     choice = fitted.choice
     if not choice.holds:
@@ -80,6 +85,7 @@ def category_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResourc
             "promise": policy.promise(),
             "rule": fitted.rule,
             "gold_videos": dg.MetadataValue.int(fitted.gold_videos),
+            "gold_left_out_student_trained_on": dg.MetadataValue.int(fitted.student_trained_on),
             "categories": dg.MetadataValue.int(len(fitted.categories)),
             "enabled_text": dg.MetadataValue.int(enabled["text"]),
             "enabled_visual": dg.MetadataValue.int(enabled["visual"]),

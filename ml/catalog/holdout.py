@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.errors import InvalidInput, UserFacingError
@@ -57,6 +58,30 @@ def locked_test_ids(catalog: Catalog, source: str | None = None) -> set[str]:
 def held_out_ids(catalog: Catalog) -> frozenset[str]:
     """Gold and locked-test videos: what no training step may read."""
     return frozenset(gold_ids(catalog) | locked_test_ids(catalog))
+
+
+def student_trained_on(catalog: Catalog, visual_version: str | None) -> frozenset[str]:
+    """The videos visual model ``visual_version`` learnt from (its ``targets.npz``): empty when unknown.
+
+    A video becomes gold after the student trained on it when a spot-check sheet (pool videos the
+    teacher pseudo-labelled) is imported: the held-out rule keeps it out of the next student, not out
+    of the current one. Certification and the locked report leave such videos out until the student
+    is retrained (docs/fusion.md).
+    """
+    import numpy as np
+
+    from ml.catalog.model_registry import ModelNotTrained, get_model
+
+    if visual_version is None:
+        return frozenset()
+    try:
+        path = Path(get_model(catalog, "visual_model", visual_version).artifact_path) / "targets.npz"
+    except ModelNotTrained:
+        return frozenset()
+    if not path.is_file():
+        return frozenset()
+    with np.load(path, allow_pickle=False) as z:
+        return frozenset(str(v) for v in z["video_ids"])
 
 
 def trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[str]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.catalog.holdout import student_trained_on
 from ml.catalog.labels import certification_matrix
 from ml.catalog.model_registry import (
     ModelRecord,
@@ -50,11 +51,21 @@ class FittedFusion:
     path: Path
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]]
     choice: RuleChoice
+    # Certification gold left out because the current student learnt from it (``gold_inputs``).
+    student_trained_on: int = 0
 
 
 def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord | None, categories: list[str]):
-    """Certification gold (without the locked test) with both sources as deployed (visual abstentions applied)."""
+    """Certification gold (without the locked test) with both sources as deployed (visual abstentions applied).
+
+    Gold videos the current student learnt from (imported after it trained: ``student_trained_on``) are
+    left out: its scores there are not held out.
+    """
     ids, y = certification_matrix(catalog, categories)
+    trained = student_trained_on(catalog, visual.version if visual is not None else None)
+    if trained:
+        keep = [i for i, v in enumerate(ids) if v not in trained]
+        ids, y = [ids[i] for i in keep], y[keep]
     t = load_scores(catalog, "text_predictions", text.version, text.categories, ids, categories)
     if visual is None:  # no student yet (too few labels): the visual source abstains everywhere
         v = np.full(t.shape, np.nan)
@@ -100,10 +111,17 @@ def fit_fusion_on_gold(
         rule = "text"
     categories = category_union(ws.ids, text.categories, visual.categories if visual else [])
     ids, t, v, chars, y = gold_inputs(catalog, text, visual, categories)
+    trained_on = len(certification_matrix(catalog, categories)[0]) - len(ids)
     if len(ids) < 8:
+        retrain = (
+            f" ({trained_on} more were training videos of visual model {visual.version}: retrain the student, "
+            "`vidcat backfill --train`, to certify on them)"
+            if trained_on and visual is not None
+            else ""
+        )
         raise ValueError(
             f"only {len(ids)} gold video(s) have exhaustive human-verified labels; thresholds need a gold set "
-            "(import one with `vidcat import-gold`)"
+            f"(import one with `vidcat import-gold`){retrain}"
         )
     rules = RULES if visual is not None else ("text",)
     comparison = compare_rules(t, v, chars, y, policy, folds=folds, seed=seed, rules=rules, categories=categories)
@@ -175,7 +193,12 @@ def fit_fusion_on_gold(
                 "choice": {"holds": choice.holds, "failing": choice.failing, "reason": choice.reason},
                 "promise": promise,
             },
-            training_data={"gold_videos": len(ids), "label_set": "gold", "locked_test_excluded": True},
+            training_data={
+                "gold_videos": len(ids),
+                "label_set": "gold",
+                "locked_test_excluded": True,
+                "student_trained_on_excluded": trained_on,
+            },
         )
     return FittedFusion(
         version,
@@ -190,6 +213,7 @@ def fit_fusion_on_gold(
         path,
         curves,
         choice,
+        trained_on,
     )
 
 

@@ -145,6 +145,20 @@ def cmd_import_gold(args) -> int:
             "thresholds are certified",
             file=sys.stderr,
         )
+    if args.label_set == "gold":
+        from ml.catalog.holdout import gold_ids, student_trained_on
+        from ml.catalog.model_registry import latest_model
+
+        visual = latest_model(catalog, "visual_model", required=False)
+        trained = student_trained_on(catalog, visual.version if visual else None) & gold_ids(catalog)
+        if trained:
+            result["gold_student_trained_on"] = len(trained)
+            print(
+                f"note: {len(trained)} gold video(s) were training videos of visual model {visual.version}; "
+                "certification and the locked report leave them out until the student is retrained "
+                "(`vidcat backfill --train`)",
+                file=sys.stderr,
+            )
     if args.test_share:
         imported = covered_ids(catalog, "gold")
         _, test = split_gold(imported, args.test_share)

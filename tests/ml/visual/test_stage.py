@@ -163,3 +163,30 @@ def test_removing_gold_labels_and_embeddings_leaves_the_student_unchanged(tmp_pa
     for vid in sa:
         np.testing.assert_array_equal(sa[vid].scores, sb[vid].scores)
         assert sa[vid].ood_score == pytest.approx(sb[vid].ood_score, abs=0)
+
+
+def test_gold_the_current_student_learnt_from_is_left_out_of_certification(catalog, student_settings, tmp_path):
+    """A spot-check sheet turns pool videos the student learnt from into gold: they certify nothing until
+    the student is retrained (the next one leaves them out, being held out)."""
+    from ml.catalog.holdout import student_trained_on
+    from ml.fusion.stage import gold_inputs
+
+    syn, gold = _populate(catalog, student_settings, tmp_path, with_gold=True)
+    result = _train(catalog, student_settings, syn)
+    visual, text = latest_model(catalog, "visual_model"), latest_model(catalog, "text_model")
+    z = np.load(result.model_dir / "targets.npz")
+    spot_checked = [str(v) for v, src in zip(z["video_ids"], z["sources"], strict=True) if src != "editor"][:3]
+    assert set(spot_checked) <= student_trained_on(catalog, visual.version)
+    now = dt.datetime(2026, 1, 2)
+    with catalog.transaction() as con:
+        insert_rows(
+            con, "label_coverage", ["video_id", "label_set", "exhaustive"], [(v, "gold", True) for v in spot_checked]
+        )
+        insert_rows(
+            con,
+            "human_labels",
+            ["video_id", "category_id", "label_set", "is_positive", "annotator", "created_at"],
+            [(v, syn.categories[0], "gold", True, "spot-check", now) for v in spot_checked],
+        )
+    ids, *_ = gold_inputs(catalog, text, visual, list(syn.categories))
+    assert sorted(ids) == sorted(gold)

@@ -41,6 +41,7 @@ import numpy as np
 BOUNDS = ("wilson", "clopper-pearson")
 OBJECTIVES = ("f1", "recall")
 SCANS = ("fixed-sequence", "none")
+PLACEMENTS = ("midpoint", "lowest")
 # The teacher's pseudo-label gate (ml/text/pseudo_labels.py): an internal quality gate on training data,
 # not the promise, so a Wilson bound at 80% over the scanned cuts.
 PSEUDO_LABEL_BOUND = {"bound": "wilson", "confidence": 0.80, "scan": "none"}
@@ -71,6 +72,9 @@ class ThresholdPolicy:
     confidence: float = 0.95  # one-sided
     objective: str = "f1"
     scan: str = "fixed-sequence"
+    # Where the threshold sits in the gap below the cut: the logit midpoint (default, chosen out of fold
+    # on certification gold by ``bench/threshold_placement.py``) or on the lowest emitted score.
+    placement: str = "midpoint"
 
     def __post_init__(self) -> None:
         if not 0 < self.target_precision < 1:
@@ -85,6 +89,8 @@ class ThresholdPolicy:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.scan not in SCANS:
             raise ValueError(f"scan must be one of {SCANS}, got {self.scan!r}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
 
     def promise(self, units: str = "videos") -> str:
         """The promise these thresholds keep, in words (the same sentence everywhere).
@@ -296,7 +302,11 @@ def select_threshold(scores: np.ndarray, labels: np.ndarray, policy: ThresholdPo
         best = f1.max()
         i = int(idx[np.flatnonzero(np.isclose(f1, best, rtol=0, atol=1e-12))[-1]])  # ties: the lower cut
     return Threshold(
-        threshold=midpoint(float(cut[i]), float(cut[i + 1]) if i + 1 < len(cut) else None),
+        threshold=(
+            midpoint(float(cut[i]), float(cut[i + 1]) if i + 1 < len(cut) else None)
+            if policy.placement == "midpoint"
+            else float(cut[i])
+        ),
         precision=float(precision[i]),
         recall=float(tp[i] / positives),
         true_positives=int(tp[i]),

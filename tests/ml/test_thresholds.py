@@ -78,6 +78,20 @@ def test_simple_case_and_the_threshold_sits_in_the_gap():
     assert emitted_by(r.threshold, scores).tolist() == [True, True, True, False, False]
 
 
+def test_placement_lowest_sits_on_the_last_score_in_with_the_same_decisions():
+    from dataclasses import replace
+
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    labels = np.array([1, 1, 1, 0, 0])
+    mid = select_threshold(scores, labels, LOOSE)
+    low = select_threshold(scores, labels, replace(LOOSE, placement="lowest"))
+    assert low.threshold == 0.7 and mid.threshold < 0.7
+    assert emitted_by(low.threshold, scores).tolist() == emitted_by(mid.threshold, scores).tolist()
+    assert (low.precision, low.recall, low.lower_bound) == (mid.precision, mid.recall, mid.lower_bound)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        ThresholdPolicy(placement="top")
+
+
 def _sixty_positives_and_one_negative_at(rank: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.linspace(0.99, 0.40, 61)
     labels = np.ones(61, dtype=int)

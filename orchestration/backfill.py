@@ -96,12 +96,15 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
 
     Called before a daemon is started for a local instance. Code servers of this instance that outlived
     their daemon are stopped with their run workers (nothing would watch those runs, and the new
-    backfill re-runs their batches: two runs of one batch must never overlap). Runs still marked queued,
-    starting or started cannot be running any more, so they are marked failed, and neither they nor
-    failed runs still waiting for an automatic retry are retried by the next daemon: their batches
-    belong to the new backfill. Requested vidcat backfills are marked cancelled, and their batches go
-    into the new backfill. A new daemon would otherwise resume them beside the new backfill and score
-    the same batches twice, and wait forever on runs nobody runs.
+    backfill re-runs their batches: two runs of one batch must never overlap); a code server whose host
+    process still runs (a standalone `dagster-webserver`) is not theirs and is left alone. Runs a daemon
+    launched (`launched_by_daemon`) and still marked starting or started cannot be running any more, so
+    they are marked failed, and neither they nor failed runs still waiting for an automatic retry are
+    retried by the next daemon: their batches belong to the new backfill. A run executed in its own
+    process (`dagster asset materialize`) needs no daemon and may well be running: it is left alone.
+    Requested vidcat backfills are marked cancelled, and their batches go into the new backfill. A new
+    daemon would otherwise resume them beside the new backfill and score the same batches twice, and
+    wait forever on runs nobody runs.
     """
     from orchestration.dagster_private import WILL_RETRY_TAG, BulkActionStatus
 
@@ -112,7 +115,7 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
     ids = {b.backfill_id for b in abandoned}
     running = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
     waiting = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
-    stuck = list(instance.get_runs(filters=dg.RunsFilter(statuses=running)))
+    stuck = [r for r in instance.get_runs(filters=dg.RunsFilter(statuses=running)) if launched_by_daemon(r)]
     # Queued runs of the abandoned backfills would run beside the new one; a queued sensor run is left
     # to the new daemon (nothing else asks for its batch).
     stuck += [
@@ -138,6 +141,20 @@ def recover_abandoned(instance: dg.DagsterInstance, log: Callable[[str], None] |
     return found
 
 
+def launched_by_daemon(run) -> bool:
+    """Whether a run was started through a run launcher, as the daemon starts runs, and so dies with it.
+
+    With the run queue (DAGSTER_HOME/dagster.yaml) only the daemon launches runs: it marks one STARTING
+    and has a code server start it, and the default launcher then tags it with that server's address
+    (``GRPC_INFO_TAG``). A run executed in process (`dagster asset materialize`, `materialize()` in a
+    script) goes from NOT_STARTED to STARTED in the process that runs it, with no such tag, and lives
+    or dies with that process, not with any daemon.
+    """
+    from orchestration.dagster_private import GRPC_INFO_TAG
+
+    return run.status == dg.DagsterRunStatus.STARTING or GRPC_INFO_TAG in run.tags
+
+
 def all_partitions(instance: dg.DagsterInstance) -> list[str]:
     return sorted(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
 
@@ -146,26 +163,7 @@ def stop_orphaned_workers(dagster_home: Path, grace_s: float = 5.0) -> list[int]
     """SIGKILL the code servers serving ``dagster_home`` whose daemon is gone, and their descendants
     (run workers, decode workers). Called only when no daemon of this instance runs (Linux /proc)."""
     procs = _processes()
-    home = str(Path(dagster_home).resolve())
-    servers = [
-        pid
-        for pid, (ppid, argv, env) in procs.items()
-        if pid != os.getpid()
-        and env.get("DAGSTER_HOME")
-        and str(Path(env["DAGSTER_HOME"]).resolve()) == home
-        and _is_code_server(argv)
-    ]
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    doomed: list[int] = []
-    todo = list(servers)
-    while todo:
-        pid = todo.pop()
-        if pid in doomed or pid == os.getpid():
-            continue
-        doomed.append(pid)
-        todo += children.get(pid, [])
+    doomed = orphaned_code_servers(procs, dagster_home)
     for pid in doomed:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
@@ -173,6 +171,47 @@ def stop_orphaned_workers(dagster_home: Path, grace_s: float = 5.0) -> list[int]
     while time.monotonic() < deadline and any(_alive(p) for p in doomed):
         time.sleep(0.1)
     return doomed
+
+
+def orphaned_code_servers(procs: dict[int, tuple[int, list[str], dict[str, str]]], dagster_home: Path) -> list[int]:
+    """Code servers of ``dagster_home`` that lost the process that started them, with their descendants.
+
+    A daemon (or `dagster dev`, or a `dagster-webserver`) starts its code servers with ``--heartbeat``
+    and is their parent; when it is killed they are re-parented (to pid 1 or a subreaper) and go on
+    running the runs they started. One whose parent is still a live Dagster process belongs to that
+    process (a standalone webserver's, say) and is kept, as is a code server started by hand (no
+    ``--heartbeat``): nothing of a dead daemon runs there.
+    """
+    home = str(Path(dagster_home).resolve())
+    me = os.getpid()
+
+    def orphaned(pid: int, ppid: int, argv: list[str], env: dict[str, str]) -> bool:
+        if pid == me or not _is_code_server(argv) or "--heartbeat" not in argv:
+            return False
+        if not env.get("DAGSTER_HOME") or str(Path(env["DAGSTER_HOME"]).resolve()) != home:
+            return False
+        parent = procs.get(ppid)
+        return ppid <= 1 or parent is None or not _is_dagster_host(parent[1])
+
+    servers = [pid for pid, (ppid, argv, env) in procs.items() if orphaned(pid, ppid, argv, env)]
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    doomed: list[int] = []
+    todo = list(servers)
+    while todo:
+        pid = todo.pop()
+        if pid in doomed or pid == me:
+            continue
+        doomed.append(pid)
+        todo += children.get(pid, [])
+    return doomed
+
+
+def _is_dagster_host(argv: list[str]) -> bool:
+    """A process that may start and watch code servers: the daemon, `dagster dev`, the webserver, a
+    `dagster code-server start` proxy. A subreaper or init that adopted an orphan is none of these."""
+    return any(Path(w).name.startswith("dagster") for w in argv)
 
 
 def _is_code_server(argv: list[str]) -> bool:

@@ -60,6 +60,10 @@ def _results(catalog, video_ids: list[str]) -> None:
         )
 
 
+# What the default run launcher writes on a run a code server started for the daemon.
+LAUNCHED_BY_DAEMON = {".dagster/grpc_info": '{"host": "localhost", "socket": "/tmp/tmpcodeserver"}'}
+
+
 def _run(instance, status: str, tags: dict[str, str]):
     from dagster import DagsterRun, DagsterRunStatus
 
@@ -124,7 +128,11 @@ def test_a_restart_resumes_what_the_stopped_daemon_left(settings, catalog):
     registry_rows(catalog, 8)
     first = launch_backfill(settings, catalog)
     instance = get_instance(settings)
-    stuck = _run(instance, "STARTED", {"dagster/partition": "b00000001", "dagster/backfill": first.backfill_id})
+    stuck = _run(
+        instance,
+        "STARTED",
+        {"dagster/partition": "b00000001", "dagster/backfill": first.backfill_id, **LAUNCHED_BY_DAEMON},
+    )
     said: list[str] = []
     resumed = resume_after_crash(settings, catalog, instance, said.append)
     assert resumed is not None and resumed.partitions == first.partitions
@@ -276,3 +284,44 @@ def test_rescore_leaves_out_batches_a_live_run_holds_and_waits_for_what_it_super
     retrain = launch_backfill(settings, catalog, train=True)
     assert retrain.partitions == [b1, b2, b3] and retrain.busy == {}
     assert instance.get_backfill(rescore.backfill_id).status == BulkActionStatus.CANCELED
+
+
+def test_recovery_leaves_runs_that_need_no_daemon_alone(settings, catalog):
+    """With no daemon, only what a daemon launched died with it: a `dagster asset materialize` run (in
+    process, no launcher tag) may be running right now and must not be marked failed."""
+    from orchestration.backfill import recover_abandoned
+
+    registry_rows(catalog, 8)
+    launch_backfill(settings, catalog)
+    instance = get_instance(settings)
+    daemons = _run(instance, "STARTED", {"dagster/partition": "b00000001", **LAUNCHED_BY_DAEMON})
+    starting = _run(instance, "STARTING", {"dagster/partition": "b00000002"})  # launched, not yet tagged
+    in_process = _run(instance, "STARTED", {"dagster/partition": "b00000002"})
+    found = recover_abandoned(instance)
+    assert instance.get_run_by_id(daemons.run_id).status.value == "FAILURE"
+    assert instance.get_run_by_id(starting.run_id).status.value == "FAILURE"
+    assert instance.get_run_by_id(in_process.run_id).status.value == "STARTED"
+    assert {"b00000001", "b00000002"} <= found.batches
+
+
+def test_only_code_servers_whose_daemon_died_are_stopped(tmp_path):
+    """A killed daemon's code server is re-parented and goes on running its runs: it goes, with its run
+    workers. A standalone webserver's code server, one started by hand, or another instance's stays."""
+    from orchestration.backfill import orphaned_code_servers
+
+    home, other = tmp_path / "home", tmp_path / "other"
+    env = {"DAGSTER_HOME": str(home)}
+    server = ["/venv/bin/python", "-m", "dagster", "api", "grpc", "--socket", "/tmp/s", "--heartbeat"]
+    procs = {
+        1: (0, ["/sbin/init"], {}),
+        50: (1, ["bash"], {}),
+        100: (1, server, env),  # its daemon was killed: adopted by init
+        101: (100, ["/venv/bin/python", "-m", "dagster", "api", "execute_run", "{}"], env),  # its run worker
+        102: (101, ["/venv/bin/python", "-c", "decode"], env),
+        200: (50, ["/venv/bin/dagster-webserver", "-w", "workspace.yaml"], env),
+        201: (200, server, env),  # the webserver's own: alive and well
+        300: (50, ["/venv/bin/dagster", "api", "grpc", "-m", "orchestration.definitions"], env),  # by hand
+        400: (1, server, {"DAGSTER_HOME": str(other)}),  # another instance's
+        500: (77, server, env),  # parent gone between reads
+    }
+    assert sorted(orphaned_code_servers(procs, home)) == [100, 101, 102, 500]

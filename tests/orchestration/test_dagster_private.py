@@ -21,6 +21,7 @@ PRIVATE_SOURCES = {
     "SqliteRunStorage": "dagster._core.storage.runs",
     "ASSET_PARTITION_RANGE_END_TAG": "dagster._core.storage.tags",
     "ASSET_PARTITION_RANGE_START_TAG": "dagster._core.storage.tags",
+    "GRPC_INFO_TAG": "dagster._core.storage.tags",
     "PARTITION_NAME_TAG": "dagster._core.storage.tags",
     "WILL_RETRY_TAG": "dagster._core.storage.tags",
     "make_new_backfill_id": "dagster._core.utils",
@@ -47,6 +48,8 @@ def test_run_tags_keep_the_values_runs_are_written_with():
     assert p.ASSET_PARTITION_RANGE_START_TAG == "dagster/asset_partition_range_start"
     assert p.ASSET_PARTITION_RANGE_END_TAG == "dagster/asset_partition_range_end"
     assert p.WILL_RETRY_TAG == "dagster/will_retry"
+    # Written by the default run launcher when a code server starts the run (what the daemon launches).
+    assert p.GRPC_INFO_TAG == ".dagster/grpc_info"
 
 
 def test_backfill_statuses_vidcat_reads_and_writes_exist():

@@ -654,12 +654,12 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
     """
     if dagster_home is not None and local_daemon_pids(dagster_home):
         return True
-    if dagster_home is not None and _local_storage(instance, dagster_home):
+    if dagster_home is not None and processes_visible() and _local_storage(instance, dagster_home):
         return False
+    # Without /proc the process table says nothing (no daemon found is not no daemon): the heartbeat decides.
 
     def newest() -> float:
-        beats = instance.get_daemon_heartbeats()
-        return max((hb.timestamp for t, hb in beats.items() if t == "BACKFILL"), default=0.0)
+        return newest_heartbeat(instance)
 
     first = newest()
     if observe_s <= 0:  # no time to watch: a heartbeat from the last minute will do
@@ -672,6 +672,34 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
         if newest() > first:
             return True
     return False
+
+
+def processes_visible() -> bool:
+    """Whether this machine's process table can be read (Linux /proc): only then does finding no daemon
+    process mean that none runs."""
+    return Path("/proc").is_dir()
+
+
+def newest_heartbeat(instance: dg.DagsterInstance) -> float:
+    """When the daemon's backfill loop last wrote its heartbeat (0 for never)."""
+    beats = instance.get_daemon_heartbeats()
+    return max((hb.timestamp for t, hb in beats.items() if t == "BACKFILL"), default=0.0)
+
+
+def daemon_visible(instance: dg.DagsterInstance, dagster_home: Path, since: float) -> bool:
+    """Whether a daemon started at ``since`` (``time.time()``) is now seen by `daemon_running` in
+    another command: as a process where /proc is readable (at once), by a fresh heartbeat elsewhere.
+
+    A command that starts a daemon under `launch_lock` holds the lock until then, so the next command
+    to take it finds the daemon instead of recovering its runs as a dead one's or starting a second.
+    """
+    if processes_visible():
+        return bool(local_daemon_pids(dagster_home))
+    return newest_heartbeat(instance) > since
+
+
+# How long a command that started a daemon holds the launch lock waiting for it to show (`daemon_visible`).
+DAEMON_VISIBLE_WAIT_S = 120.0
 
 
 def _local_storage(instance: dg.DagsterInstance, dagster_home: Path) -> bool:
@@ -695,6 +723,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
         yield False
         return
     log_path = settings.dagster_home / "daemon.log"
+    since = time.time()
     with exit_on_stop_signals(), open(log_path, "ab") as out:
         proc = subprocess.Popen(
             daemon_argv(),
@@ -706,6 +735,16 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
         )
         log(f"started dagster-daemon (pid {proc.pid}, log {log_path})")
         try:
+            if not processes_visible():
+                # Other commands can tell it runs only by its heartbeat: the caller's launch lock is held
+                # until they can, so none of them takes this daemon's runs for a dead one's.
+                deadline = time.monotonic() + DAEMON_VISIBLE_WAIT_S
+                while (
+                    proc.poll() is None
+                    and time.monotonic() < deadline
+                    and not daemon_visible(instance, settings.dagster_home, since)
+                ):
+                    time.sleep(1.0)
             yield True
         finally:
             with ignoring_stop_signals():  # a second SIGTERM must not cut the stop short

@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -26,9 +26,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_GRACE_S = 7.0
 
 
-def supervise(argv: Sequence[str], env: dict[str, str], cwd: Path, grace_s: float = STOP_GRACE_S) -> int:
+def supervise(
+    argv: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    grace_s: float = STOP_GRACE_S,
+    until_started: Callable[[], bool] | None = None,
+) -> int:
     """Run ``argv`` in a new process group until it exits or a stop signal arrives; then stop the group.
 
+    ``until_started`` is polled while the child runs until it returns True (`vidcat up` holds its launch
+    lock until other commands can see the daemon); a stop signal meanwhile still stops at once.
     Returns 0 after a requested stop, the child's exit status otherwise.
     """
     received: list[int] = []
@@ -42,6 +50,8 @@ def supervise(argv: Sequence[str], env: dict[str, str], cwd: Path, grace_s: floa
     try:
         proc = subprocess.Popen(list(argv), env=env, cwd=cwd, start_new_session=True)
         while proc.poll() is None and not received:
+            if until_started is not None and until_started():
+                until_started = None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.2)
         stop_group(proc, grace_s)

@@ -135,28 +135,54 @@ def cmd_demo(args) -> int:
 
 
 def cmd_up(args) -> int:
-    """`dagster dev` under a supervisor that stops all of it on SIGTERM or SIGINT (orchestration/supervise.py)."""
+    """`dagster dev` under a supervisor that stops all of it on SIGTERM or SIGINT (orchestration/supervise.py).
+
+    Deciding that no daemon runs, recovering what a dead one left and starting `dagster dev` happen under
+    one hold of the launch lock, released only once other commands can see the new daemon: a `vidcat
+    backfill --wait` that started a daemon in between would otherwise have its runs failed and its code
+    server killed as a dead daemon's, or two daemons would run every sensor tick and backfill twice.
+    """
+    import contextlib
+
     from ml.catalog.store import open_catalog
-    from orchestration.backfill import get_instance, launch_lock, local_daemon_pids, resume_after_crash
+    from orchestration.backfill import (
+        DAEMON_VISIBLE_WAIT_S,
+        daemon_running,
+        daemon_visible,
+        get_instance,
+        launch_lock,
+        local_daemon_pids,
+        resume_after_crash,
+    )
     from orchestration.supervise import supervise
 
     settings = load_settings(args.config).ensure_dirs()
     instance = get_instance(settings)
-    others = local_daemon_pids(settings.dagster_home)
-    if others:
-        raise CommandError(
-            f"a Dagster daemon already serves {settings.dagster_home} (pid {', '.join(map(str, others))}): a second "
-            "one would run every sensor tick and backfill twice; stop it first (or open the UI it serves)"
-        )
-    with launch_lock(settings):
-        resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
     env = settings.child_env()
     env.update(DAGSTER_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false")
     exe = str(Path(sys.executable).with_name("dagster"))
     argv = [exe, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    print(
-        f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); "
-        "Ctrl-C or SIGTERM stops it",
-        flush=True,
-    )
-    return supervise(argv, env, REPO_ROOT)
+    with contextlib.ExitStack() as held:
+        held.enter_context(launch_lock(settings))
+        if daemon_running(instance, settings.dagster_home):
+            pids = local_daemon_pids(settings.dagster_home)
+            which = f" (pid {', '.join(map(str, pids))})" if pids else " (its heartbeat is fresh)"
+            raise CommandError(
+                f"a Dagster daemon already serves {settings.dagster_home}{which}: a second one would run every "
+                "sensor tick and backfill twice; stop it first (or open the UI it serves)"
+            )
+        resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
+        since, deadline = time.time(), time.monotonic() + DAEMON_VISIBLE_WAIT_S
+
+        def started() -> bool:
+            if daemon_visible(instance, settings.dagster_home, since) or time.monotonic() > deadline:
+                held.close()  # other commands now find this daemon running
+                return True
+            return False
+
+        print(
+            f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={settings.dagster_home}); "
+            "Ctrl-C or SIGTERM stops it",
+            flush=True,
+        )
+        return supervise(argv, env, REPO_ROOT, until_started=started)

@@ -26,7 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ml.catalog.store import Catalog, delete_where_in, insert_rows
 from ml.errors import InvalidInput, UserFacingError
@@ -60,6 +63,41 @@ def held_out_ids(catalog: Catalog) -> frozenset[str]:
     return frozenset(gold_ids(catalog) | locked_test_ids(catalog))
 
 
+@dataclass(frozen=True)
+class LearntTargets:
+    """What a visual model learnt from, as ``ml.visual.stage.save_targets`` wrote it beside the model."""
+
+    video_ids: list[str]
+    targets: np.ndarray  # (N, C) soft targets over ``categories``
+    sources: list[str]  # per video: editor, pseudo or self
+    categories: list[str]
+
+
+def student_targets(catalog: Catalog, visual_version: str | None) -> LearntTargets | None:
+    """The ``targets.npz`` of visual model ``visual_version``; None when the model or the file is unknown.
+
+    One reader for every question about the student's training data: which videos it saw (the
+    certification and report exclusions) and what it learnt there (the like-for-like baseline).
+    """
+    from ml.catalog.model_registry import ModelNotTrained, get_model
+
+    if visual_version is None:
+        return None
+    try:
+        path = Path(get_model(catalog, "visual_model", visual_version).artifact_path) / "targets.npz"
+    except ModelNotTrained:
+        return None
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return LearntTargets(
+            [str(v) for v in z["video_ids"]],
+            np.asarray(z["targets"]),
+            [str(s) for s in z["sources"]],
+            [str(c) for c in z["categories"]],
+        )
+
+
 def student_trained_on(catalog: Catalog, visual_version: str | None) -> frozenset[str]:
     """The videos visual model ``visual_version`` learnt from (its ``targets.npz``): empty when unknown.
 
@@ -68,20 +106,8 @@ def student_trained_on(catalog: Catalog, visual_version: str | None) -> frozense
     of the current one. Certification and the locked report leave such videos out until the student
     is retrained (docs/fusion.md).
     """
-    import numpy as np
-
-    from ml.catalog.model_registry import ModelNotTrained, get_model
-
-    if visual_version is None:
-        return frozenset()
-    try:
-        path = Path(get_model(catalog, "visual_model", visual_version).artifact_path) / "targets.npz"
-    except ModelNotTrained:
-        return frozenset()
-    if not path.is_file():
-        return frozenset()
-    with np.load(path, allow_pickle=False) as z:
-        return frozenset(str(v) for v in z["video_ids"])
+    learnt = student_targets(catalog, visual_version)
+    return frozenset(learnt.video_ids) if learnt is not None else frozenset()
 
 
 def trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[str]) -> list[str]:

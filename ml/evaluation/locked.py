@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.catalog.holdout import HoldoutGuard, held_out_ids, student_trained_on
+from ml.catalog.holdout import HoldoutGuard, held_out_ids, student_targets, student_trained_on
 from ml.catalog.labels import label_matrix
 from ml.catalog.scores import failed_results, gold_locked_rows
 from ml.catalog.store import Catalog
@@ -312,24 +311,17 @@ class GoldRanking:
 
 def _student_pool_targets(catalog: Catalog, visual_version: str, categories: list[str]) -> dict[str, np.ndarray]:
     """The pool targets (pseudo and self) the student learnt from, hardened at 0.5, over ``categories``."""
-    from ml.catalog.model_registry import ModelNotTrained, get_model
-
-    try:
-        path = Path(get_model(catalog, "visual_model", visual_version).artifact_path) / "targets.npz"
-    except ModelNotTrained:
-        return {}
-    if not path.is_file():
+    learnt = student_targets(catalog, visual_version)
+    if learnt is None:
         return {}
     held_out = held_out_ids(catalog)
-    with np.load(path, allow_pickle=False) as z:
-        ids, y, source, cats = z["video_ids"], z["targets"], z["sources"], [str(c) for c in z["categories"]]
-    index = {c: j for j, c in enumerate(cats)}
+    index = {c: j for j, c in enumerate(learnt.categories)}
     pick = [index.get(c) for c in categories]
     out = {}
-    for vid, row, src in zip(ids, y, source, strict=True):
-        if src == "editor" or str(vid) in held_out:
+    for vid, row, src in zip(learnt.video_ids, learnt.targets, learnt.sources, strict=True):
+        if src == "editor" or vid in held_out:
             continue
-        out[str(vid)] = np.array([0.0 if j is None else float(row[j] >= 0.5) for j in pick], np.float32)
+        out[vid] = np.array([0.0 if j is None else float(row[j] >= 0.5) for j in pick], np.float32)
     return out
 
 

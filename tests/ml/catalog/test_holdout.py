@@ -68,3 +68,40 @@ def test_gold_split_is_fixed_per_video_whatever_else_is_imported():
     assert {v for v in test_again if v.startswith("g")} == {v for v in test if v in set(ids[:1000])}
     with pytest.raises(ValueError):
         split_gold(ids, 1.0)
+
+
+def register_student(catalog, tmp_path, version: str, targets: dict[str, tuple[str, list[float]]], cats: list[str]):
+    """A visual model whose ``targets.npz`` (written by the student's own writer) holds ``targets``."""
+    import numpy as np
+
+    from ml.catalog.model_registry import register_model
+    from ml.visual.stage import save_targets
+    from ml.visual.targets import StudentTargets
+
+    model_dir = tmp_path / version
+    model_dir.mkdir()
+    learnt = StudentTargets(
+        cats,
+        {v: np.array(t, np.float32) for v, (_, t) in targets.items()},
+        source={v: src for v, (src, _) in targets.items()},
+    )
+    save_targets(learnt, model_dir / "targets.npz")
+    register_model(catalog, "visual_model", version, model_dir, cats)
+
+
+def test_one_reader_says_what_the_student_learnt_from(catalog, tmp_path):
+    """Which videos trained the student (certification leaves them out) and on what targets (the report's
+    like-for-like baseline) come from one read of its ``targets.npz``."""
+    from ml.catalog.holdout import student_targets, student_trained_on
+
+    register_student(
+        catalog, tmp_path, "visual-1", {"v1": ("editor", [1, 0]), "v2": ("pseudo", [0.2, 0.9])}, ["a", "b"]
+    )
+    learnt = student_targets(catalog, "visual-1")
+    assert learnt is not None and learnt.video_ids == ["v1", "v2"] and learnt.sources == ["editor", "pseudo"]
+    assert learnt.categories == ["a", "b"] and learnt.targets[1].tolist() == pytest.approx([0.2, 0.9])
+    assert student_trained_on(catalog, "visual-1") == {"v1", "v2"}
+    assert student_targets(catalog, None) is None and student_trained_on(catalog, None) == frozenset()
+    assert student_targets(catalog, "visual-9") is None  # not registered
+    (tmp_path / "visual-1" / "targets.npz").unlink()
+    assert student_trained_on(catalog, "visual-1") == frozenset()  # a model saved before targets were kept

@@ -38,3 +38,20 @@ def test_a_source_may_bring_its_own_truth_and_uncertified_pairs_are_not_audited(
     emitted = np.ones((10, 2), bool)
     audit = promise_audit({"backoff": (emitted, [True, False], parents)}, y, ["p", "q"], promise=0.8)
     assert audit["certified"] == 1 and audit["rows"][0]["precision"] == 1.0 and audit["holds"]
+
+
+def test_the_pseudo_baseline_learns_the_students_pool_targets_only(catalog, ws, tmp_path):
+    """Editor rows and held-out videos are not the pool; targets are hardened at 0.5 and mapped onto the
+    report's categories (one the student never learnt is 0)."""
+    from ml.catalog.holdout import lock_test
+    from ml.evaluation.locked import _student_pool_targets
+    from tests.ml.catalog.test_holdout import register_student
+
+    targets = {"v1": ("editor", [1, 0]), "v2": ("pseudo", [0.2, 0.9]), "v3": ("self", [0.6, 0.4])}
+    targets["v4"] = ("pseudo", [1, 1])
+    register_student(catalog, tmp_path, "visual-1", targets, ["a", "b"])
+    lock_test(catalog, ["v4"], "manual")
+    pool = _student_pool_targets(catalog, "visual-1", ["b", "z", "a"])
+    assert sorted(pool) == ["v2", "v3"]
+    assert pool["v2"].tolist() == [1.0, 0.0, 0.0] and pool["v3"].tolist() == [0.0, 0.0, 1.0]
+    assert _student_pool_targets(catalog, "visual-9", ["a"]) == {}

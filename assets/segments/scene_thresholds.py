@@ -22,6 +22,11 @@ def scene_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
     policy = settings.threshold_policy()
     thresholds, gold = certify_on_gold(catalog, settings, record, policy)
     summary = certified_summary(thresholds)
+    if gold.student_trained_on:
+        context.log.warning(
+            f"{gold.student_trained_on} gold video(s) with verified scenes were training videos of visual model "
+            f"{record.version} and were left out; retrain the student to certify on them"
+        )
     if not thresholds.certified:
         context.log.warning(
             f"no scene threshold certified on {gold.truth.shape[0]} gold scenes of {len(gold.videos)} videos: "
@@ -54,6 +59,7 @@ def scene_thresholds(context: dg.AssetExecutionContext, vidcat: VidcatResource) 
             "certified": dg.MetadataValue.int(summary["certified"]),
             "categories": dg.MetadataValue.int(summary["of"]),
             "gold_videos_without_frames": dg.MetadataValue.int(gold.without_frames),
+            "gold_left_out_student_trained_on": dg.MetadataValue.int(gold.student_trained_on),
             "ranges_past_end": dg.MetadataValue.int(gold.ranges_past_end),
             "thresholds": dg.MetadataValue.md(
                 md_table(rows, ["id", "category", "threshold", "gold precision", "certified >=", "gold scenes"])

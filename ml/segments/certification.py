@@ -5,7 +5,9 @@ that the bound takes scenes as independent), so the thresholds come from the sam
 policy (`Settings.threshold_policy`, `ml/thresholds.py`) applied by ``certify.certify_scene_thresholds``
 to the student's scores of the scenes the detector finds in gold videos, judged against the ranges an
 editor verified (`ml/catalog/gold_scenes.py`; a scene is a positive where a category covers most of
-it). Gold's locked-test share and videos with editor labels (they train) are left out.
+it). Gold's locked-test share, videos with editor labels (they train) and gold the student learnt
+from (spot-checked pool videos imported after it trained: ``student_trained_on``, counted as fusion
+counts them) are left out.
 
 A category with too few verified scenes gets no scene threshold (the reason and the positives it
 lacks are kept), and a scene is then given no category for it: the scene keeps its scores, never an
@@ -28,7 +30,7 @@ import numpy as np
 
 from ml.catalog.batching import batches_of
 from ml.catalog.gold_scenes import scene_ranges
-from ml.catalog.holdout import locked_test_ids
+from ml.catalog.holdout import locked_test_ids, student_trained_on
 from ml.catalog.labels import editor_labelled
 from ml.catalog.model_registry import ModelRecord, latest_model, new_version, register_model_in
 from ml.catalog.segments import write_scene_thresholds
@@ -55,6 +57,8 @@ class SceneThresholds:
     gold_videos: int = 0
     gold_scenes: int = 0
     detector: dict[str, Any] = field(default_factory=dict)
+    # Gold videos with verified ranges left out because this student learnt from them (``gold_scenes``).
+    student_trained_on: int = 0
 
     @property
     def certified(self) -> list[str]:
@@ -78,17 +82,29 @@ class GoldScenes:
     truth: np.ndarray  # (S, C) bool
     ranges_past_end: int = 0  # verified ranges beyond the probed end, left out
     without_frames: int = 0  # gold videos with ranges whose frames are not stored (yet)
+    student_trained_on: int = 0  # gold videos with ranges the student learnt from, left out
 
 
 def gold_scenes(
-    catalog: Catalog, settings: Any, predictor: Any, params: DetectorParams = DEFAULT_DETECTOR
+    catalog: Catalog,
+    settings: Any,
+    predictor: Any,
+    params: DetectorParams = DEFAULT_DETECTOR,
+    visual_version: str | None = None,
 ) -> GoldScenes:
-    """Detect and score the scenes of every certifiable gold video with verified ranges, from its stored frames."""
+    """Detect and score the scenes of every certifiable gold video with verified ranges, from its stored frames.
+
+    ``visual_version`` names the student behind ``predictor``: gold it learnt from is left out and
+    counted, since its scores there are not held out.
+    """
     from ml.frames.embedding_store import iter_videos, shard_path
     from ml.visual.stage import load_meta
 
     exclude = locked_test_ids(catalog) | editor_labelled(catalog)
     ranges = scene_ranges(catalog, exclude=exclude)
+    trained = student_trained_on(catalog, visual_version) & set(ranges)
+    for vid in trained:
+        del ranges[vid]
     ids = sorted(ranges)
     batch_of = batches_of(catalog, ids)
     durations = probed_durations(catalog, ids)
@@ -123,6 +139,7 @@ def gold_scenes(
         np.vstack(truth) if truth else np.zeros((0, n), bool),
         past_end,
         len(ids) - len(videos),
+        len(trained),
     )
 
 
@@ -137,12 +154,19 @@ def certify_on_gold(
     from ml.visual.stage import load_predictor
 
     predictor = load_predictor(str(record.artifact_path))
-    gold = gold_scenes(catalog, settings, predictor, params)
+    gold = gold_scenes(catalog, settings, predictor, params, record.version)
     thresholds = certify_scene_thresholds(gold.scores, gold.truth, policy)
     cats = list(predictor.categories)
     version = new_version(MODEL_NAME, record.version, gold.videos, int(gold.truth.sum()), policy.promise("scenes"))
     result = SceneThresholds(
-        version, record.version, cats, thresholds, len(gold.videos), len(gold.scores), params.__dict__.copy()
+        version,
+        record.version,
+        cats,
+        thresholds,
+        len(gold.videos),
+        len(gold.scores),
+        params.__dict__.copy(),
+        gold.student_trained_on,
     )
     path = Path(settings.models_dir) / MODEL_NAME / f"{version}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +192,7 @@ def certify_on_gold(
                 "gold_scenes": result.gold_scenes,
                 "promise": policy.promise("scenes"),
             },
-            training_data={"gold_videos": gold.videos},
+            training_data={"gold_videos": gold.videos, "student_trained_on_excluded": gold.student_trained_on},
         )
     return result, gold
 
@@ -182,6 +206,7 @@ def _as_json(t: SceneThresholds, policy: ThresholdPolicy) -> dict[str, Any]:
         "gold_videos": t.gold_videos,
         "gold_scenes": t.gold_scenes,
         "detector": t.detector,
+        "student_trained_on_excluded": t.student_trained_on,
         "min_share": MIN_SHARE,
         "promise": policy.promise("scenes"),
     }
@@ -197,6 +222,7 @@ def load_scene_thresholds(path: Path) -> SceneThresholds:
         int(d.get("gold_videos", 0)),
         int(d.get("gold_scenes", 0)),
         dict(d.get("detector", {})),
+        int(d.get("student_trained_on_excluded", 0)),
     )
 
 

@@ -81,7 +81,7 @@ def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None
     from ml.catalog.holdout import locked_test_ids
     from ml.evaluation.locked import evaluate_locked_test, format_report
     from ml.frames.embedding_store import list_shards
-    from ml.fusion.stage import load_current_fusion
+    from ml.fusion.stage import load_current_fusion, served_policy
 
     if not locked_test_ids(catalog):
         return None, (
@@ -91,7 +91,7 @@ def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None
     test = reported_locked_test(catalog, settings.demo_dir)
     fusion = load_current_fusion(catalog)
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
-    policy = fusion.policy or settings.threshold_policy()  # what the served thresholds were certified under
+    policy = served_policy(catalog, settings, fusion)
     report = evaluate_locked_test(
         catalog, fusion, test, shards, promise=policy.target_precision, confidence=policy.confidence
     )

@@ -297,10 +297,17 @@ def recorded_policy(params: dict[str, Any]) -> ThresholdPolicy | None:
     return ThresholdPolicy(**{k: v for k, v in stored.items() if k in known})
 
 
-def served_policy(catalog: Catalog, settings: Any) -> ThresholdPolicy:
-    """The policy behind the thresholds served now; the settings' only while no fusion model exists."""
-    record = latest_model(catalog, "fusion", required=False)
-    policy = recorded_policy(record.params) if record is not None else None
+def served_policy(catalog: Catalog, settings: Any, fusion: LoadedFusion | None = None) -> ThresholdPolicy:
+    """The policy behind the thresholds served now; the settings' only while none was recorded.
+
+    ``fusion``: the model a caller already loaded, so the promise it states is that model's even if a
+    newer fusion is registered meanwhile.
+    """
+    if fusion is not None:
+        policy = fusion.policy
+    else:
+        record = latest_model(catalog, "fusion", required=False)
+        policy = recorded_policy(record.params) if record is not None else None
     return policy if policy is not None else settings.threshold_policy()
 
 

@@ -64,7 +64,7 @@ def explain_video(
 ) -> dict[str, Any]:
     from ml.frames.embedding_store import read_video, shard_path
     from ml.frames.thumbnails import jpeg_data_uri, sample_for_review
-    from ml.fusion.stage import load_current_fusion
+    from ml.fusion.stage import load_current_fusion, served_policy
     from ml.text.features import prepare_records
     from ml.text.stage import load_teacher
     from ml.visual.stage import load_meta, load_predictor
@@ -110,7 +110,7 @@ def explain_video(
         "out_of_distribution": _ood(catalog, fusion.visual_version, video_id, student) if student else None,
         "categories": [],
         # The promise its thresholds were certified under, not today's settings.
-        "promise": (fusion.policy or settings.threshold_policy()).promise(),
+        "promise": served_policy(catalog, settings, fusion).promise(),
         "segments": _segments(catalog, video_id),
     }
     t_index = {c: j for j, c in enumerate(teacher.categories)}

@@ -302,6 +302,7 @@ def test_the_served_promise_is_the_one_the_fusion_was_certified_under(catalog, s
     recorded policy, not of today's settings; status, explain and the asset state it through the same
     policy object, never by formatting the template themselves."""
     from pathlib import Path
+    from types import SimpleNamespace
 
     from ml.catalog.model_registry import register_model
     from ml.evaluation.report import pipeline_report
@@ -320,6 +321,10 @@ def test_the_served_promise_is_the_one_the_fusion_was_certified_under(catalog, s
         training_data={"gold_videos": 40},
     )
     assert served_policy(catalog, settings) == certified != settings.threshold_policy()
+    # A caller holding a loaded fusion (the locked report, explain) states that model's policy.
+    older = ThresholdPolicy(target_precision=0.85)
+    assert served_policy(catalog, settings, SimpleNamespace(policy=older)) == older
+    assert served_policy(catalog, settings, SimpleNamespace(policy=None)) == settings.threshold_policy()
     data, text = pipeline_report(settings, catalog, ws)
     assert data["promise"] == certified.promise()
     assert text.splitlines()[0] == f"The promise: {certified.promise()}."
@@ -328,3 +333,4 @@ def test_the_served_promise_is_the_one_the_fusion_was_certified_under(catalog, s
         for path in (root / folder).rglob("*.py"):
             code = path.read_text(encoding="utf-8")
             assert "PROMISE.format" not in code and "threshold_policy().promise()" not in code, path
+            assert "policy or settings.threshold_policy()" not in code, path  # served_policy decides

@@ -47,8 +47,18 @@ def member_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
 
 
 def probed_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
-    """Members of the batches the probe could read: each should reach the frame step's shard."""
-    return int(catalog.scalar(f"SELECT count(*) FROM video_probe WHERE batch_id {IN_LIST}", [list(batch_ids)]) or 0)
+    """Members of the batches the probe could read: each should reach the frame step's shard.
+
+    Counted by membership, as ``probe_rows`` reads them: a member whose probe row names another batch
+    was still probed, and its shard is the batch it belongs to.
+    """
+    return int(
+        catalog.scalar(
+            f"SELECT count(*) FROM video_probe p JOIN batch_members m USING (video_id) WHERE m.batch_id {IN_LIST}",
+            [list(batch_ids)],
+        )
+        or 0
+    )
 
 
 def result_count(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> int:

@@ -35,6 +35,7 @@ def test_batch_reads_cover_only_the_batches_asked_for(catalog):
     assert check_inputs.member_count(catalog, first) == 3
     assert check_inputs.member_count(catalog, ["b00000001", "b00000002"]) == 6
     assert list(check_inputs.probe_rows(catalog, first)["video_id"]) == ["v1", "v2"]
+    assert check_inputs.probed_count(catalog, first) == 2
     assert check_inputs.failure_count(catalog, first, stage="probe") == 1
     assert check_inputs.failure_count(catalog, ["b00000002"], stage="probe") == 0
 
@@ -55,6 +56,9 @@ def test_a_member_probed_under_another_batch_fails_the_probe_suite(catalog):
         )
     rows = check_inputs.probe_rows(catalog, ["b00000001"])
     assert list(rows["video_id"]) == ["v1", "v2"]
+    # The embeddings check's count agrees with the rows: both members were probed, none of b00000009's.
+    assert check_inputs.probed_count(catalog, ["b00000001"]) == len(rows) == 2
+    assert check_inputs.probed_count(catalog, ["b00000009"]) == 0
     outcome = validate_probe(rows, batch_ids=["b00000001"], expected_rows=2)
     assert not outcome.passed
     assert [(f.name, f.column, f.severity) for f in outcome.failed] == [

@@ -217,7 +217,8 @@ def label_budget(
         scaled = settings.with_overrides(visual_min_positives=max(2, round(settings.visual_min_positives * b)))
         ctx_b = replace(ctx, settings=scaled)
         config = student_config(settings)
-        entry["min_positives"] = {"teacher": text_min, "student": scaled.visual_min_positives}
+        # The teacher (prior head) takes no minimum: ``text_min`` applies to its comparison head only.
+        entry["min_positives"] = {"teacher without prior": text_min, "student": scaled.visual_min_positives}
         entry["editor only"] = _student_runs(ctx_b, kept, ({}, {}), replace(policy, pseudo_labels=False), config, seeds)
         entry["editor + pseudo-labels"] = _student_runs(
             ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds, text_probs

@@ -37,7 +37,8 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
     ``seeds`` says how many seeds the means are over, ``failed_seeds`` how many were left out. Only
     when every seed failed is the row the first error. Figures one run cannot average (the failing
     categories of a single seed) are dropped when more than one seed counts, so nothing printed beside
-    a mean comes from seed 0 alone.
+    a mean comes from seed 0 alone. A spread needs two seeds: with one left there is no ``f1_sd``
+    (a 0.000 would read as a stable result).
     """
     results = [run(seed) for seed in range(seeds)]
     ok = [r for r in results if "error" not in r]
@@ -46,7 +47,8 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
     out = _mean(ok)
     if seeds > 1:
         f1 = np.array([r["f1"] for r in ok], dtype=np.float64)
-        out["f1_sd"] = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
+        if len(f1) > 1:
+            out["f1_sd"] = float(f1.std(ddof=1))
         out["seeds"] = len(ok)
         if len(ok) < seeds:
             out["failed_seeds"] = seeds - len(ok)
@@ -54,7 +56,12 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
 
 
 def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The mean of every number the runs share (nested dicts too), NaN-aware; one run is itself."""
+    """The mean of every number the runs share (nested dicts too), NaN-aware; one run is itself.
+
+    A figure some runs could not give (precision where a seed emitted nothing is NaN) is the mean over
+    those that gave it, and ``<figure>_seeds`` says how many did: beside F1 and recall (over every
+    seed) it is a mean over fewer, luckier runs.
+    """
     if len(runs) == 1:
         return dict(runs[0])
     out: dict[str, Any] = {}
@@ -64,7 +71,10 @@ def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[k] = _mean(values)
         elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             x = np.array(values, dtype=np.float64)
-            out[k] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+            given = int((~np.isnan(x)).sum())
+            out[k] = float(np.nanmean(x)) if given else float("nan")
+            if 0 < given < len(values):
+                out[f"{k}_seeds"] = given
     return out
 
 

@@ -230,16 +230,18 @@ def format_rows(results: dict[str, dict[str, Any]], first: str = "variant") -> t
             rows.append((name, "", "error: " + m["error"][:80], "", "", "", "", "", ""))
             continue
         nt = m.get("no_text", {})
-        f1 = f(m["f1"])
-        if "f1_sd" in m:
+        f1, precision = f(m["f1"]), f(m["precision"])
+        if "seeds" in m:  # a mean over seeds: how many, and the spread when there are two or more
             counted = f"{m['seeds']} of {m['seeds'] + m['failed_seeds']}" if m.get("failed_seeds") else m["seeds"]
-            f1 += f" ± {m['f1_sd']:.3f} ({counted} seeds)"
+            f1 += (f" ± {m['f1_sd']:.3f}" if "f1_sd" in m else "") + f" ({counted} seeds)"
+            if "precision_seeds" in m:  # seeds that emitted nothing have no precision to average
+                precision += f" ({m['precision_seeds']} of {m['seeds']} seeds emitted)"
         rows.append(
             (
                 name,
                 f(m.get("gold_gap_at_20")),
                 f(m["coverage"]),
-                f(m["precision"]),
+                precision,
                 f(m["recall"]),
                 f1,
                 f(m.get("gap_at_20")),

@@ -55,3 +55,31 @@ def test_seeds_that_failed_are_counted_out_and_every_figure_is_a_mean():
     assert "(2 of 3 seeds)" in format_rows({"editor only": row})[0][0][5]
     assert _over_seeds(lambda seed: _run(0), 2) == _run(0)  # every seed failed: the error
     assert _over_seeds(_run, 2)["f1"] == pytest.approx(0.2)  # one seed counts: its own figures
+
+
+def test_a_precision_mean_says_how_many_seeds_emitted_and_one_seed_has_no_spread():
+    """Precision is NaN for a seed that emitted nothing, so its mean covers fewer seeds than recall and F1
+    do; the record and the row say how many. One seed left: its figures, no '± 0.000'."""
+    from ml.evaluation.label_budget import _over_seeds
+    from ml.evaluation.student import format_rows
+
+    def run(seed: int) -> dict:
+        if seed == 0:
+            return {"error": "no category has 3 positive targets"}
+        out = _run(seed)
+        if seed == 1:  # trained, but emitted nothing
+            out = out | {"precision": float("nan"), "no_text": out["no_text"] | {"precision": float("nan")}}
+        return out
+
+    row = _over_seeds(run, 4)  # seeds 1-3 trained; seed 1 emitted nothing
+    assert row["seeds"] == 3 and row["precision"] == pytest.approx(0.9) and row["precision_seeds"] == 2
+    assert row["no_text"]["precision_seeds"] == 2 and "recall_seeds" not in row and "f1_seeds" not in row
+    assert row["recall"] == pytest.approx(0.2)  # over all three seeds
+    cells = format_rows({"editor + pseudo-labels": row})[0][0]
+    assert cells[3] == "0.900 (2 of 3 seeds emitted)" and "(3 of 4 seeds)" in cells[5] and "±" in cells[5]
+    assert "precision_seeds" not in _over_seeds(_run, 3)  # every seed that trained emitted
+
+    single = _over_seeds(_run, 2)  # seed 0 failed: one seed counts
+    assert single["seeds"] == 1 and "f1_sd" not in single
+    f1 = format_rows({"editor only": single})[0][0][5]
+    assert f1 == "0.200 (1 of 2 seeds)"

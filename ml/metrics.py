@@ -39,6 +39,7 @@ __all__ = [
     "precision_at_equal_recall_rate",
     "predict_at_thresholds",
     "threshold_metrics",
+    "top_k_per_video",
 ]
 
 
@@ -103,14 +104,29 @@ def gap_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 20) -> float:
     total = int(y.sum())
     if total == 0:
         return float("nan")
+    top_s, top_y = top_k_per_video(s, y, k)
+    return average_precision(top_s, top_y, num_positives=total)
+
+
+def top_k_per_video(scores: np.ndarray, labels: np.ndarray, k: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Each video's top-k scores and their labels, ``(n, min(k, C))``, row order kept: what GAP@k ranks.
+
+    GAP@k over rows is ``average_precision`` of the stacked rows with all of the rows' positives as the
+    denominator, so a caller can keep these few columns per video and drop the full score matrix.
+    """
+    s, y = _check(scores, labels)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     k = min(k, s.shape[1])
+    if k == 0:
+        return s, y
     # Exactly k per video: all scores above the k-th largest, then the lowest-index ties at it.
     kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
     above = s > kth
     tied = s == kth
     room = k - above.sum(axis=1, keepdims=True)
     top = above | (tied & (np.cumsum(tied, axis=1) <= room))
-    return average_precision(s[top], y[top], num_positives=total)
+    return s[top].reshape(len(s), k), y[top].reshape(len(s), k)
 
 
 def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

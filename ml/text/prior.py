@@ -196,36 +196,60 @@ def nested_cross_fit(
     outer fold used). With fewer than three folds or two positives there is no inner
     cross-validation: every fold uses ``DEFAULT_LAMBDA``, as the deployed head does.
     """
+    from ml.metrics import average_precision, top_k_per_video
+
     folds = sorted(set(fold.tolist()))
     if len(folds) < 3 or np.nansum(y) < 2:
         lam = DEFAULT_LAMBDA
         return cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner, on_fold), lam, {}, [lam] * len(folds)
-    outer = {lam: cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner) for lam in grid}
-    table = {f"{lam:g}": round(gap_known(outer[lam], y), 4) for lam in grid}
-    deployed = float(max(grid, key=lambda lam: (table[f"{lam:g}"], lam)))
-    inner = {lam: np.full((len(folds), *y.shape), np.nan, dtype=np.float32) for lam in grid}
-    position = {k: i for i, k in enumerate(folds)}
-    for a, k in enumerate(folds):
+    # The inner scores only enter GAP@20, which ranks each video's top 20: per lambda and outer fold
+    # those (score, label) pairs are kept, not a score matrix the size of y (folds x lambdas of them).
+    known = np.where(np.isnan(y), 0.0, y).astype(bool)
+    k = min(20, y.shape[1])
+    top_s = np.zeros((len(grid), len(folds), len(y), k), np.float32)
+    top_y = np.zeros((len(grid), len(folds), len(y), k), bool)
+    position = {f: i for i, f in enumerate(folds)}
+    for a, f in enumerate(folds):
         if on_fold is not None:
             on_fold(a)
         for j in folds[a + 1 :]:
-            tr = (fold != k) & (fold != j)
+            tr = (fold != f) & (fold != j)
             seg_tr, own_tr = train_segments(tr, seg_emb, seg_owner)
-            for lam in grid:
+            for g, lam in enumerate(grid):
                 s = max_over_segments(fit_prior_head(x[tr], y[tr], protos, lam, seg_tr, own_tr), x, seg_emb, seg_owner)
-                inner[lam][position[k], fold == j] = s[fold == j]
-                inner[lam][position[j], fold == k] = s[fold == k]
-    oof = np.full_like(y, np.nan, dtype=np.float32)
+                for outer_fold, rows in ((f, fold == j), (j, fold == f)):
+                    # float32 as the deployed scores are stored; unknown labels rank last, counting nothing
+                    ranked = np.where(np.isnan(y[rows]), -1e9, s[rows].astype(np.float32))
+                    ts, ty = top_k_per_video(ranked, known[rows], k)
+                    top_s[g, position[outer_fold], rows], top_y[g, position[outer_fold], rows] = ts, ty
     chosen = []
-    for k in folds:
-        rest, here = fold != k, fold == k
+    for f in folds:
+        rest = fold != f
         if np.nansum(y[rest]) < 2:
-            lam_k = DEFAULT_LAMBDA
-        else:
-            gap = {lam: round(gap_known(inner[lam][position[k], rest], y[rest]), 4) for lam in grid}
-            lam_k = float(max(grid, key=lambda lam: (gap[lam], lam)))
-        oof[here] = outer[lam_k][here]
-        chosen.append(lam_k)
+            chosen.append(DEFAULT_LAMBDA)
+            continue
+        total = int(known[rest].sum())
+        gap = {
+            lam: round(average_precision(top_s[g, position[f], rest], top_y[g, position[f], rest], total), 4)
+            for g, lam in enumerate(grid)
+        }
+        chosen.append(float(max(grid, key=lambda lam: (gap[lam], lam))))
+    del top_s, top_y
+    # The outer scores one lambda at a time: its GAP for the deployed choice, and the folds that chose it.
+    oof = np.full_like(y, np.nan, dtype=np.float32)
+    table = {}
+    for lam in grid:
+        outer = cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner)
+        table[f"{lam:g}"] = round(gap_known(outer, y), 4)
+        for f, lam_f in zip(folds, chosen, strict=True):
+            if lam_f == lam:
+                oof[fold == f] = outer[fold == f]
+    for lam in sorted(set(chosen) - set(grid)):  # DEFAULT_LAMBDA outside a custom grid
+        outer = cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner)
+        for f, lam_f in zip(folds, chosen, strict=True):
+            if lam_f == lam:
+                oof[fold == f] = outer[fold == f]
+    deployed = float(max(grid, key=lambda lam: (table[f"{lam:g}"], lam)))
     return oof, deployed, table, chosen
 
 

@@ -47,3 +47,18 @@ def test_too_few_folds_fall_back_to_the_default():
     fold = np.arange(len(x)) % 2
     oof, deployed, table, chosen = nested_cross_fit(x, y, protos, fold)
     assert table == {} and chosen == [deployed, deployed] and np.isfinite(oof).all()
+
+
+def test_gap_from_each_videos_top_twenty_is_gap_at_20():
+    """The inner cross-validation keeps only each video's top 20 (score, label) pairs: GAP@20 of any set of
+    rows is recovered from them, ties included, so the choice of lambda is the one the full scores give."""
+    from ml.metrics import average_precision, gap_at_k, top_k_per_video
+
+    rng = np.random.default_rng(0)
+    s = np.round(rng.random((60, 40)), 2)  # rounded: ties at the 20th place
+    y = rng.random((60, 40)) < 0.1
+    top_s, top_y = top_k_per_video(s, y, 20)
+    assert top_s.shape == top_y.shape == (60, 20)
+    rows = rng.random(60) < 0.6
+    expected = gap_at_k(s[rows], y[rows], 20)
+    assert average_precision(top_s[rows], top_y[rows], int(y[rows].sum())) == expected

@@ -709,22 +709,40 @@ def _local_storage(instance: dg.DagsterInstance, dagster_home: Path) -> bool:
     return isinstance(instance.run_storage, SqliteRunStorage) or "sqlite" in type(instance.run_storage).__name__.lower()
 
 
+def visibility_poll(
+    instance: dg.DagsterInstance, dagster_home: Path, since: float, wait_s: float = DAEMON_VISIBLE_WAIT_S
+) -> Callable[[], bool]:
+    """A poll that turns true once a daemon started at ``since`` is visible to other commands
+    (`daemon_visible`), or after ``wait_s``: until then its starter holds the launch lock."""
+    deadline = time.monotonic() + wait_s
+    return lambda: daemon_visible(instance, dagster_home, since) or time.monotonic() > deadline
+
+
 @contextlib.contextmanager
 def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None]) -> Iterator[bool]:
     """A `dagster-daemon` for the duration, unless one is already serving this instance.
 
     Yields whether it started one (then stopped on exit: what it must record, it records before).
-    The daemon runs in its own session, so a signal to this command does not reach it: SIGTERM and
-    SIGHUP are turned into ``SystemExit`` meanwhile (their default action skips ``finally``), and the
-    daemon is stopped with its runs on the way out.
+    The daemon runs in its own session, so a signal to this command does not reach it: SIGTERM, SIGINT
+    and SIGHUP are turned into ``SystemExit`` meanwhile (the default SIGTERM and SIGHUP skip
+    ``finally``), the daemon is stopped with its runs on the way out, and the command says so. While
+    it stops, further stop signals are ignored: a second Ctrl-C must not leave its runs behind.
     """
+    from orchestration.supervise import on_stop_signals, signal_name
+
     if daemon_running(instance, settings.dagster_home):
         log("using the dagster-daemon already running for this instance")
         yield False
         return
     log_path = settings.dagster_home / "daemon.log"
     since = time.time()
-    with exit_on_stop_signals(), open(log_path, "ab") as out:
+    received: list[int] = []
+
+    def stop_command(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise SystemExit(128 + signum)
+
+    with on_stop_signals(stop_command), open(log_path, "ab") as out:
         proc = subprocess.Popen(
             daemon_argv(),
             cwd=REPO_ROOT,
@@ -737,60 +755,24 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
         try:
             if not processes_visible():
                 # Other commands can tell it runs only by its heartbeat: the caller's launch lock is held
-                # until they can, so none of them takes this daemon's runs for a dead one's.
-                deadline = time.monotonic() + DAEMON_VISIBLE_WAIT_S
-                while (
-                    proc.poll() is None
-                    and time.monotonic() < deadline
-                    and not daemon_visible(instance, settings.dagster_home, since)
-                ):
+                # until they can, so none of them takes this daemon's runs for a dead one's. (With /proc
+                # its process is visible at once.)
+                visible = visibility_poll(instance, settings.dagster_home, since)
+                while proc.poll() is None and not visible():
                     time.sleep(1.0)
             yield True
         finally:
-            with ignoring_stop_signals():  # a second SIGTERM must not cut the stop short
+            with on_stop_signals(signal.SIG_IGN):
+                if received:
+                    log(
+                        f"{signal_name(received[0])}: stopping the dagster-daemon this command started (pid "
+                        f"{proc.pid}) with its runs; `vidcat backfill --wait` resumes the work"
+                    )
                 stop_process_group(proc)
 
 
 def daemon_argv() -> list[str]:
     return [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def exit_on_stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise ``SystemExit(128 + signal)`` inside the block, so its ``finally`` runs."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers; a caller there is not a command to signal
-        return
-
-    def raise_exit(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = {s: signal.signal(s, raise_exit) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def ignoring_stop_signals() -> Iterator[None]:
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:

@@ -16,10 +16,13 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+# What stops a command: `kill`, Ctrl-C, a closed terminal. Every command that owns a process group
+# (`vidcat up`, a daemon started for `vidcat backfill --wait` or `vidcat demo`) handles all three alike.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # dagster dev's own shutdown (webserver, daemon, code server) takes 2-4 s on 2 cores; a run worker gets
 # the signal too and marks its run failed. Whatever is left after this is killed.
@@ -46,19 +49,46 @@ def supervise(
 
     # Installed before the child starts: handled signals are reset to the default across exec, where an
     # inherited "ignore" would have been kept.
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
-    try:
+    with on_stop_signals(on_signal):
         proc = subprocess.Popen(list(argv), env=env, cwd=cwd, start_new_session=True)
         while proc.poll() is None and not received:
             if until_started is not None and until_started():
                 until_started = None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.2)
+        if received:
+            print(f"{signal_name(received[0])}: stopping dagster dev (UI, daemon, runs)", file=sys.stderr, flush=True)
         stop_group(proc, grace_s)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     return 0 if received else int(proc.returncode or 0)
+
+
+@contextlib.contextmanager
+def on_stop_signals(handler: Callable[[int, object], None] | signal.Handlers) -> Iterator[None]:
+    """``handler`` for every stop signal inside the block, the previous handlers restored after it.
+
+    Python's default SIGTERM and SIGHUP end the process without running ``finally``, and its SIGINT can
+    interrupt a ``finally`` that is stopping a process group: a command that must stop what it started
+    installs its own. Only the main thread may set handlers; elsewhere (a test calling in from a worker
+    thread, which no signal reaches) the block runs as it is.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float) -> None:

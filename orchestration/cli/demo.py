@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -142,17 +143,14 @@ def cmd_up(args) -> int:
     backfill --wait` that started a daemon in between would otherwise have its runs failed and its code
     server killed as a dead daemon's, or two daemons would run every sensor tick and backfill twice.
     """
-    import contextlib
-
     from ml.catalog.store import open_catalog
     from orchestration.backfill import (
-        DAEMON_VISIBLE_WAIT_S,
         daemon_running,
-        daemon_visible,
         get_instance,
         launch_lock,
         local_daemon_pids,
         resume_after_crash,
+        visibility_poll,
     )
     from orchestration.supervise import supervise
 
@@ -172,10 +170,10 @@ def cmd_up(args) -> int:
                 "sensor tick and backfill twice; stop it first (or open the UI it serves)"
             )
         resume_after_crash(settings, open_catalog(settings.catalog_path), instance, print)
-        since, deadline = time.time(), time.monotonic() + DAEMON_VISIBLE_WAIT_S
+        visible = visibility_poll(instance, settings.dagster_home, time.time())
 
         def started() -> bool:
-            if daemon_visible(instance, settings.dagster_home, since) or time.monotonic() > deadline:
+            if visible():
                 held.close()  # other commands now find this daemon running
                 return True
             return False

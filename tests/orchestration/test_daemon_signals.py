@@ -1,4 +1,4 @@
-"""A command that started its own daemon stops it when the command is stopped (SIGTERM, SIGHUP).
+"""A command that started its own daemon stops it when the command is stopped (SIGTERM, SIGHUP, Ctrl-C).
 
 The daemon runs in its own session, so a signal to the command never reaches it; and Python's
 default SIGTERM ends the process without running ``finally``. A real process is signalled here, with
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     backfill.daemon_running = lambda *a, **k: False
     backfill.daemon_argv = lambda: [sys.executable, "-c", "import time; time.sleep(600)"]
     settings = load_settings().ensure_dirs()
-    with backfill.running_daemon(settings, None, lambda m: None) as started:
+    with backfill.running_daemon(settings, None, lambda m: print(m, file=sys.stderr, flush=True)) as started:
         print("ready", flush=True)
         time.sleep(600)
     """
@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_stopped_command_stops_the_daemon_it_started(settings, tmp_path, signum):
     if not os.path.isdir("/proc"):
         pytest.skip("reads process state from /proc")
@@ -59,6 +59,8 @@ def test_a_stopped_command_stops_the_daemon_it_started(settings, tmp_path, signu
         while _alive(daemons[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(daemons[0]), "the daemon outlived the command that started it"
+        said = cmd.stderr.read()
+        assert f"{signal.Signals(signum).name}: stopping the dagster-daemon this command started" in said
     finally:
         if cmd.poll() is None:
             cmd.kill()

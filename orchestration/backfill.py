@@ -307,17 +307,24 @@ def run_batches(run, ordered: Sequence[str]) -> list[str]:
 
 
 def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """Batch -> the partitioned assets whose last attempt on it failed, from Dagster's partition status.
+    """Batch -> the partitioned assets whose last attempt on it failed, from Dagster's partition status,
+    and the checked assets that the failure must be re-run from.
 
     A step is failed when a run that planned it ended failed before materializing it: an error in the
-    asset, a blocking check, a step skipped because one before it failed, a run killed (and marked failed
-    by its daemon or by `recover_abandoned`). The steps after fusion leave no other trace of not having
-    run: `video_results` is complete once fusion ran.
+    asset, a step skipped because one before it failed or a blocking check stopped it, a run killed (and
+    marked failed by its daemon or by `recover_abandoned`). The steps after fusion leave no other trace of
+    not having run: `video_results` is complete once fusion ran.
+
+    A blocking check that fails leaves its asset *materialized* and only the steps after it failed.
+    Re-running those alone would skip the check and serve what it rejected (the export of predictions
+    `prediction_expectations` refused), so a parent of a failed step whose blocking check on the batch
+    did not pass (failed, never evaluated, or evaluated on an older materialization) counts as failed
+    too: the re-run starts at it, with its check.
     """
     from orchestration.definitions import defs
 
     ordered = sorted(batch_ids) if batch_ids is not None else all_partitions(instance)
-    if not ordered:
+    if not ordered or not _any_run_failed(instance):
         return {}
     graph = defs.resolve_asset_graph()
     out: dict[str, list[str]] = {}
@@ -330,20 +337,71 @@ def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None =
             for batch, status in statuses.items():
                 if status == dg.AssetPartitionStatus.FAILED:
                     out.setdefault(batch, []).append(key.to_user_string())
+    unchecked = _unpassed_blocking_checks(instance, graph, sorted(out))
+    for batch, steps in out.items():
+        parents = {p for s in steps for p in graph.get(dg.AssetKey.from_user_string(s)).parent_keys}
+        redo = {k.to_user_string() for k in parents if (k, batch) in unchecked}
+        steps[:] = sorted(set(steps) | redo)
     return out
 
 
+def _any_run_failed(instance: dg.DagsterInstance) -> bool:
+    """A step fails only in a run that failed (or was cancelled): with none, no asset's partition status
+    need be read, nor the definitions loaded (`vidcat status` on a healthy catalog)."""
+    ended_badly = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    return bool(instance.get_runs(filters=dg.RunsFilter(statuses=ended_badly), limit=1))
+
+
+def _unpassed_blocking_checks(instance: dg.DagsterInstance, graph, batches: Sequence[str]) -> set[tuple]:
+    """(asset key, batch) where a blocking check of that partitioned asset did not pass on the batch's
+    current materialization: its last execution failed, or was planned and never evaluated (the check
+    raised, the run died), or targets an older materialization. A check never run on the batch says
+    nothing."""
+    if not batches:
+        return set()
+    keys = [
+        check
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).partitions_def is not None
+        for check in graph.get(key).check_keys
+        if graph.get_check_spec(check).blocking
+    ]
+    if not keys:
+        return set()
+    infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=list(batches))
+    return {
+        (info.check_key.asset_key, info.partition_key)
+        for info in infos
+        if info.latest_execution_status.value != "SUCCEEDED" or not info.is_current
+    }
+
+
 def incomplete_batches(catalog: Catalog, instance: dg.DagsterInstance) -> list[UnfinishedBatch]:
-    """Batches with videos still without a result, or with a step whose last attempt failed."""
-    return unfinished_batches(catalog, failed_steps(instance))
+    """Batches with videos still without a result, or without one under the current fusion, or with a
+    step whose last attempt failed."""
+    from ml.catalog.model_registry import latest_model
+
+    fusion = latest_model(catalog, "fusion", required=False)
+    return unfinished_batches(catalog, failed_steps(instance), fusion.version if fusion else None)
+
+
+# Where a batch scored by replaced models is re-run from: the steps that read the models (the probe and
+# the frames do not), and everything after them.
+RESCORE_STEPS = ("text_predictions", "visual_predictions")
 
 
 def owed_batches(
-    catalog: Catalog, instance: dg.DagsterInstance, daemon_alive: bool, ignore: Collection[str] = ()
+    catalog: Catalog,
+    instance: dg.DagsterInstance,
+    daemon_alive: bool,
+    ignore: Collection[str] = (),
+    unfinished: Sequence[UnfinishedBatch] | None = None,
 ) -> tuple[list[UnfinishedBatch], dict[str, str]]:
-    """Incomplete batches (`incomplete_batches`), split into those nobody works on (owed: a plain
-    `vidcat backfill` re-runs them) and those a run or backfill holds (with what holds them)."""
-    unfinished = incomplete_batches(catalog, instance)
+    """Incomplete batches (`incomplete_batches`, unless the caller read them already), split into those
+    nobody works on (owed: a plain `vidcat backfill` re-runs them) and those a run or backfill holds
+    (with what holds them)."""
+    if unfinished is None:
+        unfinished = incomplete_batches(catalog, instance)
     busy = busy_batches(instance, [u.batch_id for u in unfinished], daemon_alive, ignore)
     owed = [
         u
@@ -354,8 +412,8 @@ def owed_batches(
 
 
 def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, object]]:
-    """Incomplete batches (videos without a result, or a failed step), each with its state: held by a run
-    or backfill, or owed (and then what to run). For `vidcat status`."""
+    """Incomplete batches (videos without a result, or none under the current fusion, or a failed step),
+    each with its state: held by a run or backfill, or owed (and then what to run). For `vidcat status`."""
     if not all_batches(catalog):
         return []
     instance = get_instance(settings)
@@ -363,14 +421,16 @@ def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, ob
     if not unfinished:
         return []
     alive = daemon_running(instance, settings.dagster_home, observe_s=0.0)
-    owed, busy = owed_batches(catalog, instance, alive)
+    owed, busy = owed_batches(catalog, instance, alive, unfinished=unfinished)
     owed_ids = {u.batch_id for u in owed}
     rows = []
     for u in unfinished:
         if u.batch_id in busy:
             state = f"in progress: {busy[u.batch_id]}"
-        elif u.batch_id in owed_ids:
+        elif u.batch_id in owed_ids and (u.without_result or u.failed_steps):
             state = "owed (its run died or failed): run `vidcat backfill --wait`"
+        elif u.batch_id in owed_ids:
+            state = "owed (scored by models since replaced): run `vidcat backfill --wait`"
         else:
             state = "new upload batch: the sensor is starting its run"
         rows.append(
@@ -379,6 +439,7 @@ def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, ob
                 "origin": u.origin,
                 "videos": u.n_videos,
                 "without_result": u.without_result,
+                "not_current": u.stale,
                 "failed_steps": ", ".join(u.failed_steps) or "-",
                 "state": state,
             }
@@ -476,6 +537,7 @@ def launch_backfill(
     daemon_alive: bool = True,
     batch_new: bool = True,
     rerun_unfinished: bool = True,
+    rerun_only: Collection[str] | None = None,
 ) -> BackfillLaunch:
     """Create batches for unbatched videos and one asset backfill over them and over every batch whose
     videos still lack a result while nothing works on it (or over all batches with ``rescore``).
@@ -483,7 +545,9 @@ def launch_backfill(
     ``daemon_alive``: whether a daemon serves the instance (then a failed run about to be retried, or a
     sensor batch whose run is being requested, is left to it). ``batch_new`` false: leave unbatched videos
     to the sensor; ``rerun_unfinished`` false: only ``include`` and stranded batches (`vidcat up` resuming
-    what a crash interrupted).
+    what a crash interrupted); ``rerun_only``: re-run only these of the unfinished batches (`vidcat backfill
+    --wait` re-running what its own backfill left), by the same rule as every other re-run: the whole batch
+    when videos lack a result, else its failed steps (from a blocking check that did not pass) onwards.
     """
     from orchestration.dagster_private import (
         PartitionBackfill,
@@ -513,6 +577,8 @@ def launch_backfill(
     owed, busy = owed_batches(catalog, instance, daemon_alive, superseded)
     if not rerun_unfinished:
         owed = []
+    elif rerun_only is not None:
+        owed = [u for u in owed if u.batch_id in set(rerun_only)]
     temporaries = shard_temporaries(settings)
     busy |= busy_batches(instance, [b for b in temporaries if b not in busy], daemon_alive, superseded)
     steps: dict[str, set[str]] = {}
@@ -527,8 +593,13 @@ def launch_backfill(
         whole = {b.batch_id for b in new} | stranded | set(include or ())
         partitions = sorted(whole | {u.batch_id for u in owed})
         # A batch whose videos all have results but a later step failed re-runs that step and what
-        # depends on it, not its probe, frames and models.
-        steps = {u.batch_id: set(u.failed_steps) for u in owed if u.failed_steps and not u.without_result}
+        # depends on it, not its probe, frames and models; one scored by replaced models re-runs from
+        # its predictions.
+        steps = {
+            u.batch_id: set(u.failed_steps) | (set(RESCORE_STEPS) if u.stale else set())
+            for u in owed
+            if (u.failed_steps or u.stale) and not u.without_result
+        }
         steps = {b: s for b, s in steps.items() if b not in whole}
     removed = remove_stale_temporaries(settings, busy)
     if missing:

@@ -168,32 +168,46 @@ class UnfinishedBatch:
     # Steps whose last attempt on the batch failed (from the orchestrator): the steps after fusion write
     # no video_results, so without this a batch whose export failed would look finished.
     failed_steps: tuple[str, ...] = ()
+    # Members with a result, but none under the current fusion: scored by models since replaced.
+    stale: int = 0
 
 
 def unfinished_batches(
-    catalog: Catalog, failed_steps: Mapping[str, Sequence[str]] | None = None
+    catalog: Catalog, failed_steps: Mapping[str, Sequence[str]] | None = None, current_version: str | None = None
 ) -> list[UnfinishedBatch]:
-    """Batches some of whose videos have no result at all, or named in ``failed_steps``.
+    """Batches some of whose videos have no result at all, or none under ``current_version`` (the
+    current fusion), or named in ``failed_steps``.
 
     Fusion writes a result for every member of a batch it runs (``classified``, or ``failed`` with the
-    reason in ``failures``), so a member without any is work still owed, whatever happened to the run.
-    The steps after fusion leave no such trace; the caller, which can read the orchestrator, passes
-    the batches where one of them failed. One anti-join over the members: a few hundred milliseconds at
-    millions of videos, fine for `vidcat backfill` and `vidcat status`, not for a sensor tick.
+    reason in ``failures``), so a member without any is work still owed, whatever happened to the run;
+    and a member without one under the current fusion was scored by models since retrained (a batch a
+    `--train` left out because a run held it then). The steps after fusion leave no such trace; the
+    caller, which can read the orchestrator, passes the batches where one of them failed. Anti-joins
+    over the members on the results' key: a few hundred milliseconds at millions of videos, fine for
+    `vidcat backfill` and `vidcat status`, not for a sensor tick.
     """
     steps = {b: tuple(s) for b, s in (failed_steps or {}).items() if s}
     rows = catalog.query(
         """
+        WITH members AS (
+            SELECT m.batch_id, m.video_id,
+                   NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id) AS no_result,
+                   ?::VARCHAR IS NOT NULL AND NOT EXISTS (
+                       SELECT 1 FROM video_results r WHERE r.video_id = m.video_id AND r.model_version = ?
+                   ) AS not_current
+            FROM batch_members m
+        )
         SELECT b.batch_id, b.origin, b.created_at, b.n_videos,
-               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id))
-                   AS without_result,
+               count(*) FILTER (WHERE m.no_result) AS without_result,
+               count(*) FILTER (WHERE m.not_current AND NOT m.no_result) AS stale,
                epoch(now()::TIMESTAMP) - epoch(b.created_at) AS age_s
-        FROM batch_members m
+        FROM members m
         JOIN batches b USING (batch_id)
-        WHERE list_contains(?::VARCHAR[], b.batch_id)
-           OR NOT EXISTS (SELECT 1 FROM video_results r WHERE r.video_id = m.video_id)
+        WHERE list_contains(?::VARCHAR[], b.batch_id) OR m.no_result OR m.not_current
         GROUP BY ALL ORDER BY b.batch_id
         """,
-        [sorted(steps)],
+        [current_version, current_version, sorted(steps)],
     )
-    return [UnfinishedBatch(b, o, c, int(n), int(w), float(a), steps.get(b, ())) for b, o, c, n, w, a in rows]
+    return [
+        UnfinishedBatch(b, o, c, int(n), int(w), float(a), steps.get(b, ()), int(st)) for b, o, c, n, w, st, a in rows
+    ]

@@ -309,7 +309,9 @@ def cmd_status(args) -> int:
             more = f"verify {g['more_positives']} more" if g["more_positives"] else "no cut holds the bound"
             print(f"  {g['category_id']}: {g['gold_scenes']} positive gold scenes; {more}")
     if unfinished:
-        print("\nunfinished batches (videos without a result, or a step that failed):")
+        print(
+            "\nunfinished batches (videos without a result, or none under the current models, or a step that failed):"
+        )
         print(md_table([list(u.values()) for u in unfinished[:20]], list(unfinished[0])))
         if len(unfinished) > 20:
             print(f"... and {len(unfinished) - 20} more (`vidcat status --json` lists them all)")
@@ -576,9 +578,8 @@ def wait_until_finished(
                 launch = launch_backfill(
                     settings,
                     catalog,
-                    include=set(owed_here),
                     batch_new=False,
-                    rerun_unfinished=False,
+                    rerun_only=set(owed_here),
                     title=f"vidcat: re-run of {len(owed_here)} unfinished batch(es)",
                 )
                 if launch.backfill_id:

@@ -259,6 +259,101 @@ def test_a_batch_whose_step_after_fusion_failed_is_owed_and_only_that_step_is_re
     assert launch_backfill(settings, catalog).backfill_id is None
 
 
+def _fail_check(instance, asset: str, check: str, after: list[str], batch: str) -> None:
+    """A run in which the blocking ``check`` of ``asset`` failed: Dagster records ``asset`` materialized and
+    only the steps ``after`` it failed (skipped), as the real check leaves it."""
+    import dagster as dg
+
+    from assets.core.partitions import video_batches
+
+    @dg.asset(name=asset, partitions_def=video_batches)
+    def checked() -> None:
+        """Stands in for the checked asset: it materializes."""
+
+    @dg.asset_check(asset=asset, name=check, partitions_def=video_batches, blocking=True)
+    def rejects():  # no annotation: Dagster resolves it, and `dg` is local here
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR)
+
+    def downstream(name: str):
+        @dg.asset(name=name, partitions_def=video_batches, deps=[asset])
+        def step() -> None:
+            """Stands in for a step after the checked asset: never runs, the check blocks it."""
+
+        return step
+
+    result = dg.materialize(
+        [checked, rejects, *[downstream(n) for n in after]],
+        partition_key=batch,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert result.asset_materializations_for_node(asset)  # materialized: only the steps after it failed
+
+
+def _targets(instance, backfill_id: str) -> set[str]:
+    backfill = instance.get_backfill(backfill_id)
+    return {k.to_user_string() for k in backfill.asset_backfill_data.target_subset.asset_keys}
+
+
+def test_a_failed_blocking_check_is_rerun_with_its_asset_not_skipped(settings, catalog):
+    """`prediction_expectations` rejected a batch's fused predictions: re-running only the export and the
+    drift report would skip the check and push the rejected rows to serving. Every re-run (a plain
+    `vidcat backfill`, and the re-launch of `vidcat backfill --wait`) starts at the checked asset."""
+    from orchestration.backfill import failed_steps, unfinished_report
+    from orchestration.dagster_private import BulkActionStatus
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    _, b2 = first.partitions
+    instance = get_instance(settings)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
+    _results(catalog, [f"v{i}" for i in range(1, 9)])
+
+    _fail_check(instance, "fused_predictions", "prediction_expectations", ["serving_export", "drift_report"], b2)
+    assert failed_steps(instance) == {b2: ["drift_report", "fused_predictions", "serving_export"]}
+    (row,) = unfinished_report(settings, catalog)
+    assert row["batch"] == b2 and str(row["state"]).startswith("owed")
+
+    redo = {"fused_predictions", "serving_export", "drift_report"}
+    relaunch = launch_backfill(settings, catalog, batch_new=False, rerun_only={b2})  # `--wait`'s re-launch
+    assert relaunch.partitions == [b2] and _targets(instance, relaunch.backfill_id) == redo
+    instance.update_backfill(instance.get_backfill(relaunch.backfill_id).with_status(BulkActionStatus.CANCELED))
+    plain = launch_backfill(settings, catalog)
+    assert plain.partitions == [b2] and _targets(instance, plain.backfill_id) == redo
+
+
+def test_a_batch_scored_by_replaced_models_is_owed_and_rescored_from_its_predictions(settings, catalog):
+    """A batch a --train left out (a run held it) keeps results under the old fusion: `vidcat status`
+    counts it owed and a plain `vidcat backfill` re-scores it, without probing or decoding it again."""
+    from ml.catalog.model_registry import register_model
+    from orchestration.backfill import unfinished_report
+    from orchestration.dagster_private import BulkActionStatus
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    _, b2 = first.partitions
+    instance = get_instance(settings)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
+    _results(catalog, [f"v{i}" for i in range(1, 9)])  # under fusion f1
+    register_model(catalog, "fusion", "f1", settings.models_dir, [])
+    assert unfinished_report(settings, catalog) == []
+    register_model(catalog, "fusion", "f2", settings.models_dir, [])
+    with catalog.transaction() as con:  # b1 was re-scored by the retraining backfill, b2 was left out
+        con.execute("UPDATE video_results SET model_version = 'f2' WHERE video_id IN ('v1', 'v2', 'v3', 'v4')")
+
+    (row,) = unfinished_report(settings, catalog)
+    assert (row["batch"], row["without_result"], row["not_current"]) == (b2, 0, 4)
+    assert "models since replaced" in str(row["state"])
+    rerun = launch_backfill(settings, catalog)
+    assert rerun.partitions == [b2]
+    assert "video_probe" not in _targets(instance, rerun.backfill_id)
+    assert "frame_embeddings" not in _targets(instance, rerun.backfill_id)
+    assert {"text_predictions", "visual_predictions", "fused_predictions", "serving_export"} <= _targets(
+        instance, rerun.backfill_id
+    )
+
+
 def test_rescore_leaves_out_batches_a_live_run_holds_and_waits_for_what_it_supersedes(settings, catalog, monkeypatch):
     """--rescore and --train cover every batch but those a run is working on now (reported, never run
     twice at once); the backfills they supersede are cancelled before the new one is stored."""

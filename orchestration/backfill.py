@@ -650,6 +650,55 @@ def launch_backfill(
     )
 
 
+@dataclass
+class Launched:
+    launch: BackfillLaunch
+    daemon_alive: bool  # a daemon served the instance when the command decided
+    started_daemon: bool  # this command started one, stopped when the caller's stack closes
+
+
+def launch_under_lock(
+    stack: contextlib.ExitStack,
+    settings: Settings,
+    catalog: Catalog,
+    instance: dg.DagsterInstance,
+    log: Callable[[str], None],
+    *,
+    wait: bool,
+    train: bool = False,
+    rescore: bool = False,
+    title: str | None = None,
+) -> Launched:
+    """What `vidcat backfill` and `vidcat demo` decide before they launch, under one hold of the launch lock.
+
+    Whether a daemon runs; with ``wait`` and none, close what a dead one left (its runs would otherwise
+    stay "started" and hold their batches forever, and a --train would wait for a daemon that does not
+    exist) and put its batches into this backfill; the launch; and, with ``wait``, a daemon for the
+    caller's duration (entered on ``stack``), started before the lock is released so that no other
+    command takes it for missing.
+    """
+    with launch_lock(settings):
+        alive = daemon_running(instance, settings.dagster_home)
+        include = recover_abandoned(instance, log).batches if wait and not alive else set()
+        launch = launch_backfill(
+            settings, catalog, train=train, rescore=rescore, title=title, include=include, daemon_alive=alive
+        )
+        started = False
+        if wait and (launch.backfill_id or launch.pending):
+            started = stack.enter_context(running_daemon(settings, instance, log))
+    return Launched(launch, alive, started)
+
+
+def left_out_note(busy: dict[str, str]) -> str:
+    """What --train or --rescore says of the batches it left out because something runs them now."""
+    held = sorted(busy)
+    return (
+        f"left out {len(held)} batch(es) that a run or backfill is working on now (never two runs of a batch at "
+        f"once): {', '.join(held[:10])}{' ...' if len(held) > 10 else ''}; once they finish, `vidcat backfill "
+        "--wait` re-scores those whose results are not under the current models"
+    )
+
+
 def _with_downstream(graph, names: set[str]) -> set[str]:
     """The named assets and every asset downstream of them, as user strings."""
     todo = [dg.AssetKey.from_user_string(n) for n in names]

@@ -379,36 +379,22 @@ def summary_text(settings, catalog) -> str:
 def cmd_backfill(args) -> int:
     import contextlib
 
-    from orchestration.backfill import (
-        daemon_running,
-        get_instance,
-        launch_backfill,
-        launch_lock,
-        recover_abandoned,
-        running_daemon,
-    )
+    from orchestration.backfill import get_instance, launch_under_lock, left_out_note
 
     settings, catalog, _ = open_context(args)
     if args.batch_size is not None:
         settings = settings.with_overrides(batch_size=args.batch_size)
     started = time.monotonic()
-    include: set[str] = set()
     instance = get_instance(settings)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     with contextlib.ExitStack() as stack:
         # One launch at a time per instance: two commands started together must not both recover the same
         # crash, both start a daemon, or both re-run the same unfinished batch.
-        with launch_lock(settings):
-            alive = daemon_running(instance, settings.dagster_home)
-            if args.wait and not alive:
-                include = recover_abandoned(instance, lambda m: print(m, file=sys.stderr)).batches
-            launch = launch_backfill(
-                settings, catalog, train=args.train, rescore=args.rescore, include=include, daemon_alive=alive
-            )
-            waits = [b for b in [launch.backfill_id, *launch.pending] if b]
-            started_daemon = False
-            if args.wait and waits:
-                started_daemon = stack.enter_context(running_daemon(settings, instance, log))
+        launched = launch_under_lock(
+            stack, settings, catalog, instance, log, wait=args.wait, train=args.train, rescore=args.rescore
+        )
+        launch, alive, started_daemon = launched.launch, launched.daemon_alive, launched.started_daemon
+        waits = [b for b in [launch.backfill_id, *launch.pending] if b]
         result = {
             "backfill_id": launch.backfill_id,
             "new_batches": len(launch.new_batches),
@@ -425,13 +411,7 @@ def cmd_backfill(args) -> int:
         for b in launch.superseded:
             print(f"cancelled earlier backfill {b}: this one re-does all of its batches", file=sys.stderr)
         if launch.busy and (args.rescore or args.train):
-            held = sorted(launch.busy)
-            print(
-                f"left out {len(held)} batch(es) that a run or backfill is working on now (never two runs of a batch "
-                f"at once): {', '.join(held[:10])}{' ...' if len(held) > 10 else ''}; run this command again once "
-                "they finish to cover them too",
-                file=sys.stderr,
-            )
+            print(left_out_note(launch.busy), file=sys.stderr)
         for b in launch.pending:
             resumes = "the daemon resumes it" if alive or args.wait else "a daemon resumes it once one runs"
             print(f"earlier backfill {b} is unfinished: {resumes}", file=sys.stderr)

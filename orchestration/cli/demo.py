@@ -67,7 +67,7 @@ def cmd_demo(args) -> int:
     from ml.catalog.segments import segment_summary
     from ml.demo.truth import lock_demo_test
     from ml.evaluation.report import pipeline_report
-    from orchestration.backfill import get_instance, launch_backfill, run_failures, running_daemon, wait_for_backfill
+    from orchestration.backfill import get_instance, launch_under_lock, left_out_note, run_failures, wait_for_backfill
     from orchestration.cli.catalog import summary_text
 
     started = time.monotonic()
@@ -93,23 +93,36 @@ def cmd_demo(args) -> int:
     locked = lock_demo_test(catalog, settings.demo_dir)
     print(f"locked test: {locked} videos nobody labelled, scored at the end against the synthetic ground truth")
 
-    launch = launch_backfill(settings, catalog, train=True, title="vidcat demo")
-    if launch.backfill_id is None:
-        print("every video is already batched and scored; `vidcat backfill --rescore --train --wait` re-runs it")
-    else:
-        print(
-            f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es) of up to {settings.batch_size} "
-            f"videos through {len(launch.assets)} assets"
+    instance = get_instance(settings)
+    with contextlib.ExitStack() as stack:
+        # As `vidcat backfill --wait`: under the launch lock, and with no daemon, what an interrupted demo's
+        # daemon left (runs still "started") is closed and its batches join this backfill.
+        launched = launch_under_lock(
+            stack, settings, catalog, instance, print, wait=True, train=True, title="vidcat demo"
         )
-        instance = get_instance(settings)
-        with running_daemon(settings, instance, print) as started_daemon:
-            status = wait_for_backfill(
-                instance, launch.backfill_id, args.timeout, progress=print, runs_suffice=not started_daemon
+        launch = launched.launch
+        if launch.busy:
+            print(left_out_note(launch.busy))
+        if launch.backfill_id is None and not launch.busy:
+            print("every video is already batched and scored; `vidcat backfill --rescore --train --wait` re-runs it")
+        elif launch.backfill_id is not None:
+            print(
+                f"backfill {launch.backfill_id}: {len(launch.partitions)} batch(es) of up to {settings.batch_size} "
+                f"videos through {len(launch.assets)} assets"
             )
+            status = wait_for_backfill(
+                instance, launch.backfill_id, args.timeout, progress=print, runs_suffice=not launched.started_daemon
+            )
+    if launch.backfill_id is not None:
         failed = run_failures(instance, launch.backfill_id)
         print(f"backfill {status}; failed runs: {len(failed)}")
         if failed:
             raise CommandError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see `make up` for their logs")
+    if launch.busy:
+        raise CommandError(
+            f"{len(launch.busy)} batch(es) were left out because something else runs them (listed above): "
+            "`vidcat backfill --wait` once that ends scores them"
+        )
     print()
     print(summary_text(settings, catalog))
     print()

@@ -420,3 +420,52 @@ def test_only_code_servers_whose_daemon_died_are_stopped(tmp_path):
         500: (77, server, env),  # parent gone between reads
     }
     assert sorted(orphaned_code_servers(procs, home)) == [100, 101, 102, 500]
+
+
+def test_a_demo_after_an_interrupted_one_recovers_its_runs_instead_of_waiting_for_its_daemon(
+    settings, catalog, monkeypatch
+):
+    """Stopping `vidcat demo` kills its daemon and leaves its runs "started". The next demo (a --train
+    over every batch) decides under the launch lock, as `vidcat backfill --wait` does: with no daemon it
+    fails those runs and covers their batches, instead of waiting two minutes for a daemon that does not
+    exist to cancel them and then leaving their batches out."""
+    import contextlib
+    import fcntl
+    import time
+
+    import orchestration.backfill as backfill_mod
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog, train=True, title="vidcat demo")
+    instance = get_instance(settings)
+    stuck = _run(
+        instance,
+        "STARTED",
+        {"dagster/partition": first.partitions[0], "dagster/backfill": first.backfill_id, **LAUNCHED_BY_DAEMON},
+    )
+    held: list[bool] = []
+
+    @contextlib.contextmanager
+    def fake_daemon(*_a, **_k):
+        with open(settings.dagster_home / "vidcat-launch.lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        yield True
+
+    monkeypatch.setattr(backfill_mod, "daemon_running", lambda *a, **k: False)
+    monkeypatch.setattr(backfill_mod, "running_daemon", fake_daemon)
+    said: list[str] = []
+    began = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        launched = backfill_mod.launch_under_lock(
+            stack, settings, catalog, instance, said.append, wait=True, train=True, title="vidcat demo"
+        )
+    assert time.monotonic() - began < backfill_mod.SUPERSEDE_WAIT_S / 4
+    assert launched.launch.partitions == first.partitions and launched.launch.busy == {}
+    assert not launched.daemon_alive and launched.started_daemon and held == [True]
+    assert instance.get_run_by_id(stuck.run_id).status.value == "FAILURE"
+    assert any("abandoned by a stopped daemon" in m for m in said)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.backfill import _alive
+
 SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -31,14 +33,6 @@ SCRIPT = textwrap.dedent(
         time.sleep(600)
     """
 )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

@@ -318,8 +318,8 @@ def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None =
     A blocking check that fails leaves its asset *materialized* and only the steps after it failed.
     Re-running those alone would skip the check and serve what it rejected (the export of predictions
     `prediction_expectations` refused), so a parent of a failed step whose blocking check on the batch
-    did not pass (failed, never evaluated, or evaluated on an older materialization) counts as failed
-    too: the re-run starts at it, with its check.
+    did not pass (failed with ERROR, never evaluated, or evaluated on an older materialization) counts as
+    failed too: the re-run starts at it, with its check.
     """
     from orchestration.definitions import defs
 
@@ -354,9 +354,13 @@ def _any_run_failed(instance: dg.DagsterInstance) -> bool:
 
 def _unpassed_blocking_checks(instance: dg.DagsterInstance, graph, batches: Sequence[str]) -> set[tuple]:
     """(asset key, batch) where a blocking check of that partitioned asset did not pass on the batch's
-    current materialization: its last execution failed, or was planned and never evaluated (the check
-    raised, the run died), or targets an older materialization. A check never run on the batch says
-    nothing."""
+    current materialization: its last execution failed with ERROR, or was planned and never evaluated
+    (the check raised, the run died), or targets an older materialization. A check never run on the
+    batch says nothing, and a WARN failure blocked nothing: neither asks for a re-run.
+
+    A run over several batches (every partitioned asset has a multi-run backfill policy) records one
+    evaluation with no partition, and leaves each batch's row planned: the evaluation of the planned run
+    decides for every batch of it."""
     if not batches:
         return set()
     keys = [
@@ -369,11 +373,45 @@ def _unpassed_blocking_checks(instance: dg.DagsterInstance, graph, batches: Sequ
     if not keys:
         return set()
     infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=list(batches))
-    return {
-        (info.check_key.asset_key, info.partition_key)
-        for info in infos
-        if info.latest_execution_status.value != "SUCCEEDED" or not info.is_current
-    }
+    evaluations: dict[str, dict[tuple, bool]] = {}
+    unpassed = set()
+    for info in infos:
+        status = info.latest_execution_status.value
+        if status == "SUCCEEDED" and info.is_current:
+            continue
+        if status in ("PLANNED", "FAILED"):
+            run_id = info.latest_planned_run_id
+            if run_id not in evaluations:
+                evaluations[run_id] = _check_evaluations(instance, run_id)
+            passed = evaluations[run_id].get((info.check_key, info.partition_key))
+            if passed is not None and passed and info.is_current:
+                continue  # failed with WARN on this batch alone
+            passed = evaluations[run_id].get((info.check_key, None))
+            if passed and _last_materialized_by(instance, info.check_key.asset_key, info.partition_key) == run_id:
+                continue  # passed over the run's range, and no later run materialized the batch
+        unpassed.add((info.check_key.asset_key, info.partition_key))
+    return unpassed
+
+
+def _check_evaluations(instance: dg.DagsterInstance, run_id: str) -> dict[tuple, bool]:
+    """(check key, partition or None) -> passed (or failed with WARN) of a run's last check evaluations:
+    what the per-batch rows of a run over several batches do not say."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    out = {}
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        ok = evaluation.passed or evaluation.severity == dg.AssetCheckSeverity.WARN
+        out[(evaluation.asset_check_key, evaluation.partition)] = ok
+    return out
+
+
+def _last_materialized_by(instance: dg.DagsterInstance, key: dg.AssetKey, batch: str | None) -> str | None:
+    """The run of the batch's latest materialization of ``key``. Run ids, not storage ids: a SQLite
+    instance numbers a run's events apart from the index that asset records come from."""
+    if batch is None:
+        return None
+    found = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[batch]), limit=1)
+    return found.records[0].run_id if found.records else None
 
 
 def incomplete_batches(catalog: Catalog, instance: dg.DagsterInstance) -> list[UnfinishedBatch]:

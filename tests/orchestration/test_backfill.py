@@ -469,3 +469,59 @@ def test_a_demo_after_an_interrupted_one_recovers_its_runs_instead_of_waiting_fo
     assert not launched.daemon_alive and launched.started_daemon and held == [True]
     assert instance.get_run_by_id(stuck.run_id).status.value == "FAILURE"
     assert any("abandoned by a stopped daemon" in m for m in said)
+
+
+def _one_run_over(instance, batches: list[str], severity: str | None, failing: str = "drift_report") -> None:
+    """A backfill run covering ``batches`` (a range, as `BackfillPolicy.multi_run` packs them) in which the
+    blocking check of `frame_embeddings` passed (``severity`` None) or failed with ``severity``, and then
+    ``failing`` raised. Dagster records such a run's check evaluation with no partition."""
+    import dagster as dg
+
+    from assets.core.partitions import video_batches
+
+    policy = dg.BackfillPolicy.multi_run(4)
+
+    @dg.asset(name="frame_embeddings", partitions_def=video_batches, backfill_policy=policy)
+    def checked() -> None:
+        """Stands in for the checked asset: it materializes every batch of the range."""
+
+    @dg.asset_check(
+        asset="frame_embeddings", name="embedding_expectations", partitions_def=video_batches, blocking=True
+    )
+    def check():  # no annotation: Dagster resolves it, and `dg` is local here
+        if severity is None:
+            return dg.AssetCheckResult(passed=True)
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity[severity])
+
+    @dg.asset(name=failing, partitions_def=video_batches, deps=["frame_embeddings"], backfill_policy=policy)
+    def broken() -> None:
+        raise RuntimeError("the drift reference is unreadable")
+
+    tags = {"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]}
+    result = dg.materialize([checked, check, broken], instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.partition is None  # one evaluation for the whole range, per batch only a planned row
+
+
+def test_a_check_that_passed_in_a_run_over_several_batches_is_not_rerun(settings, catalog):
+    """Every partitioned asset packs up to four batches in a run. The blocking check passed there and the
+    drift report raised: only the drift report is failed, not the frames (their check passed for every
+    batch of the run), so no succeeded step is listed failed. A WARN failure blocks nothing
+    either; an ERROR failure over the range holds back every batch of the run."""
+    from orchestration.backfill import failed_steps
+    from orchestration.dagster_private import BulkActionStatus
+
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    batches = list(first.partitions)
+    instance = get_instance(settings)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
+    _results(catalog, [f"v{i}" for i in range(1, 9)])
+
+    _one_run_over(instance, batches, severity=None)
+    assert failed_steps(instance) == {b: ["drift_report"] for b in batches}
+    _one_run_over(instance, batches, severity="WARN")
+    assert failed_steps(instance) == {b: ["drift_report"] for b in batches}
+    _one_run_over(instance, batches, severity="ERROR")
+    assert failed_steps(instance) == {b: ["drift_report", "frame_embeddings"] for b in batches}

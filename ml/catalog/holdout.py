@@ -73,12 +73,9 @@ class LearntTargets:
     categories: list[str]
 
 
-def student_targets(catalog: Catalog, visual_version: str | None) -> LearntTargets | None:
-    """The ``targets.npz`` of visual model ``visual_version``; None when the model or the file is unknown.
-
-    One reader for every question about the student's training data: which videos it saw (the
-    certification and report exclusions) and what it learnt there (the like-for-like baseline).
-    """
+def _targets_path(catalog: Catalog, visual_version: str | None) -> Path | None:
+    """Where visual model ``visual_version`` keeps its ``targets.npz``; None when the model or the file
+    is unknown (a model saved before targets were kept)."""
     from ml.catalog.model_registry import ModelNotTrained, get_model
 
     if visual_version is None:
@@ -87,7 +84,17 @@ def student_targets(catalog: Catalog, visual_version: str | None) -> LearntTarge
         path = Path(get_model(catalog, "visual_model", visual_version).artifact_path) / "targets.npz"
     except ModelNotTrained:
         return None
-    if not path.is_file():
+    return path if path.is_file() else None
+
+
+def student_targets(catalog: Catalog, visual_version: str | None) -> LearntTargets | None:
+    """The ``targets.npz`` of visual model ``visual_version``; None when the model or the file is unknown.
+
+    What the student learnt, for the like-for-like baseline; which videos it saw alone is
+    `student_trained_on`, which leaves the target matrix compressed on disk.
+    """
+    path = _targets_path(catalog, visual_version)
+    if path is None:
         return None
     with np.load(path, allow_pickle=False) as z:
         return LearntTargets(
@@ -104,10 +111,14 @@ def student_trained_on(catalog: Catalog, visual_version: str | None) -> frozense
     A video becomes gold after the student trained on it when a spot-check sheet (pool videos the
     teacher pseudo-labelled) is imported: the held-out rule keeps it out of the next student, not out
     of the current one. Certification and the locked report leave such videos out until the student
-    is retrained (docs/fusion.md).
+    is retrained (docs/fusion.md). Only the ids are read: an npz decompresses per key, and these
+    callers (thresholds, import-gold, the report) never need the target matrix.
     """
-    learnt = student_targets(catalog, visual_version)
-    return frozenset(learnt.video_ids) if learnt is not None else frozenset()
+    path = _targets_path(catalog, visual_version)
+    if path is None:
+        return frozenset()
+    with np.load(path, allow_pickle=False) as z:
+        return frozenset(str(v) for v in z["video_ids"])
 
 
 def trainable(video_ids: Iterable[str], held_out: frozenset[str] | set[str]) -> list[str]:

@@ -91,7 +91,7 @@ def register_student(catalog, tmp_path, version: str, targets: dict[str, tuple[s
 
 def test_one_reader_says_what_the_student_learnt_from(catalog, tmp_path):
     """Which videos trained the student (certification leaves them out) and on what targets (the report's
-    like-for-like baseline) come from one read of its ``targets.npz``."""
+    like-for-like baseline) come from its ``targets.npz``."""
     from ml.catalog.holdout import student_targets, student_trained_on
 
     register_student(
@@ -105,3 +105,17 @@ def test_one_reader_says_what_the_student_learnt_from(catalog, tmp_path):
     assert student_targets(catalog, "visual-9") is None  # not registered
     (tmp_path / "visual-1" / "targets.npz").unlink()
     assert student_trained_on(catalog, "visual-1") == frozenset()  # a model saved before targets were kept
+
+
+def test_which_videos_trained_the_student_reads_only_their_ids(catalog, tmp_path):
+    """Thresholds, import-gold and the report ask only which videos trained the student: the target
+    matrix (videos x categories, compressed) stays on disk."""
+    import numpy as np
+
+    from ml.catalog.holdout import student_targets, student_trained_on
+
+    register_student(catalog, tmp_path, "visual-1", {"v1": ("editor", [1, 0])}, ["a", "b"])
+    np.savez_compressed(tmp_path / "visual-1" / "targets.npz", video_ids=np.array(["v1", "v7"]))  # ids alone
+    assert student_trained_on(catalog, "visual-1") == {"v1", "v7"}
+    with pytest.raises(KeyError):
+        student_targets(catalog, "visual-1")

@@ -424,8 +424,9 @@ def cmd_backfill(args) -> int:
             )
         if launch.unfinished:
             print(
-                f"re-running {len(launch.unfinished)} batch(es) with videos that have no result yet or a step that "
-                f"failed (a run died or failed): {', '.join(launch.unfinished[:10])}"
+                f"re-running {len(launch.unfinished)} batch(es) with videos that have no result yet, a step that "
+                f"failed (a run died or failed), or results of models since replaced: "
+                f"{', '.join(launch.unfinished[:10])}"
                 f"{' ...' if len(launch.unfinished) > 10 else ''}",
                 file=sys.stderr,
             )
@@ -466,8 +467,9 @@ def cmd_backfill(args) -> int:
                 left = result["unfinished_after"]
                 if left:
                     raise CommandError(
-                        f"{what} and {len(left)} batch(es) are unfinished (videos without a result, or a step that "
-                        f"failed) ({', '.join(outcome['waited'])}); run `vidcat backfill --wait` again to re-run "
+                        f"{what} and {len(left)} batch(es) are unfinished (videos without a result, a step that "
+                        f"failed, or results of models since replaced) ({', '.join(outcome['waited'])}); run "
+                        "`vidcat backfill --wait` again to re-run "
                         "them, and open the failed runs in the UI (`make up`) or the daemon log under DAGSTER_HOME "
                         "if it fails again"
                     )
@@ -564,7 +566,10 @@ def wait_until_finished(
                 )
                 if launch.backfill_id:
                     relaunched = launch.backfill_id
-                    log(f"re-running {len(owed_here)} batch(es) whose runs failed: backfill {relaunched}")
+                    log(
+                        f"re-running {len(owed_here)} batch(es) whose runs failed or whose results are of models "
+                        f"since replaced: backfill {relaunched}"
+                    )
                     queue.append(relaunched)
     # The work is done when nothing is left and the backfill that finished it (a re-launch, or another
     # command's that took it over) succeeded: the failures it made good are reported, not fatal.

@@ -441,12 +441,15 @@ def owed_batches(
     if unfinished is None:
         unfinished = incomplete_batches(catalog, instance)
     busy = busy_batches(instance, [u.batch_id for u in unfinished], daemon_alive, ignore)
-    owed = [
-        u
-        for u in unfinished
-        if u.batch_id not in busy and not (daemon_alive and u.origin == "sensor" and u.age_s < SENSOR_BATCH_GRACE_S)
-    ]
+    owed = [u for u in unfinished if u.batch_id not in busy and not _sensor_starting(u, daemon_alive)]
     return owed, busy
+
+
+def _sensor_starting(batch: UnfinishedBatch, daemon_alive: bool) -> bool:
+    """A young sensor batch with videos still without a result: the daemon that ran the tick is creating
+    its run. Results under an older fusion, or a failed step, mean a run has been, and nothing else
+    will re-run the batch, however young."""
+    return daemon_alive and batch.origin == "sensor" and batch.age_s < SENSOR_BATCH_GRACE_S and batch.without_result > 0
 
 
 def unfinished_report(settings: Settings, catalog: Catalog) -> list[dict[str, object]]:

@@ -119,6 +119,21 @@ def test_a_fresh_sensor_batch_is_left_to_the_sensor_while_a_daemon_runs(settings
     assert launch_backfill(settings, catalog, daemon_alive=False).partitions == ["b00000001"]
 
 
+def test_a_fresh_sensor_batch_scored_by_replaced_models_is_owed_at_once(settings, catalog):
+    """The grace is for the run the sensor is creating: a young batch whose videos all have results,
+    under a fusion since replaced, has had its run, and only a backfill re-scores it."""
+    from ml.catalog.batching import create_batches
+    from ml.catalog.model_registry import register_model
+    from orchestration.backfill import owed_batches
+
+    registry_rows(catalog, 3)
+    create_batches(catalog, 4, "sensor")
+    _results(catalog, ["v1", "v2", "v3"])  # under fusion f1
+    register_model(catalog, "fusion", "f2", settings.models_dir, [])
+    owed, busy = owed_batches(catalog, get_instance(settings), daemon_alive=True)
+    assert [(u.batch_id, u.stale) for u in owed] == [("b00000001", 3)] and busy == {}
+
+
 def test_a_restart_resumes_what_the_stopped_daemon_left(settings, catalog):
     """`vidcat up` after a crash: the stuck run is failed and not retried, its backfill closed, and exactly
     their batches go into one new backfill (not batches that failed on their own earlier)."""

@@ -178,6 +178,14 @@ def test_ranking_metrics_match_brute_force(seed: int) -> None:
     assert same(metrics.precision_at_equal_recall_rate(scores, labels), perr)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_gap_over_more_than_twenty_tied_categories_matches_brute_force(seed: int) -> None:
+    """More categories than k and coarse scores: ties straddle each video's 20th place."""
+    scores, labels = random_case(seed, videos=12, classes=30, levels=3)
+    for k in (20, 29):
+        assert same(metrics.gap_at_k(scores, labels, k), brute_gap(scores, labels, k))
+
+
 def test_gap_with_continuous_scores_matches_brute_force() -> None:
     rng = np.random.default_rng(100)
     scores = rng.random((40, 30))

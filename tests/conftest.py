@@ -63,6 +63,22 @@ def registry_rows(catalog, n: int, start: int = 1, age_s: float = 0.0, registere
         )
 
 
+def result_rows(catalog, video_ids: list[str], version: str = "f1", batch_id: str | None = None) -> None:
+    """Fusion's per-video outcome rows (classified, no category) under ``version``, as a finished run leaves them."""
+    import datetime as dt
+
+    from ml.catalog.store import insert_rows
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        insert_rows(
+            con,
+            "video_results",
+            ["video_id", "model_version", "batch_id", "status", "n_categories", "classified_at"],
+            [(v, version, batch_id, "classified", 0, now) for v in video_ids],
+        )
+
+
 def make_video(path: Path, **kwargs) -> Path:
     """A real encoded video of demo-catalog scenes (the product's own renderer)."""
     from ml.demo.catalog import render_clip

@@ -171,6 +171,19 @@ def _stand_in(name: str, body):
     return stand_in
 
 
+def _check_on_stand_in(name: str, body, check, batch_id: str, instance):
+    """The real ``check`` evaluated on the batch after a stand-in for asset ``name`` wrote ``body``'s rows."""
+    result = dg.materialize(
+        [_stand_in(name, body), check],
+        partition_key=batch_id,
+        instance=instance,
+        resources={"vidcat": VidcatResource()},
+        raise_on_error=False,
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
 def _expectation_names(evaluation) -> set[str]:
     return {f["expectation"] for f in evaluation.metadata["failed_expectations"].value}
 
@@ -199,15 +212,7 @@ def test_embedding_check_fails_on_a_missing_shard_or_a_dropped_video(batch, sett
                 rows.append(VideoEmbeddings(v, np.zeros(1, np.float32), emb / np.linalg.norm(emb)))
             write_shard(path, rows, encoder=settings.image_encoder)
 
-        result = dg.materialize(
-            [_stand_in("frame_embeddings", write), embedding_expectations],
-            partition_key=batch_id,
-            instance=instance,
-            resources={"vidcat": VidcatResource()},
-            raise_on_error=False,
-        )
-        (evaluation,) = result.get_asset_check_evaluations()
-        return evaluation
+        return _check_on_stand_in("frame_embeddings", write, embedding_expectations, batch_id, instance)
 
     missing = check(None)
     assert not missing.passed and "no frame-embedding shard" in missing.description
@@ -221,34 +226,17 @@ def test_embedding_check_fails_on_a_missing_shard_or_a_dropped_video(batch, sett
 def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(batch, catalog):
     """The rows of the fusion version the asset recorded, not the newest model's; a member without a result
     under it fails the check instead of passing on zero rows."""
-    import datetime as dt
-
     from assets.fusion.predictions_checks import prediction_expectations
-    from ml.catalog.store import insert_rows
+    from tests.conftest import result_rows
 
     batch_id, instance = batch
 
     def check(results_for: list[str]):
         def fuse(b: str) -> dg.MaterializeResult:
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            with catalog.transaction() as con:
-                insert_rows(
-                    con,
-                    "video_results",
-                    ["video_id", "model_version", "batch_id", "status", "n_categories", "classified_at"],
-                    [(v, "f-written", b, "classified", 0, now) for v in results_for],
-                )
+            result_rows(catalog, results_for, "f-written", b)
             return dg.MaterializeResult(metadata={"fusion_version": "f-written"})
 
-        result = dg.materialize(
-            [_stand_in("fused_predictions", fuse), prediction_expectations],
-            partition_key=batch_id,
-            instance=instance,
-            resources={"vidcat": VidcatResource()},
-            raise_on_error=False,
-        )
-        (evaluation,) = result.get_asset_check_evaluations()
-        return evaluation
+        return _check_on_stand_in("fused_predictions", fuse, prediction_expectations, batch_id, instance)
 
     short = check(["v1", "v2"])
     assert not short.passed and "2 of 3 videos have a result under f-written" in short.description

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestration.backfill import get_instance, launch_backfill
-from tests.conftest import registry_rows
+from tests.conftest import registry_rows, result_rows
 
 
 def test_backfill_batches_adds_partitions_and_stores_one_backfill(settings, catalog):
@@ -44,20 +44,17 @@ def test_batches_of_a_failed_launch_are_picked_up_by_the_next(settings, catalog)
     assert launch.new_batches == [] and launch.partitions == ["b00000001", "b00000002"]
 
 
-def _results(catalog, video_ids: list[str]) -> None:
-    """Fusion's per-video outcome rows, as a finished run leaves them."""
-    import datetime as dt
+def _two_batches_with_every_result(settings, catalog):
+    """Eight videos in two batches, their backfill over (failed) and every video's fusion result in:
+    whatever is still owed comes from step outcomes, not missing results."""
+    from orchestration.dagster_private import BulkActionStatus
 
-    from ml.catalog.store import insert_rows
-
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "video_results",
-            ["video_id", "model_version", "batch_id", "status", "n_categories", "classified_at"],
-            [(v, "f1", None, "classified", 0, now) for v in video_ids],
-        )
+    registry_rows(catalog, 8)
+    first = launch_backfill(settings, catalog)
+    instance = get_instance(settings)
+    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
+    result_rows(catalog, [f"v{i}" for i in range(1, 9)])  # under fusion f1
+    return instance, list(first.partitions)
 
 
 # What the default run launcher writes on a run a code server started for the daemon.
@@ -80,7 +77,7 @@ def test_batches_whose_videos_lack_a_result_are_rerun_unless_something_holds_the
     registry_rows(catalog, 12)
     first = launch_backfill(settings, catalog)
     b1, b2, b3 = first.partitions
-    _results(catalog, ["v1", "v2", "v3", "v4", "v5", "v6"])  # b1 done, half of b2
+    result_rows(catalog, ["v1", "v2", "v3", "v4", "v5", "v6"])  # b1 done, half of b2
     instance = get_instance(settings)
 
     # The first backfill is still requested: everything is held by it, nothing is launched twice.
@@ -128,7 +125,7 @@ def test_a_fresh_sensor_batch_scored_by_replaced_models_is_owed_at_once(settings
 
     registry_rows(catalog, 3)
     create_batches(catalog, 4, "sensor")
-    _results(catalog, ["v1", "v2", "v3"])  # under fusion f1
+    result_rows(catalog, ["v1", "v2", "v3"])  # under fusion f1
     register_model(catalog, "fusion", "f2", settings.models_dir, [])
     owed, busy = owed_batches(catalog, get_instance(settings), daemon_alive=True)
     assert [(u.batch_id, u.stale) for u in owed] == [("b00000001", 3)] and busy == {}
@@ -250,14 +247,8 @@ def test_a_batch_whose_step_after_fusion_failed_is_owed_and_only_that_step_is_re
     """Every video has its result, but the export failed: the batch is not finished. `vidcat status`
     says so and a plain `vidcat backfill` re-runs the export (and what follows it), not the whole batch."""
     from orchestration.backfill import unfinished_report
-    from orchestration.dagster_private import BulkActionStatus
 
-    registry_rows(catalog, 8)
-    first = launch_backfill(settings, catalog)
-    _, b2 = first.partitions
-    instance = get_instance(settings)
-    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
-    _results(catalog, [f"v{i}" for i in range(1, 9)])
+    instance, (_, b2) = _two_batches_with_every_result(settings, catalog)
     assert launch_backfill(settings, catalog).backfill_id is None  # all results in, no step failed
 
     _fail_step(instance, "serving_export", b2)
@@ -318,12 +309,7 @@ def test_a_failed_blocking_check_is_rerun_with_its_asset_not_skipped(settings, c
     from orchestration.backfill import failed_steps, unfinished_report
     from orchestration.dagster_private import BulkActionStatus
 
-    registry_rows(catalog, 8)
-    first = launch_backfill(settings, catalog)
-    _, b2 = first.partitions
-    instance = get_instance(settings)
-    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
-    _results(catalog, [f"v{i}" for i in range(1, 9)])
+    instance, (_, b2) = _two_batches_with_every_result(settings, catalog)
 
     _fail_check(instance, "fused_predictions", "prediction_expectations", ["serving_export", "drift_report"], b2)
     assert failed_steps(instance) == {b2: ["drift_report", "fused_predictions", "serving_export"]}
@@ -343,14 +329,8 @@ def test_a_batch_scored_by_replaced_models_is_owed_and_rescored_from_its_predict
     counts it owed and a plain `vidcat backfill` re-scores it, without probing or decoding it again."""
     from ml.catalog.model_registry import register_model
     from orchestration.backfill import unfinished_report
-    from orchestration.dagster_private import BulkActionStatus
 
-    registry_rows(catalog, 8)
-    first = launch_backfill(settings, catalog)
-    _, b2 = first.partitions
-    instance = get_instance(settings)
-    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
-    _results(catalog, [f"v{i}" for i in range(1, 9)])  # under fusion f1
+    instance, (_, b2) = _two_batches_with_every_result(settings, catalog)
     register_model(catalog, "fusion", "f1", settings.models_dir, [])
     assert unfinished_report(settings, catalog) == []
     register_model(catalog, "fusion", "f2", settings.models_dir, [])
@@ -525,14 +505,8 @@ def test_a_check_that_passed_in_a_run_over_several_batches_is_not_rerun(settings
     batch of the run), so no succeeded step is listed failed. A WARN failure blocks nothing
     either; an ERROR failure over the range holds back every batch of the run."""
     from orchestration.backfill import failed_steps
-    from orchestration.dagster_private import BulkActionStatus
 
-    registry_rows(catalog, 8)
-    first = launch_backfill(settings, catalog)
-    batches = list(first.partitions)
-    instance = get_instance(settings)
-    instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.COMPLETED_FAILED))
-    _results(catalog, [f"v{i}" for i in range(1, 9)])
+    instance, batches = _two_batches_with_every_result(settings, catalog)
 
     _one_run_over(instance, batches, severity=None)
     assert failed_steps(instance) == {b: ["drift_report"] for b in batches}

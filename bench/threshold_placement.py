@@ -35,7 +35,7 @@ def run() -> dict[str, Any]:
         return {"skipped": "the catalog has no trained teacher and student yet"}
     ws = working_set_for(settings)
     categories = category_union(ws.ids, text.categories, visual.categories)
-    ids, t, v, chars, y = gold_inputs(catalog, text, visual, categories)
+    ids, t, v, chars, y, _ = gold_inputs(catalog, text, visual, categories)
     policy = settings.threshold_policy()
     out: dict[str, Any] = {"gold_videos": len(ids), "data": "certification gold, 5-fold out of fold"}
     for name in ("midpoint", "lowest"):

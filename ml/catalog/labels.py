@@ -290,3 +290,19 @@ def certification_matrix(catalog: Catalog, categories: list[str]):
     from ml.catalog.holdout import locked_test_ids
 
     return label_matrix(catalog, "gold", categories, exclude=locked_test_ids(catalog))
+
+
+def certification_gold(catalog: Catalog, categories: list[str], visual_version: str | None):
+    """Certification gold less the videos visual model ``visual_version`` learnt from, and how many those were.
+
+    A spot-checked pool video imported as gold after the student trained on it has scores that are not
+    held out: certifying or ranking on it would measure the student on its own training data.
+    """
+    from ml.catalog.holdout import student_trained_on
+
+    ids, y = certification_matrix(catalog, categories)
+    trained = student_trained_on(catalog, visual_version)
+    keep = [i for i, v in enumerate(ids) if v not in trained]
+    if len(keep) == len(ids):
+        return ids, y, 0
+    return [ids[i] for i in keep], y[keep], len(ids) - len(keep)

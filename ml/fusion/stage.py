@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.catalog.holdout import student_trained_on
-from ml.catalog.labels import certification_matrix
+from ml.catalog.labels import certification_gold
 from ml.catalog.model_registry import (
     ModelRecord,
     get_model,
@@ -61,18 +60,14 @@ def gold_inputs(catalog: Catalog, text: ModelRecord, visual: ModelRecord | None,
     Gold videos the current student learnt from (imported after it trained: ``student_trained_on``) are
     left out: its scores there are not held out.
     """
-    ids, y = certification_matrix(catalog, categories)
-    trained = student_trained_on(catalog, visual.version if visual is not None else None)
-    if trained:
-        keep = [i for i, v in enumerate(ids) if v not in trained]
-        ids, y = [ids[i] for i in keep], y[keep]
+    ids, y, left_out = certification_gold(catalog, categories, visual.version if visual is not None else None)
     t = load_scores(catalog, "text_predictions", text.version, text.categories, ids, categories)
     if visual is None:  # no student yet (too few labels): the visual source abstains everywhere
         v = np.full(t.shape, np.nan)
     else:
         v, _ = visual_scores(catalog, visual.version, visual.categories, ids, categories)
     chars = text_lengths(catalog, text.version, ids)
-    return ids, t, v, chars, y
+    return ids, t, v, chars, y, left_out
 
 
 def decide_visual(
@@ -110,8 +105,7 @@ def fit_fusion_on_gold(
     if visual is None:
         rule = "text"
     categories = category_union(ws.ids, text.categories, visual.categories if visual else [])
-    ids, t, v, chars, y = gold_inputs(catalog, text, visual, categories)
-    trained_on = len(certification_matrix(catalog, categories)[0]) - len(ids)
+    ids, t, v, chars, y, trained_on = gold_inputs(catalog, text, visual, categories)
     if len(ids) < 8:
         retrain = (
             f" ({trained_on} more were training videos of visual model {visual.version}: retrain the student, "

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ml.catalog.holdout import HoldoutGuard, held_out_ids, student_targets, student_trained_on
-from ml.catalog.labels import label_matrix
+from ml.catalog.labels import certification_gold, label_matrix
 from ml.catalog.scores import failed_results, gold_locked_rows
 from ml.catalog.store import Catalog
 from ml.fusion.hierarchy import closure, information
@@ -141,7 +141,7 @@ def evaluate_locked_test(
         guard = HoldoutGuard(catalog)
         # Gold is scored beside the test: the ranking there is what a choice between the student and a
         # regression may be made on (the locked test only reports).
-        gold_ids, gold_y = label_matrix(catalog, "gold", cats, exclude=locked | trained)
+        gold_ids, gold_y, _ = certification_gold(catalog, cats, fusion.visual_version)
         gold = GoldRanking(gold_ids, gold_y, catalog, fusion, cats)
         probs, n_train = baseline_scores(list(shards), train, cats, ids + gold_ids, guard=guard)
         if probs:
@@ -181,10 +181,10 @@ def evaluate_locked_test(
         "text": (emitted["text only"], [t.enabled for t in fusion.model.text_thresholds]),
         "visual": (emitted["visual only"], [t.enabled for t in fusion.model.visual_thresholds]),
     }
-    if fusion.model.rule in ("max", "stacked") and fusion.model.fused_thresholds is not None:
+    if d.fused_fired is not None and fusion.model.fused_thresholds is not None:
         # The fused thresholds are certified too (a source of the promise): audited on what they decide.
-        fused = fusion.model.fused_fired(t, v, chars) & served
-        audited["fused"] = (pad_columns(fused, len(cols)), [x.enabled for x in fusion.model.fused_thresholds])
+        fused = pad_columns(d.fused_fired & served, len(cols))
+        audited["fused"] = (fused, [x.enabled for x in fusion.model.fused_thresholds])
     backoff = fusion.model.backoff
     if backoff is not None and d.nodes is not None:
         tree = backoff.tree

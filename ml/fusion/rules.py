@@ -63,6 +63,9 @@ class Decisions:
     nodes: np.ndarray | None = None
     node_score: np.ndarray | None = None
     backoff_columns: list[int] | None = None  # the column of each node among the categories
+    # bool (n, C): the fused score passed its own certified cut on a video both sources judged, the only
+    # emissions the fused thresholds decide (what the locked-test audit holds them to); None without them.
+    fused_fired: np.ndarray | None = None
 
     # said() and source() are read once per video by `said_categories`: computed once per batch.
     _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -133,22 +136,11 @@ class FusionModel:
             return np.fmax(text, v)
         return _stack_predict(self.stackers, _features(text, v, text_chars, np.asarray(self.impute)))
 
-    def fused_fired(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> np.ndarray:
-        """Bool (n, C): the fused score passes its own certified cut on a video both sources judged.
-
-        The fused source of the promise: these are the only emissions the fused thresholds decide, so
-        they are what the locked-test audit holds to them. All False for rules without fused thresholds.
-        """
-        if self.fused_thresholds is None:
-            return np.zeros(np.shape(text), bool)
-        has_t, has_v = _present(text).any(axis=1), _present(self.calibrate_visual(visual)).any(axis=1)
-        fired = _ge(self.fused_score(text, visual, text_chars), threshold_vector(self.fused_thresholds))
-        return fired & (has_t & has_v)[:, None]
-
     def decide(self, text: np.ndarray, visual: np.ndarray, text_chars: np.ndarray) -> Decisions:
         v = self.calibrate_visual(visual)
         text_fired, visual_fired = _ge(text, threshold_vector(self.text_thresholds)), self.visual_fired(visual)
         score = self.fused_score(text, visual, text_chars)
+        fused_fired = None
         if self.rule == "text":
             emitted = text_fired.copy()
         elif self.rule == "visual":
@@ -162,13 +154,15 @@ class FusionModel:
             assert self.fused_thresholds is not None
             has_t, has_v = _present(text).any(axis=1), _present(v).any(axis=1)
             both = (has_t & has_v)[:, None]
-            fused_fired = _ge(score, threshold_vector(self.fused_thresholds))
+            fused_fired = _ge(score, threshold_vector(self.fused_thresholds)) & both
             emitted = np.where(both, fused_fired, np.where(has_t[:, None], text_fired, visual_fired))
             score = np.where(both, score, np.where(has_t[:, None], text, v))
         if self.backoff is None:
-            return Decisions(emitted, score, text_fired, visual_fired)
+            return Decisions(emitted, score, text_fired, visual_fired, fused_fired=fused_fired)
         leaves, fired, node_score = self.backoff.decide(score, emitted)
-        return Decisions(leaves, score, text_fired, visual_fired, fired, node_score, self.backoff.tree.node_columns)
+        return Decisions(
+            leaves, score, text_fired, visual_fired, fired, node_score, self.backoff.tree.node_columns, fused_fired
+        )
 
     def to_json(self) -> dict:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ml.text.prior import LAMBDAS, cross_fit, gap_known, nested_cross_fit
+from tests.ml.test_metrics import brute_gap
 
 
 def _data(n: int = 90, d: int = 16, c: int = 3, seed: int = 0):
@@ -49,21 +50,6 @@ def test_too_few_folds_fall_back_to_the_default():
     assert table == {} and chosen == [deployed, deployed] and np.isfinite(oof).all()
 
 
-def _brute_gap(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """GAP@k written out: each video's k best (lowest class index first among equal scores), pooled, and
-    precision taken once per group of equal scores, at its end (ties enter together)."""
-    pooled = []
-    for row_s, row_y in zip(scores, labels, strict=True):
-        best = sorted(range(len(row_s)), key=lambda c, r=row_s: (-r[c], c))[:k]
-        pooled += [(float(row_s[c]), bool(row_y[c])) for c in best]
-    total = int(labels.sum())
-    gap = 0.0
-    for level in sorted({sc for sc, _ in pooled}, reverse=True):
-        seen = [pos for sc, pos in pooled if sc >= level]
-        gap += sum(pos for sc, pos in pooled if sc == level) / total * sum(seen) / len(seen)
-    return gap
-
-
 def test_gap_from_each_videos_top_twenty_is_gap_at_20():
     """The inner cross-validation keeps only each video's top 20 (score, label) pairs: GAP@20 of any set of
     rows is recovered from them, ties included, so the choice of lambda is the one the full scores give."""
@@ -76,7 +62,7 @@ def test_gap_from_each_videos_top_twenty_is_gap_at_20():
     assert top_s.shape == top_y.shape == (60, 20)
     for rows in (rng.random(60) < 0.6, np.ones(60, bool)):
         got = average_precision(top_s[rows], top_y[rows], int(y[rows].sum()))
-        assert np.isclose(got, _brute_gap(s[rows], y[rows], 20), rtol=1e-12, atol=1e-12)
+        assert np.isclose(got, brute_gap(s[rows], y[rows], 20), rtol=1e-12, atol=1e-12)
 
 
 def test_top_twenty_of_more_than_twenty_tied_categories():
@@ -89,4 +75,4 @@ def test_top_twenty_of_more_than_twenty_tied_categories():
     y[0, [0, 24]] = True
     top_s, top_y = top_k_per_video(s, y, 20)
     assert top_s.shape == (1, 20) and top_y.sum() == 1
-    assert average_precision(top_s, top_y, 2) == _brute_gap(s, y, 20) == 1 / 40
+    assert average_precision(top_s, top_y, 2) == brute_gap(s, y, 20) == 1 / 40

@@ -238,14 +238,11 @@ def nested_cross_fit(
     # The outer scores one lambda at a time: its GAP for the deployed choice, and the folds that chose it.
     oof = np.full_like(y, np.nan, dtype=np.float32)
     table = {}
-    for lam in grid:
+    # The grid's lambdas, then any fold's fallback outside a custom grid (DEFAULT_LAMBDA).
+    for lam in [*grid, *sorted(set(chosen) - set(grid))]:
         outer = cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner)
-        table[f"{lam:g}"] = round(gap_known(outer, y), 4)
-        for f, lam_f in zip(folds, chosen, strict=True):
-            if lam_f == lam:
-                oof[fold == f] = outer[fold == f]
-    for lam in sorted(set(chosen) - set(grid)):  # DEFAULT_LAMBDA outside a custom grid
-        outer = cross_fit(x, y, protos, lam, fold, seg_emb, seg_owner)
+        if lam in grid:
+            table[f"{lam:g}"] = round(gap_known(outer, y), 4)
         for f, lam_f in zip(folds, chosen, strict=True):
             if lam_f == lam:
                 oof[fold == f] = outer[fold == f]

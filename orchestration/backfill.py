@@ -818,11 +818,7 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
     if dagster_home is not None and processes_visible() and _local_storage(instance, dagster_home):
         return False
     # Without /proc the process table says nothing (no daemon found is not no daemon): the heartbeat decides.
-
-    def newest() -> float:
-        return newest_heartbeat(instance)
-
-    first = newest()
+    first = newest_heartbeat(instance)
     if observe_s <= 0:  # no time to watch: a heartbeat from the last minute will do
         return time.time() - first < 60.0
     if time.time() - first > 3 * observe_s:
@@ -830,7 +826,7 @@ def daemon_running(instance: dg.DagsterInstance, dagster_home: Path | None = Non
     deadline = time.monotonic() + observe_s
     while time.monotonic() < deadline:
         time.sleep(2.0)
-        if newest() > first:
+        if newest_heartbeat(instance) > first:
             return True
     return False
 

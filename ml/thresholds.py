@@ -325,6 +325,23 @@ def select_thresholds(
     return [select_threshold(scores[:, j], labels[:, j], policy) for j in range(scores.shape[1])]
 
 
+def out_of_fold_emitted(
+    scores: np.ndarray, labels: np.ndarray, policy: ThresholdPolicy, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """What certified cuts emit on videos they were not certified on: each fold's cuts come from the
+    other folds. The figure two scorers may be compared on at the promise without judging cuts on the
+    videos that placed them."""
+    n = len(labels)
+    k = max(2, min(folds, n // 4))
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    emitted = np.zeros(labels.shape, bool)
+    for i, test in enumerate(parts):
+        train = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        cuts = threshold_vector(select_thresholds(scores[train], labels[train], policy))
+        emitted[test] = np.nan_to_num(scores[test], nan=-np.inf) >= cuts
+    return emitted
+
+
 def threshold_vector(thresholds: list[Threshold]) -> np.ndarray:
     """Thresholds as an array for `predict_at_thresholds`; disabled categories get +inf (never emitted)."""
     return np.array([t.threshold if t.enabled and t.threshold is not None else np.inf for t in thresholds])

@@ -11,6 +11,7 @@ from ml.thresholds import (
     ThresholdPolicy,
     clopper_pearson_lower,
     midpoint,
+    out_of_fold_emitted,
     precision_coverage_curve,
     precision_interval,
     select_threshold,
@@ -334,3 +335,24 @@ def test_the_served_promise_is_the_one_the_fusion_was_certified_under(catalog, s
             code = path.read_text(encoding="utf-8")
             assert "PROMISE.format" not in code and "threshold_policy().promise()" not in code, path
             assert "policy or settings.threshold_policy()" not in code, path  # served_policy decides
+
+
+def test_out_of_fold_cuts_are_certified_without_the_videos_they_judge():
+    """Each fold is judged by cuts from the other folds only: a category that all of gold just certifies (14
+    positives ranked first, the 14 emitted a cut needs) cannot be certified without the fold's positives,
+    so nothing is emitted out of fold, while a well-supported category is recovered."""
+    rng = np.random.default_rng(3)
+    n = 100
+    y = np.zeros((n, 2), bool)
+    y[rng.choice(n, 14, replace=False), 0] = True
+    y[rng.choice(n, 50, replace=False), 1] = True
+    scores = np.where(y, 0.9, 0.1) + rng.uniform(-0.05, 0.05, size=(n, 2))
+    policy = ThresholdPolicy()
+    assert select_threshold(scores[:, 0], y[:, 0], policy).enabled  # in sample: certified
+    emitted = out_of_fold_emitted(scores, y, policy, folds=5, seed=0)
+    assert not emitted[:, 0].any()
+    assert (emitted[:, 1] == y[:, 1]).all()
+    assert (out_of_fold_emitted(scores, y, policy, folds=5, seed=0) == emitted).all()  # the folds are seeded
+    missing = scores.copy()
+    missing[:5, 1] = np.nan  # a video the scorer did not score is never emitted
+    assert not out_of_fold_emitted(missing, y, policy)[:5, 1].any()

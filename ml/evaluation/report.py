@@ -93,7 +93,7 @@ def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
     policy = served_policy(catalog, settings, fusion)
     report = evaluate_locked_test(
-        catalog, fusion, test, shards, promise=policy.target_precision, confidence=policy.confidence
+        catalog, fusion, test, shards, promise=policy.target_precision, confidence=policy.confidence, policy=policy
     )
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else None
     return report, format_report(report, names)

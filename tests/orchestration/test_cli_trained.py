@@ -227,6 +227,11 @@ def test_report_compares_every_rule(pipeline_env, capsys):
     ranking = test["gold_ranking"]  # a choice between the student and a regression is made on gold
     assert set(ranking) == {"student", "baseline", "baseline + pseudo-labels"}  # the demo has a pool
     assert all(0 < g <= 1 for g in ranking.values())
+    # The regressions also at the product's operating point: cuts certified on gold, as the student's are.
+    assert {"baseline, certified", "baseline + pseudo-labels, certified"} <= set(test["systems"])
+    assert set(test["gold_at_promise"]) == set(ranking) and all(0 <= f <= 1 for f in test["gold_at_promise"].values())
+    certified, cut = test["systems"]["baseline, certified"]["all"], test["systems"]["baseline"]["all"]
+    assert certified["emitted"] <= cut["emitted"] or certified["precision"] >= 0.8
     audit = test["audit"]  # the promise, checked on videos no threshold saw
     from ml.thresholds import clopper_pearson_lower
 

@@ -52,7 +52,7 @@ def test_seeds_that_failed_are_counted_out_and_every_figure_is_a_mean():
     assert row["gap_at_20"] == pytest.approx(0.75) and row["gold_gap_at_20"] == pytest.approx(0.85)
     assert row["no_text"]["precision"] == pytest.approx(0.8) and row["no_text"]["recall"] == pytest.approx(0.3)
     assert "failing_categories" not in row  # one seed's list, not a mean
-    assert "(2 of 3 seeds)" in format_rows({"editor only": row})[0][0][5]
+    assert "(2 of 3 seeds)" in format_rows({"editor only": row})[0][0][6]
     assert _over_seeds(lambda seed: _run(0), 2) == _run(0)  # every seed failed: the error
     assert _over_seeds(_run, 2)["f1"] == pytest.approx(0.2)  # one seed counts: its own figures
 
@@ -76,10 +76,29 @@ def test_a_precision_mean_says_how_many_seeds_emitted_and_one_seed_has_no_spread
     assert row["no_text"]["precision_seeds"] == 2 and "recall_seeds" not in row and "f1_seeds" not in row
     assert row["recall"] == pytest.approx(0.2)  # over all three seeds
     cells = format_rows({"editor + pseudo-labels": row})[0][0]
-    assert cells[3] == "0.900 (2 of 3 seeds emitted)" and "(3 of 4 seeds)" in cells[5] and "±" in cells[5]
+    assert cells[4] == "0.900 (2 of 3 seeds emitted)" and "(3 of 4 seeds)" in cells[6] and "±" in cells[6]
     assert "precision_seeds" not in _over_seeds(_run, 3)  # every seed that trained emitted
 
     single = _over_seeds(_run, 2)  # seed 0 failed: one seed counts
     assert single["seeds"] == 1 and "f1_sd" not in single
-    f1 = format_rows({"editor only": single})[0][0][5]
+    f1 = format_rows({"editor only": single})[0][0][6]
     assert f1 == "0.200 (1 of 2 seeds)"
+
+
+def test_a_run_carries_its_regression_and_a_baseline_its_certified_row():
+    """The like-for-like rows: a student run's regression on its own targets and a baseline at cuts
+    certified on gold are printed under the row they belong to, with their gold figure at the promise."""
+    from ml.evaluation.student import format_rows
+
+    base = {"coverage": 0.9, "precision": 0.85, "recall": 0.8, "f1": 0.82, "gold_f1_at_promise": 0.7}
+    run = base | {"regression on its targets": base | {"f1": 0.8, "gold_f1_at_promise": 0.75}}
+    rows, head = format_rows({"editor + pseudo-labels": run, "baseline": base | {"certified": base | {"f1": 0.7}}})
+    names = [r[0] for r in rows]
+    assert names == [
+        "editor + pseudo-labels",
+        "editor + pseudo-labels: regression on its targets, certified",
+        "baseline",
+        "baseline, certified",
+    ]
+    assert head[2] == "gold F1 at the promise" and rows[1][2] == "0.750" and rows[3][6] == "0.700"
+    assert all(len(r) == len(head) for r in rows)

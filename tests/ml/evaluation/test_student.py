@@ -47,3 +47,48 @@ def test_eval_visual_counts_true_categories_no_editor_labelled_as_misses(catalog
     assert figures["precision"] == 1.0
     assert figures["recall"] == pytest.approx(2 / 3)
     assert figures["no_text"]["recall"] == pytest.approx(1 / 2)
+
+
+def _context(settings, certify_y: np.ndarray):
+    from ml.evaluation.student import EvalContext
+
+    test = LockedTest(["t1", "t2", "t3"], {"t1": ["a"], "t2": [], "t3": ["a"]}, {"t1": "none"}, "test")
+    _, test_y = locked_labels(test, ["a"])
+    ids = [f"g{i}" for i in range(len(certify_y))]
+    policy = settings.threshold_policy()
+    return EvalContext(["a"], [], None, {}, frozenset(), ids, certify_y, test, test_y, settings, policy)
+
+
+def test_cuts_certified_on_gold_judge_the_locked_test_and_gold_is_judged_out_of_fold(settings):
+    """A regression and the student are compared at the same held precision: the locked test under cuts
+    certified on gold, gold itself under cuts from its other folds. A scorer gold cannot certify emits
+    nothing, however well it would do at a 0.5 cut."""
+    from ml.evaluation.student import _certified_figures, gold_f1_at_promise
+    from ml.thresholds import out_of_fold_emitted
+
+    y = np.zeros((60, 1), bool)
+    y[:40] = True  # 40 gold positives, each fold's training share holds 32
+    ctx = _context(settings, y)
+    ranked = np.where(y, 0.9, 0.2) + np.linspace(0, 0.01, 60)[:, None]
+    test = np.array([[0.95], [0.1], [0.5]])
+    figures = _certified_figures(ctx, ranked, test)
+    assert figures["precision"] == 1.0 and figures["recall"] == pytest.approx(0.5)  # t3 is under the cut
+    e = out_of_fold_emitted(ranked, y, ctx.policy)
+    assert figures["gold_f1_at_promise"] == pytest.approx(2 * (e & y).sum() / (e.sum() + y.sum()))
+    assert gold_f1_at_promise(ctx, ranked) == pytest.approx(1.0)
+
+    noise = np.random.default_rng(0).uniform(size=(60, 1))  # ranks gold at random: no cut holds 80%
+    blind = _certified_figures(ctx, noise, np.array([[0.99], [0.99], [0.99]]))
+    assert blind["coverage"] == 0.0 and blind["gold_f1_at_promise"] == 0.0
+
+
+def test_a_students_targets_become_the_regressions_labels_over_the_evaluated_categories():
+    from ml.evaluation.student import hardened
+    from ml.visual.targets import StudentTargets
+
+    t = StudentTargets(["b", "a"])
+    t.add("v1", np.array([0.7, np.nan], np.float32), np.ones(2, np.float32), "pseudo")
+    t.add("v2", np.array([0.2, 0.9], np.float32), np.ones(2, np.float32), "editor")
+    out = hardened(t, ["a", "b", "c"])  # c: a category the student learnt nothing about
+    np.testing.assert_array_equal(out["v1"], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(out["v2"], [1.0, 0.0, 0.0])

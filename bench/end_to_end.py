@@ -286,9 +286,9 @@ def start_code_server(env: dict[str, str], folder: Path, timeout_s: float = 180.
     started = time.monotonic()
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() - started > timeout_s:
-            from orchestration.backfill import stop_process_group
+            from orchestration.supervise import stop_group
 
-            stop_process_group(proc)
+            stop_group(proc, grace_s=30.0)
             raise RuntimeError(f"the code server did not start; see {folder / 'code-server.log'}")
         time.sleep(0.2)
     workspace = folder / "workspace.yaml"
@@ -428,7 +428,7 @@ def floor(files: list[Path], titles: list[str], models_dir: Path) -> dict[str, f
 
 def run() -> dict[str, Any]:
     from bench.realtime_latency import train_small_demo
-    from orchestration.backfill import stop_process_group
+    from orchestration.supervise import stop_group
 
     sizes, seconds = backfill_sizes(), seconds_per_video()
     videos = uploads(sum(sizes), seconds, n_sources())
@@ -461,8 +461,8 @@ def run() -> dict[str, Any]:
                 backfills.append(backfill_once(root, env, k, batch, [daemon.pid, server.pid], seconds))
         finally:
             if daemon is not None:
-                stop_process_group(daemon)
-            stop_process_group(server)
+                stop_group(daemon, grace_s=30.0)
+            stop_group(server, grace_s=30.0)
 
         print(f"bench: the floor over {len(after)} uploads, after ...", file=sys.stderr, flush=True)
         floors.append(floor([p for p, _ in after], [m["title"] or "" for _, m in after], data_root / "models"))

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from orchestration.backfill import stop_process_group
+from orchestration.supervise import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def start_logged(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """A long-lived Dagster process, output appended to ``log``, in its own process group so that
-    ``stop_process_group`` stops it with the children it spawns (code servers, run workers)."""
+    ``stop_group`` stops it with the children it spawns (code servers, run workers)."""
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -69,7 +69,7 @@ def dagster_dev(env: dict[str, str], port: int, log: Path, timeout_s: float = 12
                 time.sleep(0.5)
         yield proc
     finally:
-        stop_process_group(proc)
+        stop_group(proc, grace_s=30.0)
 
 
 def drop_upload(inbox: Path, video: Path, video_id: str, meta: dict[str, Any]) -> float:

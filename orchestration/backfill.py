@@ -579,6 +579,7 @@ def launch_backfill(
     batch_new: bool = True,
     rerun_unfinished: bool = True,
     rerun_only: Collection[str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> BackfillLaunch:
     """Create batches for unbatched videos and one asset backfill over them and over every batch whose
     videos still lack a result while nothing works on it (or over all batches with ``rescore``).
@@ -589,6 +590,7 @@ def launch_backfill(
     what a crash interrupted); ``rerun_only``: re-run only these of the unfinished batches (`vidcat backfill
     --wait` re-running what its own backfill left), by the same rule as every other re-run: the whole batch
     when videos lack a result, else its failed steps (from a blocking check that did not pass) onwards.
+    ``log`` hears what takes time here (stopping the backfills a --train or --rescore supersedes).
     """
     from orchestration.dagster_private import (
         PartitionBackfill,
@@ -606,7 +608,7 @@ def launch_backfill(
     if rescore or train:
         # This backfill covers every batch: an earlier one still requested (say, abandoned when its
         # daemon was killed) would otherwise be resumed beside it and score the same batches twice.
-        superseded = supersede(instance, earlier, daemon_alive)
+        superseded = supersede(instance, earlier, daemon_alive, log=log)
     pending = [b.backfill_id for b in earlier if b.backfill_id not in superseded]
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
     missing = [p for p in all_batches(catalog) if p not in existing]
@@ -722,7 +724,7 @@ def launch_under_lock(
         alive = daemon_running(instance, settings.dagster_home)
         include = recover_abandoned(instance, log).batches if wait and not alive else set()
         launch = launch_backfill(
-            settings, catalog, train=train, rescore=rescore, title=title, include=include, daemon_alive=alive
+            settings, catalog, train=train, rescore=rescore, title=title, include=include, daemon_alive=alive, log=log
         )
         started = False
         if wait and (launch.backfill_id or launch.pending):
@@ -757,7 +759,13 @@ def _with_downstream(graph, names: set[str]) -> set[str]:
 SUPERSEDE_WAIT_S = 120.0
 
 
-def supersede(instance: dg.DagsterInstance, backfills: Sequence, daemon_alive: bool, poll_s: float = 1.0) -> list[str]:
+def supersede(
+    instance: dg.DagsterInstance,
+    backfills: Sequence,
+    daemon_alive: bool,
+    poll_s: float = 1.0,
+    log: Callable[[str], None] | None = None,
+) -> list[str]:
     """Cancel ``backfills`` and wait (up to ``SUPERSEDE_WAIT_S``) until each is CANCELED: the daemon
     marks it so once it has stopped launching and its runs have ended, so the new backfill's runs do not
     overlap them. One with no run in flight, or with no daemon to move it on, is marked CANCELED here.
@@ -773,6 +781,11 @@ def supersede(instance: dg.DagsterInstance, backfills: Sequence, daemon_alive: b
             waiting.append(b.backfill_id)
         else:
             instance.update_backfill(b.with_status(BulkActionStatus.CANCELED).with_end_timestamp(time.time()))
+    if waiting and log is not None:
+        log(
+            f"cancelling {len(waiting)} earlier backfill(s) this one re-does ({', '.join(waiting)}): waiting up to "
+            f"{SUPERSEDE_WAIT_S:.0f} s for their runs to stop, so that no batch runs twice at once"
+        )
     deadline = time.monotonic() + SUPERSEDE_WAIT_S
     while waiting and time.monotonic() < deadline:
         time.sleep(poll_s)
@@ -885,7 +898,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
     ``finally``), the daemon is stopped with its runs on the way out, and the command says so. While
     it stops, further stop signals are ignored: a second Ctrl-C must not leave its runs behind.
     """
-    from orchestration.supervise import on_stop_signals, signal_name
+    from orchestration.supervise import on_stop_signals, signal_name, stop_group
 
     if daemon_running(instance, settings.dagster_home):
         log("using the dagster-daemon already running for this instance")
@@ -925,27 +938,11 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
                         f"{signal_name(received[0])}: stopping the dagster-daemon this command started (pid "
                         f"{proc.pid}) with its runs; `vidcat backfill --wait` resumes the work"
                     )
-                stop_process_group(proc)
+                stop_group(proc, grace_s=30.0)
 
 
 def daemon_argv() -> list[str]:
     return [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
-
-
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGTERM the process group started with ``start_new_session``, SIGKILL it after ``grace_s``.
-
-    Dagster's daemon and `dagster dev` spawn children (code servers, run workers); stopping only the
-    parent would leave them running.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def runs_did_the_work(instance: dg.DagsterInstance, backfill, runs: Sequence) -> bool:

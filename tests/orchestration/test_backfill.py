@@ -361,8 +361,10 @@ def test_rescore_leaves_out_batches_a_live_run_holds_and_waits_for_what_it_super
     instance = get_instance(settings)
     live = _run(instance, "STARTED", {"dagster/partition": b3, "dagster/backfill": first.backfill_id})
     monkeypatch.setattr(backfill_mod, "SUPERSEDE_WAIT_S", 0.3)
-    rescore = launch_backfill(settings, catalog, rescore=True)
+    said: list[str] = []
+    rescore = launch_backfill(settings, catalog, rescore=True, log=said.append)
     assert rescore.superseded == [first.backfill_id]
+    assert len(said) == 1 and first.backfill_id in said[0] and "waiting up to 0 s" in said[0]  # the wait is said
     assert rescore.partitions == [b1, b2] and rescore.busy == {b3: f"run {live.run_id}"}
     # A daemon serves the instance, so the cancelled backfill with a run in flight is left CANCELING to it.
     assert instance.get_backfill(first.backfill_id).status == BulkActionStatus.CANCELING
@@ -371,8 +373,9 @@ def test_rescore_leaves_out_batches_a_live_run_holds_and_waits_for_what_it_super
     # superseded backfill with no run in flight is CANCELED at once.
     instance.report_run_canceled(live)
     instance.update_backfill(instance.get_backfill(first.backfill_id).with_status(BulkActionStatus.CANCELED))
-    retrain = launch_backfill(settings, catalog, train=True)
+    retrain = launch_backfill(settings, catalog, train=True, log=said.append)
     assert retrain.partitions == [b1, b2, b3] and retrain.busy == {}
+    assert len(said) == 1  # nothing in flight to wait for: nothing said
     assert instance.get_backfill(rescore.backfill_id).status == BulkActionStatus.CANCELED
 
 

@@ -191,6 +191,13 @@ def predict_at_thresholds(scores: np.ndarray, thresholds: float | np.ndarray) ->
         return s >= t  # comparisons with NaN are False: never emitted
 
 
+def micro_f1(emitted: np.ndarray, labels: np.ndarray) -> float:
+    """F1 over every (video, category) call; 0 when nothing is emitted and nothing is true."""
+    e, y = np.asarray(emitted, bool), np.asarray(labels) >= 0.5
+    denominator = int(e.sum() + y.sum())
+    return 2 * int((e & y).sum()) / denominator if denominator else 0.0
+
+
 def coverage(predicted: np.ndarray) -> float:
     """Share of videos that receive at least one category."""
     p = np.asarray(predicted, dtype=bool)

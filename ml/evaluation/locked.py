@@ -30,7 +30,7 @@ from ml.fusion.hierarchy import closure, information
 from ml.fusion.rules import per_category_precision, rule_metrics
 from ml.fusion.score_matrix import load_scores, ood_flags, text_lengths, visual_scores
 from ml.fusion.stage import LoadedFusion
-from ml.metrics import gap_at_k
+from ml.metrics import gap_at_k, micro_f1
 from ml.thresholds import (
     ThresholdPolicy,
     out_of_fold_emitted,
@@ -335,13 +335,7 @@ class GoldRanking:
         the comparison at the product's operating point that a choice may be made on."""
         if policy is None:
             return {}
-        out = {}
-        for name in self.scores:
-            e = out_of_fold_emitted(self._judged(name), self.y, policy)
-            y = self.y.astype(bool)
-            tp, n, pos = int((e & y).sum()), int(e.sum()), int(y.sum())
-            out[name] = 2 * tp / (n + pos) if n + pos else 0.0
-        return out
+        return {name: micro_f1(out_of_fold_emitted(self._judged(name), self.y, policy), self.y) for name in self.scores}
 
     def certified_cuts(self, name: str, policy: ThresholdPolicy | None) -> np.ndarray | None:
         """Per-category cuts for ``name``'s scores certified on these gold videos under ``policy``, the way

@@ -305,3 +305,13 @@ def test_bad_inputs_are_rejected() -> None:
         metrics.average_precision([np.nan, 0.7], [0, 1])
     with pytest.raises(ValueError, match="k must be"):
         metrics.gap_at_k(scores, np.array([[1, 0]]), k=0)
+
+
+def test_micro_f1_counts_every_video_category_call():
+    from ml.metrics import micro_f1
+
+    y = np.array([[1, 0], [1, 1], [0, 0]])
+    e = np.array([[True, True], [False, True], [False, False]])  # 2 right, 1 wrong, 1 missed
+    assert micro_f1(e, y) == pytest.approx(2 * 2 / (3 + 3))
+    assert micro_f1(np.zeros((2, 2), bool), np.zeros((2, 2))) == 0.0
+    assert micro_f1(y.astype(bool), y) == 1.0

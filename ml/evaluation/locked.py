@@ -376,14 +376,27 @@ def _student_pool_targets(catalog: Catalog, visual_version: str, categories: lis
     if learnt is None:
         return {}
     held_out = held_out_ids(catalog)
-    index = {c: j for j, c in enumerate(learnt.categories)}
+    pool = [
+        i
+        for i, (v, src) in enumerate(zip(learnt.video_ids, learnt.sources, strict=True))
+        if src != "editor" and v not in held_out
+    ]
+    return hardened_targets(
+        [learnt.video_ids[i] for i in pool], [learnt.targets[i] for i in pool], learnt.categories, categories
+    )
+
+
+def hardened_targets(
+    video_ids: Sequence[str], rows: Sequence[np.ndarray], learnt: Sequence[str], categories: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """A student's targets (``rows`` over its ``learnt`` categories) as 0/1 over ``categories``, cut at 0.5:
+    what the regression learns from. Unknown (NaN) and a category the student did not learn read as 0."""
+    index = {c: j for j, c in enumerate(learnt)}
     pick = [index.get(c) for c in categories]
-    out = {}
-    for vid, row, src in zip(learnt.video_ids, learnt.targets, learnt.sources, strict=True):
-        if src == "editor" or vid in held_out:
-            continue
-        out[vid] = np.array([0.0 if j is None else float(row[j] >= 0.5) for j in pick], np.float32)
-    return out
+    return {
+        v: np.array([0.0 if j is None else float(row[j] >= 0.5) for j in pick], np.float32)
+        for v, row in zip(video_ids, rows, strict=True)
+    }
 
 
 def _baseline_training_labels(catalog: Catalog, categories: list[str]) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from ml.catalog.holdout import HoldoutGuard, held_out_ids
 from ml.catalog.labels import certification_matrix, label_matrix
 from ml.catalog.scores import labelled_categories
 from ml.catalog.store import Catalog
-from ml.evaluation.locked import LockedTest, locked_labels, pad_columns
+from ml.evaluation.locked import LockedTest, hardened_targets, locked_labels, pad_columns
 from ml.fusion.rules import rule_metrics
 from ml.thresholds import ThresholdPolicy, out_of_fold_emitted, select_thresholds, threshold_vector
 
@@ -178,16 +178,6 @@ def score_baseline(ctx: EvalContext, editor: dict[str, np.ndarray], abstain: Ite
     return _figures(ctx, emitted, t) | ranking | {"train_videos": n_train, "certified": certified | ranking}
 
 
-def hardened(targets: Any, categories: Sequence[str]) -> dict[str, np.ndarray]:
-    """A student's targets (``StudentTargets``) as 0/1 over ``categories``, cut at 0.5; unknown is 0."""
-    index = {c: j for j, c in enumerate(targets.categories)}
-    pick = [index.get(c) for c in categories]
-    return {
-        v: np.array([0.0 if j is None else float(row[j] >= 0.5) for j in pick], np.float32)
-        for v, row in targets.targets.items()
-    }
-
-
 def train_and_score(
     ctx: EvalContext,
     editor: dict[str, np.ndarray],
@@ -221,7 +211,9 @@ def train_and_score(
         figures, flagged = score_student(ctx, fit.result.model_dir, fit.categories)
     # The same regression as the baseline on this run's own targets, abstaining where the student did:
     # the data without the architecture.
-    regression = score_baseline(ctx, hardened(fit.targets, ctx.categories), abstain=flagged)
+    t = fit.targets
+    own = hardened_targets(list(t.targets), list(t.targets.values()), t.categories, ctx.categories)
+    regression = score_baseline(ctx, own, abstain=flagged)
     figures["regression on its targets"] = regression["certified"]
     return figures | {
         "train_seconds": round(time.perf_counter() - started, 1),

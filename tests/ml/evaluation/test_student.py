@@ -83,12 +83,12 @@ def test_cuts_certified_on_gold_judge_the_locked_test_and_gold_is_judged_out_of_
 
 
 def test_a_students_targets_become_the_regressions_labels_over_the_evaluated_categories():
-    from ml.evaluation.student import hardened
+    from ml.evaluation.locked import hardened_targets
     from ml.visual.targets import StudentTargets
 
     t = StudentTargets(["b", "a"])
     t.add("v1", np.array([0.7, np.nan], np.float32), np.ones(2, np.float32), "pseudo")
     t.add("v2", np.array([0.2, 0.9], np.float32), np.ones(2, np.float32), "editor")
-    out = hardened(t, ["a", "b", "c"])  # c: a category the student learnt nothing about
+    out = hardened_targets(list(t.targets), list(t.targets.values()), t.categories, ["a", "b", "c"])  # c: unlearnt
     np.testing.assert_array_equal(out["v1"], [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(out["v2"], [1.0, 0.0, 0.0])

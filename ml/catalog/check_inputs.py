@@ -52,37 +52,28 @@ def probed_count(catalog: Catalog, batch_ids: Sequence[str]) -> int:
     Counted by membership, as ``probe_rows`` reads them: a member whose probe row names another batch
     was still probed, and its shard is the batch it belongs to.
     """
-    return int(
-        catalog.scalar(
-            f"SELECT count(*) FROM video_probe p JOIN batch_members m USING (video_id) WHERE m.batch_id {IN_LIST}",
-            [list(batch_ids)],
-        )
-        or 0
-    )
+    return _members_with(catalog, batch_ids, "count(*) FROM video_probe p")
 
 
 def result_count(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> int:
     """Members of the batches with a fusion result (classified or failed) under ``model_version``."""
-    return int(
-        catalog.scalar(
-            f"SELECT count(DISTINCT r.video_id) FROM video_results r JOIN batch_members m USING (video_id) "
-            f"WHERE r.model_version = ? AND m.batch_id {IN_LIST}",
-            [model_version, list(batch_ids)],
-        )
-        or 0
+    return _members_with(
+        catalog, batch_ids, "count(DISTINCT r.video_id) FROM video_results r", "r.model_version = ?", [model_version]
     )
 
 
 def failure_count(catalog: Catalog, batch_ids: Sequence[str], stage: str) -> int:
     """Members of the batches with a ``stage`` failure on record (they are expected to have no row there)."""
-    return int(
-        catalog.scalar(
-            f"SELECT count(*) FROM failures f JOIN batch_members m USING (video_id) "
-            f"WHERE f.stage = ? AND m.batch_id {IN_LIST}",
-            [stage, list(batch_ids)],
-        )
-        or 0
-    )
+    return _members_with(catalog, batch_ids, "count(*) FROM failures f", "f.stage = ?", [stage])
+
+
+def _members_with(
+    catalog: Catalog, batch_ids: Sequence[str], count_from: str, where: str = "", params: Sequence[Any] = ()
+) -> int:
+    """``SELECT <count_from>`` joined to the batches' members (``m``), under ``where`` and its parameters."""
+    condition = f"{where} AND " if where else ""
+    sql = f"SELECT {count_from} JOIN batch_members m USING (video_id) WHERE {condition}m.batch_id {IN_LIST}"
+    return int(catalog.scalar(sql, [*params, list(batch_ids)]) or 0)
 
 
 def prediction_rows(catalog: Catalog, batch_ids: Sequence[str], model_version: str) -> Any:  # -> DataFrame

@@ -10,26 +10,18 @@ reused), and the number of head fits each makes.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from typing import Any
 
 import numpy as np
 
+from bench.hash_encoder import HashEncoder
+
 N_TEXTS, N_CATEGORIES, DIM, REPEATS = 54, 18, 384, 3
 
 
-class _HashEncoder:
+class _HashEncoder(HashEncoder):
     name, dim = "hash-384", DIM
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", str(t).lower()):
-                seed = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
-                out[i] += np.random.default_rng(seed).normal(size=self.dim)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def _problem() -> tuple[list[str], np.ndarray, list[list[str]]]:

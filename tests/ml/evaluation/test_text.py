@@ -1,13 +1,12 @@
 import csv
-import hashlib
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.hash_encoder import HashEncoder as BaseHashEncoder
 from ml.evaluation import text as te
 from ml.text import features as tf
 
@@ -45,17 +44,9 @@ WORDS = {
 }
 
 
-class HashEncoder:
+class HashEncoder(BaseHashEncoder):
     name = "hash-eval"
     dim = 24
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                seed = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
-                out[i] += np.random.default_rng(seed).normal(size=self.dim)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def write_country(folder: Path, cc: str, lang: str, n: int, shared_ids=()):

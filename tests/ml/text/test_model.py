@@ -1,11 +1,10 @@
 import datetime as dt
-import hashlib
 import json
-import re
 
 import numpy as np
 import pytest
 
+from bench.hash_encoder import HashEncoder as BaseHashEncoder
 from ml.text import model as tm
 
 TOPICS = {
@@ -16,19 +15,11 @@ TOPICS = {
 FILLER = ["today", "new", "video", "best", "week", "watch", "episode", "my", "the"]
 
 
-class HashEncoder:
+class HashEncoder(BaseHashEncoder):
     """Bag of words through fixed random vectors: cheap, deterministic, topic-separable."""
 
     name = "hash-test"
     dim = 32
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", str(t).lower()):
-                seed = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
-                out[i] += np.random.default_rng(seed).normal(size=self.dim)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def make_data(n=300, seed=0):

@@ -63,6 +63,19 @@ def registry_rows(catalog, n: int, start: int = 1, age_s: float = 0.0, registere
         )
 
 
+def video_rows(con, video_ids, at, language: str = "en") -> None:
+    """Registry rows for ``video_ids`` (in order, uploaded and registered ``at``) inside the caller's
+    transaction ``con``, for catalogs whose labels and embeddings the test writes next."""
+    from ml.catalog.store import insert_rows
+
+    insert_rows(
+        con,
+        "videos",
+        ["video_id", "seq", "uri", "registered_at", "origin", "language", "uploaded_at"],
+        [(v, i, f"/m/{v}.mp4", at, "test", language, at) for i, v in enumerate(video_ids)],
+    )
+
+
 def result_rows(catalog, video_ids: list[str], version: str = "f1", batch_id: str | None = None) -> None:
     """Fusion's per-video outcome rows (classified, no category) under ``version``, as a finished run leaves them."""
     import datetime as dt

@@ -9,18 +9,14 @@ import pytest
 
 from ml.catalog.store import insert_rows
 from ml.evaluation.locked import LockedTest, locked_labels
+from tests.conftest import video_rows
 
 
 def _catalog_with_editor_labels(catalog) -> None:
     now = dt.datetime(2026, 1, 1)
     ids = ["e1", "e2", "t1", "t2"]
     with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "videos",
-            ["video_id", "seq", "uri", "registered_at", "origin", "language", "uploaded_at"],
-            [(v, i, f"/m/{v}.mp4", now, "test", "en", now) for i, v in enumerate(ids)],
-        )
+        video_rows(con, ids, now)
         insert_rows(con, "label_coverage", ["video_id", "label_set", "exhaustive"], [("e1", "editor", True)])
         insert_rows(
             con,

@@ -12,6 +12,7 @@ from ml.catalog.model_registry import latest_model, register_model
 from ml.catalog.store import insert_rows
 from ml.frames.embedding_store import VideoEmbeddings, iter_videos, write_shard
 from ml.visual.synthetic import synthetic_catalog
+from tests.conftest import video_rows
 
 N = 160
 
@@ -37,12 +38,7 @@ def _populate(catalog, settings, tmp_path, *, with_gold: bool):
         )
     now = dt.datetime(2026, 1, 1)
     with catalog.transaction() as con:
-        insert_rows(
-            con,
-            "videos",
-            ["video_id", "seq", "uri", "registered_at", "origin", "language", "uploaded_at"],
-            [(v, i, f"/m/{v}.mp4", now, "test", "en", now) for i, v in enumerate(keep)],
-        )
+        video_rows(con, keep, now)
         label_rows, coverage = [], []
         for label_set, vids in (("editor", editor), ("gold", gold if with_gold else [])):
             for v in vids:

@@ -306,7 +306,7 @@ def run_batches(run, ordered: Sequence[str]) -> list[str]:
     return []
 
 
-def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+def failed_steps(instance: dg.DagsterInstance) -> dict[str, list[str]]:
     """Batch -> the partitioned assets whose last attempt on it failed, from Dagster's partition status,
     and the checked assets that the failure must be re-run from.
 
@@ -323,7 +323,7 @@ def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None =
     """
     from orchestration.definitions import defs
 
-    ordered = sorted(batch_ids) if batch_ids is not None else all_partitions(instance)
+    ordered = all_partitions(instance)
     if not ordered or not _any_run_failed(instance):
         return {}
     graph = defs.resolve_asset_graph()
@@ -346,8 +346,9 @@ def failed_steps(instance: dg.DagsterInstance, batch_ids: Sequence[str] | None =
 
 
 def _any_run_failed(instance: dg.DagsterInstance) -> bool:
-    """A step fails only in a run that failed (or was cancelled): with none, no asset's partition status
-    need be read, nor the definitions loaded (`vidcat status` on a healthy catalog)."""
+    """A step fails only in a run that failed (or was cancelled): on an instance where none ever did, no
+    asset's partition status need be read, nor the definitions loaded. Once one has (even one a later run
+    made good), every call reads them: which failures still count is what the full read decides."""
     ended_badly = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
     return bool(instance.get_runs(filters=dg.RunsFilter(statuses=ended_badly), limit=1))
 
@@ -611,7 +612,8 @@ def launch_backfill(
         superseded = supersede(instance, earlier, daemon_alive, log=log)
     pending = [b.backfill_id for b in earlier if b.backfill_id not in superseded]
     existing = set(instance.get_dynamic_partitions(BATCHES_PARTITION_NAME))
-    missing = [p for p in all_batches(catalog) if p not in existing]
+    batches = all_batches(catalog)
+    missing = [p for p in batches if p not in existing]
     # Retraining learns from every batch and re-scores them all with the new models. Otherwise only new
     # batches, plus backfill batches whose partition was never added: a launch that died after
     # committing them (the sensor requests its own batches itself).
@@ -628,9 +630,9 @@ def launch_backfill(
     if rescore or train:
         # Every batch but those a live run (or another backfill) still works on: two runs of one batch
         # must never overlap (the frame step's temporaries, the serving store's order).
-        rest = [b for b in all_batches(catalog) if b not in busy]
+        rest = [b for b in batches if b not in busy]
         busy |= busy_batches(instance, rest, daemon_alive, superseded)
-        partitions = [b for b in all_batches(catalog) if b not in busy]
+        partitions = [b for b in rest if b not in busy]
     else:
         stranded = set(missing) & set(all_batches(catalog, origin="backfill"))
         whole = {b.batch_id for b in new} | stranded | set(include or ())
@@ -728,7 +730,7 @@ def launch_under_lock(
         )
         started = False
         if wait and (launch.backfill_id or launch.pending):
-            started = stack.enter_context(running_daemon(settings, instance, log))
+            started = stack.enter_context(running_daemon(settings, instance, log, known_running=alive))
     return Launched(launch, alive, started)
 
 
@@ -889,8 +891,17 @@ def visibility_poll(
 
 
 @contextlib.contextmanager
-def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None]) -> Iterator[bool]:
+def running_daemon(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    log: Callable[[str], None],
+    known_running: bool | None = None,
+) -> Iterator[bool]:
     """A `dagster-daemon` for the duration, unless one is already serving this instance.
+
+    ``known_running``: whether one is, as the caller found out under the launch lock it still holds (no
+    other command can have started one since); None asks ``daemon_running``, which without /proc can
+    watch heartbeats for up to 40 s.
 
     Yields whether it started one (then stopped on exit: what it must record, it records before).
     The daemon runs in its own session, so a signal to this command does not reach it: SIGTERM, SIGINT
@@ -900,7 +911,8 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, log: Callab
     """
     from orchestration.supervise import on_stop_signals, signal_name, stop_group
 
-    if daemon_running(instance, settings.dagster_home):
+    alive = daemon_running(instance, settings.dagster_home) if known_running is None else known_running
+    if alive:
         log("using the dagster-daemon already running for this instance")
         yield False
         return

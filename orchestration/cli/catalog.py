@@ -504,7 +504,6 @@ def wait_until_finished(
         incomplete_batches,
         launch_backfill,
         launch_lock,
-        owed_batches,
         retried_runs,
         run_failures,
         wait_for_backfill,
@@ -546,9 +545,7 @@ def wait_until_finished(
         if not troubled:
             break
         with launch_lock(settings):
-            owed, _ = owed_batches(catalog, instance, daemon_alive=True)
             busy = busy_batches(instance, sorted(troubled), daemon_alive=True)
-            owed_here = sorted(u.batch_id for u in owed if u.batch_id in left_over)
             holders = sorted(
                 {why.split()[-1] for b, why in busy.items() if b in troubled and why.startswith("backfill ")}
                 - set(statuses)
@@ -556,19 +553,20 @@ def wait_until_finished(
             if holders:  # another command's backfill took these batches over: its end is ours
                 log(f"{len(troubled)} batch(es) taken over by backfill {', '.join(holders)}: waiting for it")
                 queue += holders
-            elif owed_here and relaunched is None:
+            elif left_over and relaunched is None:
+                # Of these, launch_backfill re-runs the ones owed (nothing works on them): none, no backfill.
                 launch = launch_backfill(
                     settings,
                     catalog,
                     batch_new=False,
-                    rerun_only=set(owed_here),
-                    title=f"vidcat: re-run of {len(owed_here)} unfinished batch(es)",
+                    rerun_only=set(left_over),
+                    title="vidcat: re-run of unfinished batches",
                 )
                 if launch.backfill_id:
                     relaunched = launch.backfill_id
                     log(
-                        f"re-running {len(owed_here)} batch(es) whose runs failed or whose results are of models "
-                        f"since replaced: backfill {relaunched}"
+                        f"re-running {len(launch.partitions)} batch(es) whose runs failed or whose results are of "
+                        f"models since replaced: backfill {relaunched}"
                     )
                     queue.append(relaunched)
     # The work is done when nothing is left and the backfill that finished it (a re-launch, or another

@@ -25,8 +25,9 @@ from ml.catalog.check_inputs import member_count, prediction_rows, result_count,
 def written_versions(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict[str, str]:
     """Batch -> the fusion version of its latest `fused_predictions` materialization (absent: none recorded)."""
     found: dict[str, str] = {}
+    seen: set[str] = set()
     cursor = None
-    while len(found) < len(batch_ids):
+    while len(seen) < len(batch_ids):
         page = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=fused_predictions.key, asset_partitions=batch_ids),
             limit=max(len(batch_ids), 100),
@@ -36,7 +37,10 @@ def written_versions(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
             version = (
                 record.asset_materialization.metadata.get("fusion_version") if record.asset_materialization else None
             )
-            if record.partition_key not in found and version is not None:
+            if record.partition_key in seen:
+                continue
+            seen.add(record.partition_key)  # the latest one decides, recorded or not
+            if version is not None:
                 found[record.partition_key] = str(getattr(version, "value", version))
         if not page.has_more:
             break

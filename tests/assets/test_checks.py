@@ -224,18 +224,23 @@ def test_embedding_check_fails_on_a_missing_shard_or_a_dropped_video(batch, sett
     assert complete.metadata["probed"].value == 3
 
 
-def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(batch, catalog):
-    """The rows of the fusion version the asset recorded, not the newest model's; a member without a result
-    under it fails the check instead of passing on zero rows."""
+def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(
+    batch, catalog, settings
+):
+    """The rows of the fusion version the asset recorded, not the newest model's (a --train may register a
+    newer one while the batch runs); a member without a result under it fails the check instead of passing
+    on zero rows; a materialization that records no version fails it too."""
     from assets.fusion.predictions_checks import prediction_expectations
+    from ml.catalog.model_registry import register_model
     from tests.conftest import result_rows
 
     batch_id, instance = batch
+    register_model(catalog, "fusion", "f-newer", settings.models_dir, [])  # newer than what the batch wrote
 
-    def check(results_for: list[str]):
+    def check(results_for: list[str], recorded: bool = True):
         def fuse(b: str) -> dg.MaterializeResult:
             result_rows(catalog, results_for, "f-written", b)
-            return dg.MaterializeResult(metadata={"fusion_version": "f-written"})
+            return dg.MaterializeResult(metadata={"fusion_version": "f-written"} if recorded else {})
 
         return _check_on_stand_in("fused_predictions", fuse, prediction_expectations, batch_id, instance)
 
@@ -243,3 +248,5 @@ def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_nee
     assert not short.passed and "2 of 3 videos have a result under f-written" in short.description
     done = check(["v3"])  # no category for any video: no rows, every member has its result
     assert done.passed and done.metadata["fusion_versions"].value == "f-written"
+    unrecorded = check([], recorded=False)
+    assert not unrecorded.passed and "records a fusion_version" in unrecorded.description

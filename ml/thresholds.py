@@ -325,18 +325,20 @@ def select_thresholds(
     return [select_threshold(scores[:, j], labels[:, j], policy) for j in range(scores.shape[1])]
 
 
+def cv_splits(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` seeded (train, test) index splits of ``n`` videos, each video in one test part."""
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i]) for i in range(k)]
+
+
 def out_of_fold_emitted(
     scores: np.ndarray, labels: np.ndarray, policy: ThresholdPolicy, folds: int = 5, seed: int = 0
 ) -> np.ndarray:
     """What certified cuts emit on videos they were not certified on: each fold's cuts come from the
     other folds. The figure two scorers may be compared on at the promise without judging cuts on the
     videos that placed them."""
-    n = len(labels)
-    k = max(2, min(folds, n // 4))
-    parts = np.array_split(np.random.default_rng(seed).permutation(n), k)
     emitted = np.zeros(labels.shape, bool)
-    for i, test in enumerate(parts):
-        train = np.concatenate([p for j, p in enumerate(parts) if j != i])
+    for train, test in cv_splits(len(labels), max(2, min(folds, len(labels) // 4)), seed):
         cuts = threshold_vector(select_thresholds(scores[train], labels[train], policy))
         emitted[test] = np.nan_to_num(scores[test], nan=-np.inf) >= cuts
     return emitted

@@ -29,6 +29,7 @@ from ml.thresholds import (
     DEFAULT_POLICY,
     Threshold,
     ThresholdPolicy,
+    cv_splits,
     min_emitted,
     select_thresholds,
     threshold_vector,
@@ -312,18 +313,12 @@ def fit_rule(
             return model
         # Thresholds on out-of-fold stacker scores: in-sample scores would set them too low.
         oof = np.full(labels.shape, np.nan)
-        for train, test in _folds(len(rows), 3, seed):
+        for train, test in cv_splits(len(rows), 3, seed):
             tr, te = rows[train], rows[test]
             oof[te] = _stack_predict(_stack_fit(feats[tr], labels[tr]), feats[te])
         model.stackers = _stack_fit(feats[rows], labels[rows])
         model.fused_thresholds = select_thresholds(oof, labels, policy)
     return model
-
-
-def _folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    idx = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(idx, k)
-    return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i]) for i in range(k)]
 
 
 def per_category_precision(emitted: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -423,7 +418,7 @@ def compare_rules(
     for rule in rules:
         emitted = np.zeros(labels.shape, bool)
         score = np.full(labels.shape, np.nan)
-        for i, (train, test) in enumerate(_folds(n, folds, seed)):
+        for i, (train, test) in enumerate(cv_splits(n, folds, seed)):
             model = fit_rule(rule, text[train], visual[train], text_chars[train], labels[train], policy, seed + i)
             d = model.decide(text[test], visual[test], text_chars[test])
             emitted[test], score[test] = d.emitted, d.score

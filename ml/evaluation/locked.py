@@ -90,19 +90,19 @@ def evaluate_locked_test(
     test: LockedTest,
     shards: Sequence[Any] = (),
     min_emitted: int = 10,
-    promise: float = 0.8,
-    confidence: float = 0.95,
     policy: ThresholdPolicy | None = None,
 ) -> dict[str, Any]:
     """Every system on the locked test: overall, per kind of text, and the chosen rule per category.
 
-    ``policy`` (default: the one the fusion recorded) certifies the regressions' own cuts on gold, so
-    that they are also compared with the product at its operating point.
+    ``policy`` (default: the one the fusion recorded, else the defaults) is the promise audited and the
+    one the regressions' own cuts are certified under on gold, so that they are also compared with the
+    product at its operating point.
 
     Locked videos the fusion's student learnt from (gold imported after it trained) are left out and
     counted (``student_trained_on``): its scores there are not held out.
     """
-    policy = policy if policy is not None else fusion.policy
+    policy = policy or fusion.policy or ThresholdPolicy()
+    promise, confidence = policy.target_precision, policy.confidence
     leaked = set(test.video_ids) - held_out_ids(catalog)
     if leaked:
         raise ValueError(

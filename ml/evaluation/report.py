@@ -39,14 +39,11 @@ def reported_locked_test(catalog: Catalog, demo_dir: Path) -> LockedTest:
     return test
 
 
-def fusion_comparison(catalog: Catalog) -> tuple[dict, str]:
-    """The rules the current fusion model compared on certification gold, as data and as a table."""
-    from ml.catalog.model_registry import latest_model
+def fusion_comparison(fusion) -> tuple[dict, str]:
+    """The rules fusion model ``fusion`` (its registry record) compared on certification gold, as data and
+    as a table."""
     from ml.catalog.summary import md_table
 
-    fusion = latest_model(catalog, "fusion", required=False)
-    if fusion is None:
-        raise ModelNotTrained("no fusion model yet: materialize category_thresholds (`vidcat backfill --train --wait`)")
     comparison = fusion.metrics["comparison"]
     rows = [
         (
@@ -76,8 +73,11 @@ def fusion_comparison(catalog: Catalog) -> tuple[dict, str]:
     }, table
 
 
-def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None, str]:
-    """The locked-test table (demo ground truth, or the locked share of gold), or a line saying why not."""
+def locked_test_report(settings, catalog: Catalog, ws=None, fusion=None) -> tuple[dict | None, str]:
+    """The locked-test table (demo ground truth, or the locked share of gold), or a line saying why not.
+
+    ``fusion``: the ``LoadedFusion`` to report (default: the current one).
+    """
     from ml.catalog.holdout import locked_test_ids
     from ml.evaluation.locked import evaluate_locked_test, format_report
     from ml.frames.embedding_store import list_shards
@@ -89,12 +89,9 @@ def locked_test_report(settings, catalog: Catalog, ws=None) -> tuple[dict | None
             "keep a share that nothing trains or tunes on."
         )
     test = reported_locked_test(catalog, settings.demo_dir)
-    fusion = load_current_fusion(catalog)
+    fusion = fusion or load_current_fusion(catalog)
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
-    policy = served_policy(catalog, settings, fusion)
-    report = evaluate_locked_test(
-        catalog, fusion, test, shards, promise=policy.target_precision, confidence=policy.confidence, policy=policy
-    )
+    report = evaluate_locked_test(catalog, fusion, test, shards, policy=served_policy(catalog, settings, fusion))
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else None
     return report, format_report(report, names)
 
@@ -106,10 +103,16 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
     (under the policy the current fusion recorded) before the verdict on it.
     """
     from ml.catalog.model_registry import latest_model
-    from ml.fusion.stage import served_policy
+    from ml.fusion.stage import load_current_fusion, served_policy
 
-    data, table = fusion_comparison(catalog)
-    data["promise"] = served_policy(catalog, settings).promise()
+    # One fusion model for the whole report: the promise at its head, its rule comparison, its student and
+    # the locked-test audit all describe the same one, even if a newer one is registered meanwhile.
+    record = latest_model(catalog, "fusion", required=False)
+    if record is None:
+        raise ModelNotTrained("no fusion model yet: materialize category_thresholds (`vidcat backfill --train --wait`)")
+    fusion = load_current_fusion(catalog, record)
+    data, table = fusion_comparison(record)
+    data["promise"] = served_policy(catalog, settings, fusion).promise()
     choice = data.get("choice") or {}
     lines = [
         f"The promise: {data['promise']}.",
@@ -121,7 +124,7 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
     if choice and not choice.get("holds", True):
         failing = ", ".join(f"{f['category_id']} ({f['precision']:.2f})" for f in choice.get("failing", []))
         lines.append(f"WARNING: the chosen rule misses the promise on held-out gold in: {failing}")
-    visual = latest_model(catalog, "visual_model", required=False)
+    visual = fusion.visual_record
     if visual is not None:
         data["visual_training"] = {
             "sources": visual.training_data.get("sources"),
@@ -136,7 +139,7 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
             f"self-training accepted {(visual.training_data.get('self_training') or {}).get('accepted_videos', 0)} "
             f"video(s); on certification gold (never trained on, locked test left out): {gold_line}",
         ]
-    test, text = locked_test_report(settings, catalog, ws)
+    test, text = locked_test_report(settings, catalog, ws, fusion)
     data["locked_test"] = test
     lines += ["", text]
     return data, "\n".join(lines)

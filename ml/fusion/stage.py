@@ -305,8 +305,9 @@ def served_policy(catalog: Catalog, settings: Any, fusion: LoadedFusion | None =
     return policy if policy is not None else settings.threshold_policy()
 
 
-def load_current_fusion(catalog: Catalog) -> LoadedFusion:
-    record = latest_model(catalog, "fusion")
+def load_current_fusion(catalog: Catalog, record: ModelRecord | None = None) -> LoadedFusion:
+    """The fusion model of ``record`` (default: the latest registered) with its sources' records."""
+    record = record or latest_model(catalog, "fusion")
     assert record is not None
     data = json.loads(Path(record.artifact_path).read_text())
     text = get_model(catalog, "text_model", data["text_model_version"])

@@ -184,5 +184,5 @@ def test_gold_the_current_student_learnt_from_is_left_out_of_certification(catal
             ["video_id", "category_id", "label_set", "is_positive", "annotator", "created_at"],
             [(v, syn.categories[0], "gold", True, "spot-check", now) for v in spot_checked],
         )
-    ids, *_ = gold_inputs(catalog, text, visual, list(syn.categories))
-    assert sorted(ids) == sorted(gold)
+    ids, *_, left_out = gold_inputs(catalog, text, visual, list(syn.categories))
+    assert sorted(ids) == sorted(gold) and left_out == len(spot_checked) == 3  # counted, for the asset's warning

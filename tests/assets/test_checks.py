@@ -224,9 +224,7 @@ def test_embedding_check_fails_on_a_missing_shard_or_a_dropped_video(batch, sett
     assert complete.metadata["probed"].value == 3
 
 
-def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(
-    batch, catalog, settings
-):
+def test_prediction_check_reads_the_version_the_asset_wrote_and_every_member_needs_a_result(batch, catalog, settings):
     """The rows of the fusion version the asset recorded, not the newest model's (a --train may register a
     newer one while the batch runs); a member without a result under it fails the check instead of passing
     on zero rows; a materialization that records no version fails it too."""

@@ -73,10 +73,10 @@ def fusion_comparison(fusion) -> tuple[dict, str]:
     }, table
 
 
-def locked_test_report(settings, catalog: Catalog, ws=None, fusion=None) -> tuple[dict | None, str]:
+def locked_test_report(settings, catalog: Catalog, ws=None, record=None) -> tuple[dict | None, str]:
     """The locked-test table (demo ground truth, or the locked share of gold), or a line saying why not.
 
-    ``fusion``: the ``LoadedFusion`` to report (default: the current one).
+    ``record``: the fusion model's registry row to report (default: the latest one).
     """
     from ml.catalog.holdout import locked_test_ids
     from ml.evaluation.locked import evaluate_locked_test, format_report
@@ -89,7 +89,7 @@ def locked_test_report(settings, catalog: Catalog, ws=None, fusion=None) -> tupl
             "keep a share that nothing trains or tunes on."
         )
     test = reported_locked_test(catalog, settings.demo_dir)
-    fusion = fusion or load_current_fusion(catalog)
+    fusion = load_current_fusion(catalog, record)
     shards = list_shards(settings.embeddings_dir, settings.image_encoder)
     report = evaluate_locked_test(catalog, fusion, test, shards, policy=served_policy(catalog, settings, fusion))
     names = {c.id: c.full_name for c in ws.categories} if ws is not None else None
@@ -102,17 +102,16 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
     The promise heads it because the audit below checks it: a reader must see what was certified
     (under the policy the current fusion recorded) before the verdict on it.
     """
-    from ml.catalog.model_registry import latest_model
-    from ml.fusion.stage import load_current_fusion, served_policy
+    from ml.catalog.model_registry import get_model, latest_model
+    from ml.fusion.stage import served_policy
 
     # One fusion model for the whole report: the promise at its head, its rule comparison, its student and
     # the locked-test audit all describe the same one, even if a newer one is registered meanwhile.
     record = latest_model(catalog, "fusion", required=False)
     if record is None:
         raise ModelNotTrained("no fusion model yet: materialize category_thresholds (`vidcat backfill --train --wait`)")
-    fusion = load_current_fusion(catalog, record)
     data, table = fusion_comparison(record)
-    data["promise"] = served_policy(catalog, settings, fusion).promise()
+    data["promise"] = served_policy(catalog, settings, record=record).promise()
     choice = data.get("choice") or {}
     lines = [
         f"The promise: {data['promise']}.",
@@ -124,7 +123,8 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
     if choice and not choice.get("holds", True):
         failing = ", ".join(f"{f['category_id']} ({f['precision']:.2f})" for f in choice.get("failing", []))
         lines.append(f"WARNING: the chosen rule misses the promise on held-out gold in: {failing}")
-    visual = fusion.visual_record
+    student = record.params.get("visual_model_version")
+    visual = get_model(catalog, "visual_model", student) if student else None
     if visual is not None:
         data["visual_training"] = {
             "sources": visual.training_data.get("sources"),
@@ -139,7 +139,7 @@ def pipeline_report(settings, catalog: Catalog, ws=None) -> tuple[dict, str]:
             f"self-training accepted {(visual.training_data.get('self_training') or {}).get('accepted_videos', 0)} "
             f"video(s); on certification gold (never trained on, locked test left out): {gold_line}",
         ]
-    test, text = locked_test_report(settings, catalog, ws, fusion)
+    test, text = locked_test_report(settings, catalog, ws, record)
     data["locked_test"] = test
     lines += ["", text]
     return data, "\n".join(lines)

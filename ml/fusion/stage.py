@@ -291,16 +291,18 @@ def recorded_policy(params: dict[str, Any]) -> ThresholdPolicy | None:
     return ThresholdPolicy(**{k: v for k, v in stored.items() if k in known})
 
 
-def served_policy(catalog: Catalog, settings: Any, fusion: LoadedFusion | None = None) -> ThresholdPolicy:
+def served_policy(
+    catalog: Catalog, settings: Any, fusion: LoadedFusion | None = None, record: ModelRecord | None = None
+) -> ThresholdPolicy:
     """The policy behind the thresholds served now; the settings' only while none was recorded.
 
-    ``fusion``: the model a caller already loaded, so the promise it states is that model's even if a
-    newer fusion is registered meanwhile.
+    ``fusion`` (loaded) or ``record`` (its registry row): the model a caller already holds, so the promise
+    it states is that model's even if a newer fusion is registered meanwhile.
     """
     if fusion is not None:
         policy = fusion.policy
     else:
-        record = latest_model(catalog, "fusion", required=False)
+        record = record or latest_model(catalog, "fusion", required=False)
         policy = recorded_policy(record.params) if record is not None else None
     return policy if policy is not None else settings.threshold_policy()
 

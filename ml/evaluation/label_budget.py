@@ -20,7 +20,14 @@ import numpy as np
 from ml.catalog.holdout import HeldOutLeak
 from ml.catalog.store import Catalog
 from ml.errors import InvalidInput
-from ml.evaluation.student import EvalContext, guard_of, score_baseline, student_config, train_and_score
+from ml.evaluation.student import (
+    EvalContext,
+    baseline_row,
+    guard_of,
+    mean_figures,
+    student_config,
+    train_and_score,
+)
 
 BUDGET_SALT = "vidcat-label-budget-v1"
 
@@ -44,7 +51,7 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
     ok = [r for r in results if "error" not in r]
     if not ok:
         return dict(results[0])
-    out = _mean(ok)
+    out = mean_figures(ok)
     if seeds > 1:
         f1 = np.array([r["f1"] for r in ok], dtype=np.float64)
         if len(f1) > 1:
@@ -55,33 +62,20 @@ def _over_seeds(run, seeds: int) -> dict[str, Any]:
     return out
 
 
-def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The mean of every number the runs share (nested dicts too), NaN-aware; one run is itself.
+def _student_runs(
+    ctx: EvalContext, kept, pseudo, policy, config, seeds: int, text_probs=None, abstentions: list | None = None
+) -> dict[str, Any]:
+    """The student trained with each seed, its figures averaged; each run's out-of-distribution abstentions
+    appended to ``abstentions`` (the baselines' certified rows are silent where the student was)."""
 
-    A figure some runs could not give (precision where a seed emitted nothing is NaN) is the mean over
-    those that gave it, and ``<figure>_seeds`` says how many did: beside F1 and recall (over every
-    seed) it is a mean over fewer, luckier runs.
-    """
-    if len(runs) == 1:
-        return dict(runs[0])
-    out: dict[str, Any] = {}
-    for k in runs[0]:
-        values = [r.get(k) for r in runs]
-        if all(isinstance(v, dict) for v in values):
-            out[k] = _mean(values)
-        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            x = np.array(values, dtype=np.float64)
-            given = int((~np.isnan(x)).sum())
-            out[k] = float(np.nanmean(x)) if given else float("nan")
-            if 0 < given < len(values):
-                out[f"{k}_seeds"] = given
-    return out
+    def run(seed: int) -> dict[str, Any]:
+        result = train_and_score(ctx, kept, pseudo, policy, replace(config, seed=seed), text_probs)
+        flagged = result.pop("abstained", None)
+        if abstentions is not None and flagged is not None:
+            abstentions.append(flagged)
+        return result
 
-
-def _student_runs(ctx: EvalContext, kept, pseudo, policy, config, seeds: int, text_probs=None) -> dict[str, Any]:
-    return _over_seeds(
-        lambda seed: train_and_score(ctx, kept, pseudo, policy, replace(config, seed=seed), text_probs), seeds
-    )
+    return _over_seeds(run, seeds)
 
 
 def teacher_on_pool(
@@ -230,10 +224,11 @@ def label_budget(
         # The teacher (prior head) takes no minimum: ``text_min`` applies to its comparison head only.
         entry["min_positives"] = {"teacher without prior": text_min, "student": scaled.visual_min_positives}
         entry["editor only"] = _student_runs(ctx_b, kept, ({}, {}), replace(policy, pseudo_labels=False), config, seeds)
+        abstentions: list[list[str]] = []
         entry["editor + pseudo-labels"] = _student_runs(
-            ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds, text_probs
+            ctx_b, kept, pseudo, replace(policy, pseudo_labels=True), config, seeds, text_probs, abstentions
         )
-        entry["baseline"] = score_baseline(ctx, kept)
+        entry["baseline"] = baseline_row(ctx, kept, abstentions)
         if pool_truth:  # what perfect pseudo-labels would give the same regression: the ceiling
             index = {c: j for j, c in enumerate(ctx.categories)}
             oracle = dict(kept)
@@ -242,6 +237,6 @@ def label_budget(
                     y = np.zeros(len(ctx.categories), np.float32)
                     y[[index[c] for c in labels if c in index]] = 1.0
                     oracle[v] = y
-            entry["baseline, pool's true labels"] = score_baseline(ctx, oracle)
+            entry["baseline, pool's true labels"] = baseline_row(ctx, oracle, abstentions)
         out["budgets"][f"{b:g}"] = entry
     return out

@@ -88,3 +88,51 @@ def test_a_students_targets_become_the_regressions_labels_over_the_evaluated_cat
     out = hardened_targets(list(t.targets), list(t.targets.values()), t.categories, ["a", "b", "c"])  # c: unlearnt
     np.testing.assert_array_equal(out["v1"], [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(out["v2"], [1.0, 0.0, 0.0])
+
+
+def test_a_baselines_certified_row_is_silent_where_the_student_abstained(tmp_path, settings):
+    """Certified, a regression is read at the product's operating point: where the student's detector
+    abstained the product gives the visual source nothing, so the regression says nothing there either,
+    run by run; its 0.5 cut still scores every video (the 20-line model as it is)."""
+    from ml.evaluation.student import EvalContext, baseline_row
+    from ml.frames.embedding_store import VideoEmbeddings, write_shard
+
+    rng = np.random.default_rng(0)
+
+    def frames(positive: bool) -> np.ndarray:
+        centre = np.r_[np.ones(4), np.zeros(4)] if positive else np.r_[np.zeros(4), np.ones(4)]
+        return (centre + 0.05 * rng.standard_normal((3, 8))).astype(np.float32)
+
+    editor = {f"e{i}": np.array([float(i % 2 == 0)], np.float32) for i in range(20)}
+    gold_y = np.zeros((60, 1), bool)
+    gold_y[:40] = True
+    gold = [f"g{i}" for i in range(60)]
+    test = LockedTest(["t1", "t2", "t3"], {"t1": ["a"], "t2": [], "t3": ["a"]}, {"t1": "none"}, "test")
+    positive = {**{v: bool(y[0]) for v, y in editor.items()}, **dict(zip(gold, gold_y[:, 0], strict=True))}
+    positive |= {"t1": True, "t2": False, "t3": True}
+    records = [VideoEmbeddings(v, np.arange(3, dtype=np.float32), frames(p)) for v, p in positive.items()]
+    write_shard(tmp_path / "s.parquet", records, encoder="t")
+    _, test_y = locked_labels(test, ["a"])
+    ctx = EvalContext(
+        ["a"],
+        [tmp_path / "s.parquet"],
+        None,
+        editor,
+        frozenset(),
+        gold,
+        gold_y,
+        test,
+        test_y,
+        settings,
+        settings.threshold_policy(),
+        guard=lambda ids, what: None,
+    )
+
+    every = baseline_row(ctx, editor)
+    assert every["recall"] == 1.0 and every["certified"]["recall"] == 1.0  # gold certifies a cut for "a"
+    one = baseline_row(ctx, editor, [["t1"]])
+    assert one["recall"] == 1.0  # the 0.5 cut is unchanged
+    assert one["certified"]["recall"] == pytest.approx(0.5) and one["certified"]["no_text"]["coverage"] == 0.0
+    two = baseline_row(ctx, editor, [["t1"], []])  # the mean over the runs, each with its own abstentions
+    assert two["certified"]["recall"] == pytest.approx(0.75)
+    assert two["certified"]["abstaining_with"] == "2 student run(s)"

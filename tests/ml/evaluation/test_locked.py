@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,35 @@ def test_the_pseudo_baseline_learns_the_students_pool_targets_only(catalog, ws, 
     assert sorted(pool) == ["v2", "v3"]
     assert pool["v2"].tolist() == [1.0, 0.0, 0.0] and pool["v3"].tolist() == [0.0, 0.0, 1.0]
     assert _student_pool_targets(catalog, "visual-9", ["a"]) == {}
+
+
+@pytest.mark.slow
+def test_a_locked_video_the_student_learnt_from_is_left_out_of_the_report_and_counted(pipeline_env, tmp_path):
+    """Gold imported after training can put a video the deployed student learnt from (a spot-checked pool
+    video) into the locked share: its scores there are not held out, so the report leaves it out of every
+    figure and says how many it left out, until the student is retrained."""
+    from ml.catalog.holdout import lock_test, student_trained_on
+    from ml.catalog.store import Catalog, clone_file
+    from ml.evaluation.locked import LockedTest, evaluate_locked_test
+    from ml.evaluation.report import reported_locked_test
+    from ml.fusion.stage import load_current_fusion
+
+    copy = tmp_path / "catalog.duckdb"  # the shared trained catalog stays as it is
+    clone_file(pipeline_env.data_root / "catalog.duckdb", copy)
+    catalog = Catalog(copy)
+    fusion = load_current_fusion(catalog)
+    test = reported_locked_test(catalog, pipeline_env.data_root / "demo")
+    before = evaluate_locked_test(catalog, fusion, test)
+    learnt = sorted(student_trained_on(catalog, fusion.visual_version) - set(test.video_ids))
+    assert learnt and before["student_trained_on"] == 0
+    lock_test(catalog, learnt[:1], "gold-split")
+    with_it = LockedTest(
+        [*test.video_ids, learnt[0]],
+        {**test.labels, learnt[0]: [fusion.categories[0]]},
+        {**test.kinds, learnt[0]: "full"},
+        test.source,
+    )
+    after = evaluate_locked_test(catalog, fusion, with_it)
+    assert after["student_trained_on"] == 1 and after["videos"] == before["videos"] == len(test.video_ids)
+    same = [json.dumps(r[k], sort_keys=True) for r in (before, after) for k in ("systems", "audit")]  # NaN == NaN
+    assert same[:2] == same[2:]

@@ -27,7 +27,8 @@ It prints, then returns for ``python -m bench``:
 
 ``--all`` also builds the depthwise-in-fp32 variant and runs it with and without onnxruntime's
 ``WeightBiasQuantization`` graph optimization, which silently re-quantizes float convolutions fed by a
-DequantizeLinear to per-tensor int8 weights (why "depthwise kept in fp32" measured worse before).
+DequantizeLinear to per-tensor int8 weights (why "depthwise kept in fp32" measured worse before); and the
+fixed recipe with 7-bit weights (``reduce_range``), the remedy for u8s8 saturation on x86 without VNNI.
 
 Skips with a message when the real clips (``../shared/data/real_clips`` or ``VIDCAT_BENCH_CLIPS``) are absent.
 """
@@ -163,7 +164,9 @@ def fp32_prefix(facts: dict[str, Any], blocks: int = FP32_PREFIX_BLOCKS) -> list
     return _with_activations(facts, keep)
 
 
-def quantize(src: Path, out: Path, calib: np.ndarray, exclude: list[str] | None = None) -> float:
+def quantize(
+    src: Path, out: Path, calib: np.ndarray, exclude: list[str] | None = None, reduce_range: bool = False
+) -> float:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     started = time.perf_counter()
@@ -177,6 +180,7 @@ def quantize(src: Path, out: Path, calib: np.ndarray, exclude: list[str] | None 
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
         nodes_to_exclude=exclude or [],
+        reduce_range=reduce_range,
         # Clip kept explicit before each QuantizeLinear: the runtime fuses it all the same (same speed, same
         # outputs), and a graph with one side's QDQ taken out still computes ReLU6 (``_one_side_float``)
         extra_options={"QDQKeepRemovableActivations": True},
@@ -428,6 +432,10 @@ def run(extra: bool = False) -> dict[str, Any]:
             depthwise = _with_activations(facts_pre, [facts_pre["convs"][0], *facts_pre["depthwise"]])
             models["depthwise_fp32"] = work / "int8_depthwise_fp32.onnx"
             quantize(pre, models["depthwise_fp32"], calib, exclude=depthwise)
+            # 7-bit weights: on x86 without VNNI the u8s8 kernels add pairs of products in int16, which
+            # full-range weights can saturate; the kernel check below says whether this CPU needs it.
+            models["fixed_reduce_range"] = work / "int8_fixed_reduce_range.onnx"
+            quantize(pre, models["fixed_reduce_range"], calib, exclude=island, reduce_range=True)
 
         # 1. layer by layer
         debug = real[np.linspace(0, len(real) - 1, N_DEBUG).astype(int)]
@@ -469,7 +477,7 @@ def run(extra: bool = False) -> dict[str, Any]:
 
         # 4. kernels against the same graph in float: saturation of u8s8 products would show here
         sim = {}
-        for k in ("before", "fixed"):
+        for k in ("before", "fixed", "fixed_reduce_range") if extra else ("before", "fixed"):
             exact = encode(session(models[k], level="DISABLE_ALL"), real)
             sim[k] = fidelity(exact, encode(session(models[k]), real), hw, hb)["cos_min"]
         result["int8_kernels_vs_float_qdq_cos_min"] = sim
@@ -490,6 +498,7 @@ def run(extra: bool = False) -> dict[str, Any]:
         timed = {"fp32": raw, "int8 before": models["before"], "int8 fixed": models["fixed"]}
         if extra:
             timed["int8 depthwise fp32"] = models["depthwise_fp32"]
+            timed["int8 fixed, reduce_range"] = models["fixed_reduce_range"]
         result["speed"] = {}
         for threads in (2, 1):
             fps = speed(timed, frames, threads, rounds)
